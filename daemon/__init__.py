@@ -1,0 +1,2 @@
+"""Treelens daemon: workspace scanning and watching, the feedback store, the LSP server
+(``python -m daemon``) and the ``treelens`` command line."""

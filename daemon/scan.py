@@ -1,0 +1,229 @@
+"""Build the ProjectTree of a folder on disk.
+
+Fast path: ``git ls-files -co --exclude-standard -z`` when the folder is inside a git
+work tree, which honours every .gitignore, .git/info/exclude and the global excludes.
+Otherwise an os.scandir walk that honours nested .gitignore files with pathspec.
+Both skip the directories in model.filters.SKIP_DIRS, never follow symlinked
+directories, and survive unreadable folders and names that are not UTF-8. Nothing
+from the workspace is executed: git runs with hooks, pagers and credential helpers
+off and a timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pathspec
+
+from model.filters import DEFAULT_FILTER, PathFilter, is_skipped_dir
+from model.manifests import MAX_MANIFEST_BYTES, cut_manifest, select_manifests
+from model.tree import FileEntry, ProjectTree
+
+log = logging.getLogger(__name__)
+
+GIT_TIMEOUT_S = 30
+DEFAULT_MAX_FILES = 500_000
+"""Stop listing beyond this many files, so a workspace opened on a home folder cannot
+exhaust memory; the result says it was limited."""
+
+GIT_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_OPTIONAL_LOCKS": "0",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_PAGER": "cat",
+    "LC_ALL": "C",
+}
+
+
+class ScanError(Exception):
+    """The folder cannot be scanned at all (missing, not a folder, unreadable)."""
+
+
+@dataclass
+class ScanResult:
+    """A folder's tree and how it was obtained."""
+
+    root: Path
+    tree: ProjectTree
+    method: str  # "git" or "walk"
+    unreadable: list[str] = field(default_factory=list)
+    limited: bool = False
+
+
+def check_folder(root: Path) -> Path:
+    """The resolved folder, or ScanError saying what is wrong with it."""
+    if not root.exists():
+        raise ScanError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise ScanError(f"{root}: is a file, not a folder; give the project's folder")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise ScanError(f"{root}: permission denied; Treelens needs to list this folder")
+    return root.resolve()
+
+
+def display_path(raw: str) -> str:
+    """A path safe to show and send as JSON: undecodable bytes become U+FFFD."""
+    return raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def git_paths(root: Path, timeout: float = GIT_TIMEOUT_S) -> list[str] | None:
+    """Paths git lists for the folder (tracked + untracked, not ignored), or None when
+    the folder is not in a git work tree or git is unavailable."""
+    command = [
+        "git",
+        "-c",
+        "core.hooksPath=/dev/null",
+        "-c",
+        "core.fsmonitor=false",
+        "-C",
+        str(root),
+        "ls-files",
+        "-co",
+        "--exclude-standard",
+        "-z",
+    ]
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            timeout=timeout,
+            env={**os.environ, **GIT_ENV},
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        log.info("git ls-files unavailable for %s (%s); walking the folder", root, error)
+        return None
+    if done.returncode != 0:
+        return None
+    return [os.fsdecode(p) for p in done.stdout.split(b"\0") if p]
+
+
+def walk_paths(root: Path, unreadable: list[str], max_files: int) -> tuple[list[str], bool]:
+    """Relative file paths under ``root`` honouring nested .gitignore files.
+
+    Symlinks are listed, never followed; unreadable folders are recorded and skipped.
+    Returns the paths and whether ``max_files`` cut the listing short.
+    """
+    found: list[str] = []
+    # each pending folder carries the gitignore specs that apply to it, root first
+    pending: list[tuple[str, list[tuple[str, pathspec.GitIgnoreSpec]]]] = [("", [])]
+    while pending:
+        rel, specs = pending.pop()
+        folder = root / rel if rel else root
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as error:
+            unreadable.append(display_path(rel) or ".")
+            log.warning("cannot list %s: %s", folder, error.strerror or error)
+            continue
+        specs = specs + _gitignore_spec(folder, rel, entries)
+        for entry in entries:
+            path = f"{rel}/{entry.name}" if rel else entry.name
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            if is_dir and (is_skipped_dir(entry.name) or _ignored(specs, path + "/")):
+                continue
+            if is_dir:
+                pending.append((path, specs))
+            elif not _ignored(specs, path):
+                found.append(path)
+                if len(found) >= max_files:
+                    return found, True
+    return found, False
+
+
+def _gitignore_spec(
+    folder: Path, rel: str, entries: list[os.DirEntry]
+) -> list[tuple[str, pathspec.GitIgnoreSpec]]:
+    if not any(e.name == ".gitignore" and e.is_file(follow_symlinks=False) for e in entries):
+        return []
+    try:
+        lines = (folder / ".gitignore").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    return [(rel, pathspec.GitIgnoreSpec.from_lines(lines))]
+
+
+def _ignored(specs: list[tuple[str, pathspec.GitIgnoreSpec]], path: str) -> bool:
+    """Git's rule: the deepest .gitignore with a matching pattern decides."""
+    for base, spec in reversed(specs):
+        relative = path[len(base) + 1 :] if base else path
+        result = spec.check_file(relative)
+        if result.include is not None:
+            return result.include
+    return False
+
+
+def file_entry(root: Path, path: str) -> FileEntry | None:
+    """The entry for one listed path (size and kind from lstat), None when it vanished."""
+    try:
+        info = os.lstat(root / path)
+    except OSError:
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        kind = "link"
+    elif stat.S_ISDIR(info.st_mode):
+        kind = "submodule"  # git lists a submodule as one entry; a folder otherwise
+    else:
+        kind = "file"
+    return FileEntry(display_path(path), info.st_size if kind != "submodule" else 0, kind)
+
+
+def read_manifest(root: Path, path: str) -> str | None:
+    """A manifest's text as the data set stores it (first 32 KiB); None if unreadable.
+
+    Symlinks are not read: a link named package.json must not pull in a file from
+    outside the workspace.
+    """
+    target = root / path
+    try:
+        if target.is_symlink() or not target.is_file():
+            return None
+        with open(target, "rb") as handle:
+            return cut_manifest(handle.read(MAX_MANIFEST_BYTES))
+    except OSError:
+        return None
+
+
+def scan(
+    root: Path,
+    *,
+    path_filter: PathFilter = DEFAULT_FILTER,
+    use_git: bool = True,
+    max_files: int = DEFAULT_MAX_FILES,
+) -> ScanResult:
+    """The ProjectTree of a folder (see the module docstring for the rules)."""
+    root = check_folder(root)
+    unreadable: list[str] = []
+    raw = git_paths(root) if use_git else None
+    method = "git"
+    limited = False
+    if raw is None:
+        method = "walk"
+        raw, limited = walk_paths(root, unreadable, max_files)
+    elif len(raw) > max_files:
+        raw, limited = raw[:max_files], True
+    # git lists an untracked nested repository as "name/": keep it as one entry
+    raw = path_filter.project_paths([p.rstrip("/") for p in raw])
+    on_disk: dict[str, str] = {}  # display path -> path as the file system spells it
+    entries = []
+    for path in raw:
+        entry = file_entry(root, path)
+        if entry is not None:
+            entries.append(entry)
+            on_disk[entry.path] = path
+    manifests = {}
+    for path in select_manifests(e.path for e in entries if e.kind == "file"):
+        text = read_manifest(root, on_disk[path])
+        if text is not None:
+            manifests[path] = text
+    return ScanResult(root, ProjectTree(entries, manifests), method, unreadable, limited)

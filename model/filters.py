@@ -1,0 +1,217 @@
+"""Which paths of a project the model looks at.
+
+Two layers, both applied to plain path lists so that a data-set record and a scanned
+folder are filtered identically:
+
+- *skips*: directories that are never part of the project proper (VCS data, installed
+  dependencies, virtualenvs, build output). The scanner also uses them to avoid
+  descending into such folders at all.
+- *noise*: files that say little about what a project is (the seed report's filters):
+  media, fonts, locale/translation data, migrations, docs and markdown, and names with
+  two or more consecutive digits (hashes, generated files). Each category can be turned
+  off, and extra gitignore-style patterns can be added.
+
+Manifest files are never dropped as noise: they carry the dependency section.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+
+import pathspec
+
+from model.manifests import is_manifest
+
+SKIP_DIRS: frozenset[str] = frozenset(
+    {
+        # version control
+        ".git",
+        ".hg",
+        ".svn",
+        # installed dependencies
+        "node_modules",
+        "bower_components",
+        "jspm_packages",
+        "Pods",
+        ".bundle",
+        # virtualenvs and tool caches
+        ".venv",
+        "venv",
+        "__pycache__",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".eggs",
+        ".gradle",
+        ".terraform",
+        ".dart_tool",
+        ".pub-cache",
+        # build output
+        "build",
+        "dist",
+        "out",
+        "target",
+        ".next",
+        ".nuxt",
+        ".svelte-kit",
+        ".parcel-cache",
+        ".angular",
+        ".cache",
+        "coverage",
+        ".expo",
+        "DerivedData",
+    }
+)
+"""Directory names skipped wherever they appear."""
+
+VENV_MARKER = "pyvenv.cfg"
+"""A directory holding this file is a virtualenv, whatever its name."""
+
+MEDIA_EXTENSIONS = frozenset(
+    [
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".gif",
+        ".bmp",
+        ".ico",
+        ".icns",
+        ".svg",
+        ".webp",
+        ".tif",
+        ".tiff",
+        ".psd",
+        ".xcf",
+        ".ai",
+        ".eps",
+        ".heic",
+        ".mp3",
+        ".wav",
+        ".ogg",
+        ".oga",
+        ".flac",
+        ".aac",
+        ".m4a",
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".avi",
+        ".mkv",
+        ".webm",
+        ".wmv",
+        ".flv",
+    ]
+)
+FONT_EXTENSIONS = frozenset([".ttf", ".otf", ".woff", ".woff2", ".eot", ".pfb", ".pfm", ".fnt"])
+LOCALE_EXTENSIONS = frozenset(
+    [".po", ".pot", ".mo", ".xliff", ".xlf", ".resx", ".strings", ".stringsdict", ".arb"]
+)
+LOCALE_DIRS = frozenset({"locale", "locales", "i18n", "l10n", "lang", "langs", "translations", "nls"})
+LOCALE_DIR_PATTERN = re.compile(r"^(values-[a-z]{2,3}(-r[A-Z]{2})?|[A-Za-z_-]+\.lproj)$")
+MIGRATION_DIRS = frozenset({"migrations", "migrate", "alembic"})
+DOC_EXTENSIONS = frozenset([".md", ".markdown", ".mdx", ".rst", ".adoc", ".asciidoc", ".textile", ".rdoc"])
+DOC_DIRS = frozenset({"docs", "doc", "documentation"})
+DIGITS_PATTERN = re.compile(r"\d\d")
+
+NOISE_CATEGORIES: tuple[str, ...] = ("media", "fonts", "locale", "migrations", "docs", "digits")
+
+
+def extension(name: str) -> str:
+    """Lower-cased extension of a file name including the dot, or '' (dotfiles have none)."""
+    base = name.rsplit("/", 1)[-1]
+    dot = base.rfind(".")
+    return base[dot:].lower() if dot > 0 else ""
+
+
+@lru_cache(maxsize=1 << 18)
+def noise_category(path: str) -> str | None:
+    """The noise category a file path falls in, or None when it is signal (memoised)."""
+    if is_manifest(path):
+        return None
+    folder, _, name = path.rpartition("/")
+    ext = extension(name)
+    if ext in MEDIA_EXTENSIONS:
+        return "media"
+    if ext in FONT_EXTENSIONS:
+        return "fonts"
+    if ext in LOCALE_EXTENSIONS:
+        return "locale"
+    by_folder = _folder_category(folder) if folder else None
+    if by_folder in ("locale", "migrations"):
+        return by_folder
+    if ext in DOC_EXTENSIONS or by_folder == "docs":
+        return "docs"
+    if DIGITS_PATTERN.search(name):
+        return "digits"
+    return None
+
+
+@lru_cache(maxsize=65536)
+def _folder_category(folder: str) -> str | None:
+    """Noise category implied by the folders on a path (locale > migrations > docs)."""
+    dirs = [d.lower() for d in folder.split("/")]
+    if any(d in LOCALE_DIRS for d in dirs) or any(LOCALE_DIR_PATTERN.match(d) for d in folder.split("/")):
+        return "locale"
+    if any(d in MIGRATION_DIRS for d in dirs):
+        return "migrations"
+    if any(d in DOC_DIRS for d in dirs):
+        return "docs"
+    return None
+
+
+def is_skipped_dir(name: str) -> bool:
+    """True for a directory name that is never part of the project proper."""
+    return name in SKIP_DIRS
+
+
+@dataclass(frozen=True)
+class PathFilter:
+    """The configurable part of path filtering.
+
+    ``noise`` lists the noise categories that are dropped (default: all of them);
+    ``extra_ignores`` are gitignore-style patterns dropped on top (the daemon's
+    ``extraIgnores`` setting).
+    """
+
+    noise: frozenset[str] = frozenset(NOISE_CATEGORIES)
+    extra_ignores: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(self.noise - set(NOISE_CATEGORIES))
+        if unknown:
+            raise ValueError(f"unknown noise categories {unknown}; choose from {list(NOISE_CATEGORIES)}")
+
+    @cached_property
+    def _extra_spec(self) -> pathspec.PathSpec | None:
+        if not self.extra_ignores:
+            return None
+        return pathspec.PathSpec.from_lines("gitwildmatch", self.extra_ignores)
+
+    def project_paths(self, paths: list[str]) -> list[str]:
+        """Paths that are part of the project proper: skips and extra ignores removed."""
+        venvs = {posixpath.dirname(p) for p in paths if p.rsplit("/", 1)[-1] == VENV_MARKER}
+        kept = []
+        for path in paths:
+            parts = path.split("/")
+            if any(is_skipped_dir(d) for d in parts[:-1]):
+                continue
+            if venvs and any("/".join(parts[:i]) in venvs for i in range(1, len(parts))):
+                continue
+            kept.append(path)
+        if self._extra_spec is not None:
+            kept = [p for p in kept if not self._extra_spec.match_file(p)]
+        return kept
+
+    def signal_paths(self, paths: list[str]) -> list[str]:
+        """Project paths minus the enabled noise categories: what the tree text shows."""
+        if not self.noise:
+            return list(paths)
+        return [p for p in paths if noise_category(p) not in self.noise]
+
+
+DEFAULT_FILTER = PathFilter()
