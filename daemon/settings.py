@@ -1,0 +1,147 @@
+"""The daemon's settings: one dataclass, each default stated once.
+
+Settings arrive as JSON through ``initializationOptions`` and
+``workspace/didChangeConfiguration`` (package.json ``contributes.configuration`` is their
+schema; the extension's settings module is the only reader on that side). Every message
+carries the whole section, so a missing key means its default. A bad value is reported
+(the caller logs it) and its default is used, so a typo never stops the daemon.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pathspec
+import platformdirs
+
+from daemon.protocol import SETTINGS_SECTION
+from model.labels import LABELS
+
+DEVICES = ("auto", "cpu", "cuda")
+MAX_DEBOUNCE_MS = 60_000
+FEEDBACK_FILE_NAME = "feedback.sqlite3"
+
+
+def default_feedback_database() -> Path:
+    """One file in the user's data directory (e.g. ~/.local/share/treelens/ on Linux)."""
+    return platformdirs.user_data_path("treelens", appauthor=False) / FEEDBACK_FILE_NAME
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective settings; ``model_path`` None means the shipped default bundle."""
+
+    model_path: Path | None = None
+    device: str = "auto"
+    debounce_ms: int = 300
+    extra_ignores: tuple[str, ...] = ()
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    feedback_database: Path = field(default_factory=default_feedback_database)
+
+    @classmethod
+    def parse(cls, raw: Any) -> tuple[Settings, list[str]]:
+        """Settings from a JSON object (flat, or nested under ``"treelens"``) and the
+        problems found, one readable line each; a bad value keeps its default."""
+        problems: list[str] = []
+        if isinstance(raw, dict) and isinstance(raw.get(SETTINGS_SECTION), dict):
+            raw = raw[SETTINGS_SECTION]
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            return cls(), [f"settings must be a JSON object, got {_kind(raw)}; using the defaults"]
+        values: dict[str, Any] = {}
+        for key, (name, check) in _FIELDS.items():
+            if raw.get(key) is None:
+                continue
+            try:
+                values[name] = check(raw[key])
+            except ValueError as error:
+                problems.append(f"setting {SETTINGS_SECTION}.{key}: {error}; using the default")
+        return cls(**values), problems
+
+    @staticmethod
+    def json_keys() -> tuple[str, ...]:
+        """The JSON keys of the settings section."""
+        return tuple(_FIELDS)
+
+    def to_json(self) -> dict[str, Any]:
+        """The effective settings as the client spells them (logged at start-up)."""
+        return {
+            "modelPath": str(self.model_path) if self.model_path else None,
+            "device": self.device,
+            "debounceMs": self.debounce_ms,
+            "extraIgnores": list(self.extra_ignores),
+            "thresholds": dict(self.thresholds),
+            "feedbackDatabase": str(self.feedback_database),
+        }
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _path(value: Any) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected a path, got {_kind(value)} {value!r:.80}")
+    path = Path(value.strip()).expanduser()
+    if not path.is_absolute():
+        raise ValueError(f"{value!r:.200} is not an absolute path")
+    return path
+
+
+def _optional_path(value: Any) -> Path | None:
+    if value == "":
+        return None  # an empty setting means "the default bundle"
+    return _path(value)
+
+
+def _device(value: Any) -> str:
+    if value not in DEVICES:
+        raise ValueError(f"expected one of {', '.join(DEVICES)}, got {value!r:.80}")
+    return value
+
+
+def _debounce(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"expected milliseconds (a number), got {_kind(value)} {value!r:.80}")
+    if not 0 <= value <= MAX_DEBOUNCE_MS:
+        raise ValueError(f"expected 0 to {MAX_DEBOUNCE_MS} ms, got {value}")
+    return round(value)
+
+
+def _globs(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"expected a list of gitignore-style globs, got {_kind(value)} {value!r:.80}")
+    for pattern in value:
+        try:
+            pathspec.GitIgnoreSpec.from_lines([pattern])
+        except Exception as error:  # pathspec raises several types for a bad pattern
+            raise ValueError(f"{pattern!r:.200} is not a valid gitignore pattern ({error})") from None
+    return tuple(value)
+
+
+def _thresholds(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected {{label: probability}}, got {_kind(value)} {value!r:.80}")
+    unknown = sorted(set(value) - set(LABELS))
+    if unknown:
+        raise ValueError(f"unknown label(s) {unknown}; known labels are {list(LABELS)}")
+    for label, p in value.items():
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 < p < 1.0:
+            raise ValueError(f"{label}: expected a probability strictly between 0 and 1, got {p!r:.80}")
+    return {label: float(value[label]) for label in LABELS if label in value}
+
+
+_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "modelPath": ("model_path", _optional_path),
+    "device": ("device", _device),
+    "debounceMs": ("debounce_ms", _debounce),
+    "extraIgnores": ("extra_ignores", _globs),
+    "thresholds": ("thresholds", _thresholds),
+    "feedbackDatabase": ("feedback_database", _path),
+}
+"""JSON key -> (field, validator raising ValueError with a readable reason)."""
