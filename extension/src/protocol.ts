@@ -1,0 +1,100 @@
+/**
+ * The daemon's wire protocol as the extension sees it: method names, error codes and the
+ * JSON shapes the extension relies on. daemon/protocol.py owns the names; this module
+ * mirrors them and a unit test checks that both lists match.
+ */
+
+export const CLASSIFY = "treelens/classify";
+export const CLASSIFY_TREE = "treelens/classifyTree";
+export const LABELS_CHANGED = "treelens/labelsChanged";
+export const SUGGEST_QUERY_SET = "treelens/suggestQuerySet";
+export const SUBMIT_FEEDBACK = "treelens/submitFeedback";
+export const TOKENIZE = "treelens/tokenize";
+
+/** Client -> server requests. */
+export const REQUESTS = [CLASSIFY, CLASSIFY_TREE, SUGGEST_QUERY_SET, SUBMIT_FEEDBACK, TOKENIZE] as const;
+/** Server -> client notifications. */
+export const NOTIFICATIONS = [LABELS_CHANGED] as const;
+
+/** The configuration section the daemon's settings live in. */
+export const SETTINGS_SECTION = "treelens";
+
+/** Error codes of conditions a person can fix; the extension offers the fix. */
+export const ERROR_CODES = {
+  modelUnavailable: 1001,
+  feedbackUnavailable: 1002,
+  folderUnavailable: 1003,
+  querySetsUnavailable: 1004,
+} as const;
+
+/** The engines `treelens/suggestQuerySet` knows. */
+export const ENGINES = ["semgrep", "codeql", "bandit"] as const;
+export type Engine = (typeof ENGINES)[number];
+
+export interface ClassifyParams {
+  folder?: string;
+}
+
+/** `treelens/classify` result and `treelens/labelsChanged` params. */
+export interface ClassifyResult {
+  folder: string;
+  labels: string[];
+  probabilities: Record<string, number>;
+  thresholds: Record<string, number>;
+  tokenCount: number;
+  truncated: boolean;
+  modelVersion: string;
+  languages: string[];
+  technologies: string[];
+  elapsedMs: number;
+}
+
+export interface SuggestQuerySetParams {
+  folder?: string;
+  engine: Engine;
+}
+
+export interface SuggestQuerySetResult {
+  engine: Engine;
+  selected: string[];
+  excludedCount: number;
+  totalCount: number;
+  reasons: unknown;
+  config: string;
+}
+
+export interface SubmitFeedbackParams {
+  folder?: string;
+  labels: Record<string, 0 | 1>;
+  comment?: string;
+}
+
+export interface SubmitFeedbackResult {
+  id: number;
+  stored: boolean;
+}
+
+export interface TokenizeParams {
+  folder?: string;
+}
+
+export interface Token {
+  id: number;
+  text: string;
+}
+
+export interface TokenizeResult {
+  text: string;
+  tokens: Token[];
+  tokenCount: number;
+}
+
+/** The settings the daemon reads (DESIGN.md); null means "the daemon's default". */
+export interface DaemonSettings {
+  modelPath: string | null;
+  device: "auto" | "cpu" | "cuda";
+  debounceMs: number;
+  extraIgnores: string[];
+  thresholds: Record<string, number>;
+  feedbackDatabase: string | null;
+}

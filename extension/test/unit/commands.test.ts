@@ -1,0 +1,191 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { DaemonState } from "../../src/common/daemon";
+import { notInstalled } from "../../src/common/problems";
+import type { CommandContext } from "../../src/commands/context";
+import { feedbackLabels, labelPicks, sendFeedback } from "../../src/commands/feedback";
+import { COMMANDS, MENU_ITEMS, showMenu } from "../../src/commands/menu";
+import { configHeader, MAX_REASON_LINES, reasonLines, suggestQuerySet } from "../../src/commands/querySet";
+import { showTokenization, tokenizationHtml } from "../../src/commands/tokenization";
+import { FolderLabels } from "../../src/labels";
+import {
+  CLASSIFY,
+  SUBMIT_FEEDBACK,
+  SUGGEST_QUERY_SET,
+  TOKENIZE,
+  type SubmitFeedbackParams,
+  type SuggestQuerySetParams,
+} from "../../src/protocol";
+import { FakeApi, FakeConnection, packageJson } from "./fakes";
+import { classifyResult, querySetResult, tokenizeResult } from "./samples";
+
+function setup(state?: DaemonState) {
+  const api = new FakeApi();
+  const connection = new FakeConnection({
+    [CLASSIFY]: () => classifyResult(),
+    [SUGGEST_QUERY_SET]: (params: SuggestQuerySetParams) => querySetResult({ engine: params.engine }),
+    [SUBMIT_FEEDBACK]: () => ({ id: 7, stored: true }),
+    [TOKENIZE]: () => tokenizeResult(),
+  });
+  const labels = new FolderLabels(api, () => undefined);
+  const daemon: DaemonState = state ?? { kind: "running", connection };
+  const context: CommandContext = { api, labels, daemonState: () => daemon };
+  return { api, connection, labels, context };
+}
+
+test("suggest: the engine's config opens with counts and reasons, and is saved on request", async () => {
+  const { api, connection, context } = setup();
+  api.answers.push("CodeQL", "Save to Workspace");
+  await suggestQuerySet(context);
+  assert.deepEqual(connection.requests.at(-1), {
+    method: SUGGEST_QUERY_SET,
+    params: { folder: "file:///work/app", engine: "codeql" },
+  });
+  const [doc] = api.untitled;
+  assert.equal(doc.language, "yaml");
+  assert.match(doc.content, /^# Treelens CodeQL query set for app\n# Kept 2 of 1,967 CodeQL queries \(1,965 left out\)\./);
+  assert.match(doc.content, /# {3}language not in project \(java\): 400\n/);
+  assert.ok(doc.content.endsWith(querySetResult().config));
+  assert.match(api.messages("info")[0], /Kept 2 of 1,967 CodeQL queries .* Save it as treelens\.qls\?/);
+  assert.equal(api.files.get("/work/app/treelens.qls"), doc.content);
+  assert.deepEqual(api.opened, ["/work/app/treelens.qls"]);
+});
+
+test("suggest: an existing file is only overwritten when confirmed; no engine, no request", async () => {
+  const { api, connection, context } = setup();
+  api.files.set("/work/app/treelens-semgrep.yml", "mine");
+  api.answers.push("semgrep", "Save to Workspace", undefined);
+  await suggestQuerySet(context);
+  assert.equal(api.files.get("/work/app/treelens-semgrep.yml"), "mine");
+  assert.match(api.messages("warning")[0], /already exists/);
+  const before = connection.requests.length;
+  api.answers.push(undefined);
+  await suggestQuerySet(context);
+  assert.equal(connection.requests.length, before);
+});
+
+test("suggest: a daemon error is shown, not thrown", async () => {
+  const { api, context } = setup();
+  const failing = new FakeConnection({
+    [SUGGEST_QUERY_SET]: () => {
+      throw new Error("no catalog for bandit");
+    },
+  });
+  const broken: CommandContext = { ...context, daemonState: () => ({ kind: "running", connection: failing }) };
+  api.answers.push("bandit");
+  await suggestQuerySet(broken);
+  assert.match(api.messages("error")[0], /could not suggest a Bandit query set: no catalog for bandit/);
+  assert.equal(api.untitled.length, 0);
+});
+
+test("reasons of any shape become header lines, capped", () => {
+  assert.deepEqual(reasonLines(["a", { b: 2 }, null]), ["a", "b: 2"]);
+  assert.deepEqual(reasonLines({ "not python": ["r1", "r2", "r3", "r4", "r5", "r6"] }), [
+    "not python: r1, r2, r3, r4, r5, … (6)",
+  ]);
+  const many = Object.fromEntries(Array.from({ length: MAX_REASON_LINES + 5 }, (_, i) => [`reason ${i}`, i]));
+  const header = configHeader(querySetResult({ reasons: many }), "app", []);
+  assert.match(header, /\(labels: none\)/);
+  assert.match(header, /# {3}… 5 more\n/);
+  assert.ok(header.split("\n").every((line) => line === "" || line.startsWith("#")));
+});
+
+test("feedback: the predicted labels are ticked; the person's answer is sent with the comment", async () => {
+  const { api, connection, labels, context } = setup();
+  labels.attach(connection);
+  await new Promise((resolve) => setImmediate(resolve));
+  api.answers.push(["backend", "cli"], "  the CLI is in bin/ ");
+  await sendFeedback(context);
+  const picks = api.shown.find((entry) => entry.kind === "multiPick")?.items ?? [];
+  assert.deepEqual(
+    picks.filter((item) => item.picked).map((item) => item.label),
+    ["backend", "has_api"],
+  );
+  assert.equal(picks.length, 8);
+  const request = connection.requests.at(-1);
+  assert.equal(request?.method, SUBMIT_FEEDBACK);
+  const params = request?.params as SubmitFeedbackParams;
+  assert.equal(params.folder, "file:///work/app");
+  assert.equal(params.comment, "the CLI is in bin/");
+  assert.deepEqual(params.labels, {
+    backend: 1,
+    frontend: 0,
+    mobile: 0,
+    has_api: 0,
+    desktop: 0,
+    cli: 1,
+    library: 0,
+    iac: 0,
+  });
+  assert.match(api.messages("info")[0], /feedback #7 for app stored \(backend, cli\)/);
+});
+
+test("feedback: accepting as is sends the prediction without a comment; escape cancels", async () => {
+  const { api, connection, labels, context } = setup();
+  labels.attach(connection); // its first classify is still on the way: feedback waits for one
+  api.answers.push("accept", "");
+  await sendFeedback(context);
+  const sent = connection.requests.filter((request) => request.method === SUBMIT_FEEDBACK);
+  assert.equal(sent.length, 1);
+  const params = sent[0].params as SubmitFeedbackParams;
+  assert.equal(params.comment, undefined);
+  assert.equal(params.labels.backend, 1);
+  assert.equal(params.labels.has_api, 1);
+  assert.equal(params.labels.frontend, 0);
+  api.answers.push("accept", undefined);
+  await sendFeedback(context);
+  assert.equal(connection.requests.filter((request) => request.method === SUBMIT_FEEDBACK).length, 1);
+});
+
+test("feedback helpers follow the result's label order", () => {
+  const result = classifyResult();
+  assert.deepEqual(
+    labelPicks(result).map((pick) => pick.label),
+    Object.keys(result.probabilities),
+  );
+  assert.deepEqual(Object.keys(feedbackLabels(result, [])), Object.keys(result.probabilities));
+});
+
+test("commands explain a daemon that is not running instead of failing", async () => {
+  const problem = notInstalled("python3");
+  const { api, context } = setup({ kind: "failed", problem });
+  await sendFeedback(context);
+  await suggestQuerySet(context);
+  assert.deepEqual(api.messages("warning"), [problem.message, problem.message]);
+  const none = setup();
+  none.api.folders = [];
+  await showTokenization(none.context);
+  assert.match(none.api.messages("info")[0], /open a folder first/);
+});
+
+test("tokenization: a static page with every token coloured and escaped", async () => {
+  const { api, connection, labels, context } = setup();
+  labels.attach(connection);
+  await new Promise((resolve) => setImmediate(resolve));
+  await showTokenization(context);
+  const [view] = api.webviews;
+  assert.equal(view.title, "Treelens Tokens: app");
+  assert.match(view.html, /6 tokens · not truncated/);
+  assert.equal((view.html.match(/<span class="t\d"/g) ?? []).length, 6);
+  assert.ok(!view.html.includes("<script>"), "token text must be escaped");
+  assert.ok(view.html.includes("&#60;script&#62;"));
+  const csp = /http-equiv="Content-Security-Policy" content="([^"]+)"/.exec(view.html)?.[1] ?? "";
+  assert.match(csp, /^default-src 'none'; style-src 'nonce-[^']+';$/);
+  assert.doesNotMatch(view.html, /https?:\/\//);
+  const html = tokenizationHtml(tokenizeResult(), { folderName: "a&b", result: classifyResult({ truncated: true }), nonce: "n" });
+  assert.match(html, /truncated to fit the model/);
+  assert.match(html, /<h2>a&#38;b<\/h2>/);
+});
+
+test("the menu lists every contributed command but itself, and runs the one picked", async () => {
+  const contributed = packageJson().contributes.commands.map((command) => command.command);
+  assert.deepEqual(
+    [...MENU_ITEMS.map((item) => item.value), COMMANDS.showMenu].sort(),
+    [...contributed].sort(),
+  );
+  assert.deepEqual([...Object.values(COMMANDS)].sort(), [...contributed].sort());
+  const api = new FakeApi();
+  api.answers.push(COMMANDS.sendFeedback);
+  await showMenu(api);
+  assert.deepEqual(api.executed, [COMMANDS.sendFeedback]);
+});
