@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 import subprocess
 from dataclasses import dataclass, field
@@ -68,28 +69,23 @@ def check_folder(root: Path) -> Path:
 
 def display_path(raw: str) -> str:
     """A path safe to show and send as JSON: undecodable bytes become U+FFFD."""
+    if raw.isascii():
+        return raw
     return raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def git_paths(root: Path, timeout: float = GIT_TIMEOUT_S) -> list[str] | None:
-    """Paths git lists for the folder (tracked + untracked, not ignored), or None when
-    the folder is not in a git work tree or git is unavailable."""
-    command = [
-        "git",
-        "-c",
-        "core.hooksPath=/dev/null",
-        "-c",
-        "core.fsmonitor=false",
-        "-C",
-        str(root),
-        "ls-files",
-        "-co",
-        "--exclude-standard",
-        "-z",
-    ]
+Listing = list[tuple[str, str | None]]
+"""Relative paths with their kind ('file', 'link', 'submodule'), None where unknown."""
+
+GIT_KINDS = {"120000": "link", "160000": "submodule"}
+
+
+def _git(root: Path, *args: str, timeout: float) -> bytes | None:
+    """Output of a read-only git command in ``root``, None when it fails."""
+    command = ["git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-C", str(root)]
     try:
         done = subprocess.run(
-            command,
+            [*command, *args],
             capture_output=True,
             timeout=timeout,
             env={**os.environ, **GIT_ENV},
@@ -97,20 +93,45 @@ def git_paths(root: Path, timeout: float = GIT_TIMEOUT_S) -> list[str] | None:
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
-        log.info("git ls-files unavailable for %s (%s); walking the folder", root, error)
+        log.info("git unavailable for %s (%s); walking the folder", root, error)
         return None
-    if done.returncode != 0:
-        return None
-    return [os.fsdecode(p) for p in done.stdout.split(b"\0") if p]
+    return done.stdout if done.returncode == 0 else None
 
 
-def walk_paths(root: Path, unreadable: list[str], max_files: int) -> tuple[list[str], bool]:
+def git_listing(root: Path, timeout: float = GIT_TIMEOUT_S) -> Listing | None:
+    """What git lists for the folder (tracked + untracked, not ignored), or None when the
+    folder is not in a git work tree or git is unavailable.
+
+    Tracked entries carry their kind from the index mode (no stat per file); untracked
+    ones get None. Files deleted from the work tree but still in the index are dropped.
+    """
+    listing = _git(root, "ls-files", "-co", "-s", "--exclude-standard", "-z", timeout=timeout)
+    deleted = _git(root, "ls-files", "-d", "-z", timeout=timeout)
+    if listing is None or deleted is None:
+        return None
+    # one decode per listing; undecodable bytes survive as surrogates (os.fsdecode's way)
+    gone = set(deleted.decode("utf-8", "surrogateescape").split("\0"))
+    found: Listing = []
+    for item in listing.decode("utf-8", "surrogateescape").split("\0"):
+        meta, tab, path = item.partition("\t")
+        if tab and _STAGE_ENTRY.match(meta):  # "<mode> <object> <stage>\t<path>": tracked
+            if path not in gone:
+                found.append((path, GIT_KINDS.get(meta[:6], "file")))
+        elif item:
+            found.append((item, None))
+    return found
+
+
+_STAGE_ENTRY = re.compile(r"^[0-7]{6} [0-9a-f]{40,64} [0-3]$")
+
+
+def walk_listing(root: Path, unreadable: list[str], max_files: int) -> tuple[Listing, bool]:
     """Relative file paths under ``root`` honouring nested .gitignore files.
 
     Symlinks are listed, never followed; unreadable folders are recorded and skipped.
-    Returns the paths and whether ``max_files`` cut the listing short.
+    Returns the listing and whether ``max_files`` cut it short.
     """
-    found: list[str] = []
+    found: Listing = []
     # each pending folder carries the gitignore specs that apply to it, root first
     pending: list[tuple[str, list[tuple[str, pathspec.GitIgnoreSpec]]]] = [("", [])]
     while pending:
@@ -135,7 +156,7 @@ def walk_paths(root: Path, unreadable: list[str], max_files: int) -> tuple[list[
             if is_dir:
                 pending.append((path, specs))
             elif not _ignored(specs, path):
-                found.append(path)
+                found.append((path, "link" if entry.is_symlink() else "file"))
                 if len(found) >= max_files:
                     return found, True
     return found, False
@@ -163,10 +184,11 @@ def _ignored(specs: list[tuple[str, pathspec.GitIgnoreSpec]], path: str) -> bool
     return False
 
 
-def file_entry(root: Path, path: str) -> FileEntry | None:
-    """The entry for one listed path (size and kind from lstat), None when it vanished."""
+def file_entry(root_fd: int, path: str) -> FileEntry | None:
+    """The entry for one listed path with size and kind from lstat (relative to the open
+    root folder, which spares a path join per file), None when it vanished."""
     try:
-        info = os.lstat(root / path)
+        info = os.lstat(path, dir_fd=root_fd)
     except OSError:
         return None
     if stat.S_ISLNK(info.st_mode):
@@ -199,28 +221,41 @@ def scan(
     *,
     path_filter: PathFilter = DEFAULT_FILTER,
     use_git: bool = True,
+    sizes: bool = False,
     max_files: int = DEFAULT_MAX_FILES,
 ) -> ScanResult:
-    """The ProjectTree of a folder (see the module docstring for the rules)."""
+    """The ProjectTree of a folder (see the module docstring for the rules).
+
+    File sizes cost one lstat per file and the model text does not use them, so they
+    are read only with ``sizes=True`` (e.g. to write a data-set record); otherwise
+    sizes are 0 and only files of unknown kind are stat'ed.
+    """
     root = check_folder(root)
     unreadable: list[str] = []
-    raw = git_paths(root) if use_git else None
+    listing = git_listing(root) if use_git else None
     method = "git"
     limited = False
-    if raw is None:
+    if listing is None:
         method = "walk"
-        raw, limited = walk_paths(root, unreadable, max_files)
-    elif len(raw) > max_files:
-        raw, limited = raw[:max_files], True
+        listing, limited = walk_listing(root, unreadable, max_files)
+    elif len(listing) > max_files:
+        listing, limited = listing[:max_files], True
     # git lists an untracked nested repository as "name/": keep it as one entry
-    raw = path_filter.project_paths([p.rstrip("/") for p in raw])
+    kinds = {path.rstrip("/"): kind for path, kind in listing}
     on_disk: dict[str, str] = {}  # display path -> path as the file system spells it
     entries = []
-    for path in raw:
-        entry = file_entry(root, path)
-        if entry is not None:
-            entries.append(entry)
-            on_disk[entry.path] = path
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for path in path_filter.project_paths(list(kinds)):
+            kind = kinds[path]
+            entry = (
+                file_entry(root_fd, path) if sizes or kind is None else FileEntry(display_path(path), 0, kind)
+            )
+            if entry is not None:
+                entries.append(entry)
+                on_disk[entry.path] = path
+    finally:
+        os.close(root_fd)
     manifests = {}
     for path in select_manifests(e.path for e in entries if e.kind == "file"):
         text = read_manifest(root, on_disk[path])

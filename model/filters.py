@@ -169,6 +169,16 @@ def is_skipped_dir(name: str) -> bool:
     return name in SKIP_DIRS
 
 
+def _folder_skipped(folder: str, venvs: set[str]) -> bool:
+    """True when a folder lies in a skipped directory or inside a virtualenv."""
+    if not folder:
+        return False
+    parts = folder.split("/")
+    if any(is_skipped_dir(d) for d in parts):
+        return True
+    return bool(venvs) and any("/".join(parts[: i + 1]) in venvs for i in range(len(parts)))
+
+
 @dataclass(frozen=True)
 class PathFilter:
     """The configurable part of path filtering.
@@ -187,22 +197,23 @@ class PathFilter:
             raise ValueError(f"unknown noise categories {unknown}; choose from {list(NOISE_CATEGORIES)}")
 
     @cached_property
-    def _extra_spec(self) -> pathspec.PathSpec | None:
+    def _extra_spec(self) -> pathspec.GitIgnoreSpec | None:
         if not self.extra_ignores:
             return None
-        return pathspec.PathSpec.from_lines("gitwildmatch", self.extra_ignores)
+        return pathspec.GitIgnoreSpec.from_lines(self.extra_ignores)
 
     def project_paths(self, paths: list[str]) -> list[str]:
         """Paths that are part of the project proper: skips and extra ignores removed."""
         venvs = {posixpath.dirname(p) for p in paths if p.rsplit("/", 1)[-1] == VENV_MARKER}
+        skipped: dict[str, bool] = {}  # per folder: files share folders, so decide once each
         kept = []
         for path in paths:
-            parts = path.split("/")
-            if any(is_skipped_dir(d) for d in parts[:-1]):
-                continue
-            if venvs and any("/".join(parts[:i]) in venvs for i in range(1, len(parts))):
-                continue
-            kept.append(path)
+            folder = path.rpartition("/")[0]
+            skip = skipped.get(folder)
+            if skip is None:
+                skip = skipped[folder] = _folder_skipped(folder, venvs)
+            if not skip:
+                kept.append(path)
         if self._extra_spec is not None:
             kept = [p for p in kept if not self._extra_spec.match_file(p)]
         return kept

@@ -1,0 +1,103 @@
+"""`treelens tree|inspect` and `treelens-train data stats`, run as installed commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.folders import make_git_repo, write_files
+from tests.shared_data import DATA_DIR, labelled_records
+
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / args[0]), *args[1:]], cwd=cwd, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.fixture
+def flask_app(tmp_path: Path) -> Path:
+    write_files(
+        tmp_path,
+        {
+            "app/__init__.py": "",
+            "app/views.py": "",
+            "app/templates/index.html": "",
+            "requirements.txt": "flask==3.0\ngunicorn\n",
+            "Dockerfile": "FROM python:3.12\n",
+            "docs/index.md": "",
+        },
+    )
+    make_git_repo(tmp_path)
+    return tmp_path
+
+
+def test_tree_prints_the_model_text(flask_app: Path) -> None:
+    done = run("treelens", "tree", str(flask_app))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[:4] == ["# tree", "app/", "  templates/", "    index.html"]
+    assert "pypi: flask gunicorn" in done.stdout
+    assert "docs" not in done.stdout
+
+
+def test_inspect_json(flask_app: Path) -> None:
+    done = run("treelens", "inspect", str(flask_app), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["method"] == "git"
+    assert report["files"] == 6 and report["shownFiles"] == 5
+    assert report["languages"]["python"] == 2
+    assert {"flask", "docker"} <= set(report["technologies"])
+    assert report["dependencies"] == {"pypi": ["flask", "gunicorn"]}
+
+
+def test_tree_and_inspect_work_on_this_repository() -> None:
+    assert run("treelens", "tree", ".").returncode == 0
+    report = json.loads(run("treelens", "inspect", ".", "--json").stdout)
+    assert "python" in report["languages"]
+
+
+@pytest.mark.parametrize("command", ["tree", "inspect"])
+def test_bad_paths_exit_nonzero_with_one_clear_line(tmp_path: Path, command: str) -> None:
+    (tmp_path / "file.txt").write_text("x")
+    for path, message in [(tmp_path / "missing", "no such folder"), (tmp_path / "file.txt", "is a file")]:
+        done = run("treelens", command, str(path))
+        assert done.returncode == 1
+        assert message in done.stderr and done.stderr.count("\n") == 1
+        assert "Traceback" not in done.stderr
+
+
+def test_help_on_every_command() -> None:
+    for args in (
+        ["treelens", "--help"],
+        ["treelens", "tree", "--help"],
+        ["treelens-train", "data", "stats", "--help"],
+    ):
+        done = run(*args)
+        assert done.returncode == 0 and "usage:" in done.stdout
+
+
+def test_data_stats_on_the_shared_data() -> None:
+    labelled = len(labelled_records())
+    done = run("treelens-train", "data", "stats", "--data-dir", str(DATA_DIR), "--json")
+    assert done.returncode == 0, done.stderr
+    stats = json.loads(done.stdout)
+    assert stats["labelled"] == labelled
+    assert sum(s["records"] for s in stats["splits"].values()) == labelled
+    assert set(stats["tokens"]) == {"p50", "p90", "p95", "p99", "p100"}
+    assert 0 < stats["truncated"] < stats["records"]
+
+
+def test_data_stats_bad_file_names_the_record(tmp_path: Path) -> None:
+    bad = tmp_path / "projects-x.jsonl"
+    bad.write_text('{"id": "o/r", "files": [], "labels": {"web": 1}}\n')
+    done = run("treelens-train", "data", "stats", "--data", str(bad))
+    assert done.returncode == 1
+    assert "projects-x.jsonl:1 (id o/r): unknown label(s) ['web']" in done.stderr

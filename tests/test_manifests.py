@@ -1,0 +1,108 @@
+"""Dependency parsing of real manifests from the shared data set, one case per ecosystem."""
+
+from __future__ import annotations
+
+import pytest
+
+from model.manifests import dependencies, is_manifest, parse_manifest, select_manifests
+from tests.shared_data import labelled_records, record
+
+CASES = [
+    # (record id, manifest path, ecosystem, names that must be found)
+    ("18F/identity-oidc-sinatra", "package.json", "npm", {"jsdom", "@18f/identity-design-system"}),
+    ("18F/identity-oidc-sinatra", "Gemfile", "rubygems", {"sinatra", "puma", "rspec"}),
+    ("AkwasiAI/celery-worker-project", "requirements.txt", "pypi", {"celery", "redis", "openai"}),
+    ("aio-libs/aiohttp-devtools", "requirements-dev.txt", "pypi", {"flake8", "mypy"}),
+    ("Cvoluj/scrapy-products-tracker", "src/python/src/pyproject.toml", "pypi", {"alembic", "pika"}),
+    ("Bloblblobl/dominion-pygame", "Pipfile", "pypi", {"grpcio", "pygame", "pyinstaller"}),
+    ("DjangoCRM/django-crm", "setup.cfg", "pypi", {"aiohttp", "asgiref"}),
+    ("ESGF/esgf-pyclient", "environment.yml", "pypi", {"requests", "jinja2"}),
+    ("MaximBezpalchuk/spring-boot-university", "pom.xml", "maven", {"spring-boot-starter-web"}),
+    ("Alfresco/alfresco-android-app", "build.gradle", "gradle", {"google-services"}),
+    (
+        "AKJAW/fuller-stack-kotlin-multiplatform",
+        "build.gradle.kts",
+        "gradle",
+        {"kotlin-gradle-plugin", "io.gitlab.arturbosch.detekt"},
+    ),
+    ("NikSchaefer/gofiber-boilerplate", "go.mod", "go", {"github.com/gofiber/fiber/v2", "entgo.io/ent"}),
+    ("DeveloperC286/monkey_interpreter", "Cargo.toml", "cargo", {"clap", "anyhow", "log"}),
+    ("ArthurBrgn/laravel-todo-api", "composer.json", "composer", {"laravel/framework", "laravel/sanctum"}),
+    (
+        "Darshpreet2000/LibreHealth-Toolkit-Cost-of-Care-Flutter-App",
+        "pubspec.yaml",
+        "pub",
+        {"flutter", "flutter_bloc", "mockito"},
+    ),
+    ("WSDOT/wsdot-ios-app", "Podfile", "cocoapods", {"Google-Mobile-Ads-SDK", "Firebase"}),
+    ("Cap-go/capacitor-updater", "Package.swift", "swiftpm", {"Alamofire", "ZIPFoundation"}),
+    (
+        "AndiHahn/AspNetCore-WebApi-CleanArchitecture",
+        "tests/CleanArchitecture.FunctionalTests/CleanArchitecture.FunctionalTests.csproj",
+        "nuget",
+        {"Microsoft.NET.Sdk", "Microsoft.AspNetCore.Mvc.Testing", "xunit"},
+    ),
+    ("authlete/authlete-ruby-gem", "authlete.gemspec", "rubygems", {"rest-client", "rake"}),
+    ("ConflictHQ/boilerworks-phoenix-liveview", "app/mix.exs", "hex", {"phoenix", "ecto_sql"}),
+    ("ConflictHQ/boilerworks-phoenix-liveview", "docker/docker-compose.yml", "docker", {"postgres", "redis"}),
+    ("cterence/homelab-gitops", "k8s-apps/arr-stack/Chart.yaml", "helm", {"app-template"}),
+    (
+        "DevOps-Boot/fastapi-k8s",
+        "terraform/deployments/preprod/providers.tf",
+        "terraform",
+        {"kubernetes", "helm", "aws"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("record_id", "path", "ecosystem", "expected"), CASES)
+def test_real_manifest_parses(record_id: str, path: str, ecosystem: str, expected: set[str]) -> None:
+    text = record(record_id)["manifests"][path]
+    parsed = parse_manifest(path, text)
+    assert parsed is not None
+    found_ecosystem, names = parsed
+    assert found_ecosystem == ecosystem
+    assert expected <= set(names), f"missing {expected - set(names)} from {sorted(names)[:20]}"
+
+
+def test_versions_and_comments_are_not_names() -> None:
+    text = "# tools\nDjango>=4.2  # web\n-r base.txt\n--index-url https://x\nrequests[socks]==2.31\n\n"
+    assert parse_manifest("requirements.txt", text) == ("pypi", ("Django", "requests"))
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ("package.json", "{not json"),
+        ("pyproject.toml", "[project\ndependencies = ["),
+        ("pom.xml", "<project><dependencies>"),
+        ("pubspec.yaml", "dependencies: [unclosed"),
+        ("pom.xml", '<!DOCTYPE x [<!ENTITY a "aaaa">]><project>&a;</project>'),
+        ("package.json", "[" * 100_000),
+    ],
+)
+def test_broken_manifest_gives_no_names_and_no_error(path: str, text: str) -> None:
+    ecosystem, names = parse_manifest(path, text)
+    assert ecosystem and names == ()
+
+
+def test_markers_are_manifests_without_dependencies() -> None:
+    assert is_manifest("app/src/main/AndroidManifest.xml")
+    assert parse_manifest("app/src/main/AndroidManifest.xml", "<manifest/>") is None
+    assert not is_manifest("src/main.py")
+
+
+def test_selection_matches_the_data_set() -> None:
+    """Our manifest selection reproduces the data set's for the vast majority of records."""
+    records = labelled_records().values()
+    same = sum(set(select_manifests(p for p, _s, _k in r["files"])) == set(r["manifests"]) for r in records)
+    assert same / len(records) > 0.95
+
+
+def test_dependencies_are_grouped_sorted_and_unique() -> None:
+    manifests = {
+        "a/package.json": '{"dependencies": {"react": "1", "express": "2"}}',
+        "b/package.json": '{"devDependencies": {"react": "1"}}',
+        "requirements.txt": "flask\n",
+    }
+    assert dependencies(manifests) == {"npm": ["express", "react"], "pypi": ["flask"]}
