@@ -16,7 +16,18 @@ from pathlib import Path
 from daemon.scan import ScanError, ScanResult, scan
 from model.dataset import DatasetError
 from model.filters import NOISE_CATEGORIES, PathFilter
-from model.input import DEFAULT_MAX_TOKENS, ModelText, describe
+from model.input import DEFAULT_MAX_TOKENS, ModelText, analyze, describe
+from model.querysets import (
+    ENGINES,
+    CatalogError,
+    ModelLabels,
+    PolicyError,
+    load_catalog,
+    model_labels,
+    suggest,
+)
+from model.querysets.compare import DEFAULT_TIMEOUT_S, SemgrepError, compare
+from model.tree import ProjectTree
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -105,6 +116,101 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_query_set_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", type=Path, help="the project folder")
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--model", type=Path, help="model bundle folder (default: the shipped one)")
+    model.add_argument(
+        "--no-model", action="store_true", help="decide on languages and technologies alone, no labels"
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="extra pattern to leave out (repeatable)",
+    )
+    parser.add_argument("--no-git", action="store_true", help="walk the folder even inside a git work tree")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _labels_for(args: argparse.Namespace, tree: ProjectTree) -> ModelLabels:
+    if args.no_model:
+        return ModelLabels(None, None, "--no-model: label gates off, decided on languages and technologies")
+    return model_labels(tree, args.model)
+
+
+def _catalog_paths(engines: list[str], given: list[str]) -> dict[str, Path | None]:
+    """--catalog values as ENGINE=PATH, or a bare PATH when one engine is asked for."""
+    paths: dict[str, Path | None] = dict.fromkeys(engines)
+    for value in given:
+        engine, sep, path = value.partition("=")
+        if sep and engine in ENGINES:
+            paths[engine] = Path(path)
+        elif len(engines) == 1:
+            paths[engines[0]] = Path(value)
+        else:
+            raise ValueError(f"--catalog {value}: with several engines, write ENGINE=PATH")
+    unknown = set(paths) - set(engines)
+    if unknown:
+        raise ValueError(f"--catalog given for {', '.join(sorted(unknown))}, which is not among --engine")
+    return paths
+
+
+def cmd_suggest(args: argparse.Namespace) -> int:
+    """Print the query set worth running per engine, or write one engine's config."""
+    engines = list(dict.fromkeys(args.engine))
+    if args.out and len(engines) != 1:
+        raise ValueError("--out writes one engine's config: give exactly one --engine")
+    catalogs = {e: load_catalog(e, p) for e, p in _catalog_paths(engines, args.catalog).items()}
+    result = scan(
+        args.path, path_filter=PathFilter(extra_ignores=tuple(args.ignore)), use_git=not args.no_git
+    )
+    analysis = analyze(result.tree, PathFilter(extra_ignores=tuple(args.ignore)))
+    labels = _labels_for(args, result.tree)
+    sets = {
+        e: suggest(
+            analysis, e, c, labels.probabilities, labels.thresholds, note=labels.note, name=result.root.name
+        )
+        for e, c in catalogs.items()
+    }
+    if args.out:
+        args.out.write_text(sets[engines[0]].config["text"], encoding="utf-8")
+    if args.json:
+        print(json.dumps({e: qs.to_json() for e, qs in sets.items()}, indent=2, ensure_ascii=False))
+        return 0
+    for qs in sets.values():
+        print("\n".join(qs.summary_lines()))
+        target = f"written to {args.out}" if args.out else f"use --out FILE to write {qs.config['fileName']}"
+        print(f"  config ({qs.config['format']}): {target}")
+    return 0
+
+
+def cmd_scan_compare(args: argparse.Namespace) -> int:
+    """Run semgrep with every rule, then with the suggested set, and list what was missed."""
+    catalog = load_catalog("semgrep", args.catalog)
+    result = scan(
+        args.path, path_filter=PathFilter(extra_ignores=tuple(args.ignore)), use_git=not args.no_git
+    )
+    analysis = analyze(result.tree, PathFilter(extra_ignores=tuple(args.ignore)))
+    labels = _labels_for(args, result.tree)
+    query_set = suggest(
+        analysis,
+        "semgrep",
+        catalog,
+        labels.probabilities,
+        labels.thresholds,
+        note=labels.note,
+        name=result.root.name,
+    )
+    comparison = compare(result.root, catalog, query_set, semgrep=args.semgrep, timeout=args.timeout)
+    if args.json:
+        print(json.dumps(comparison.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(comparison.summary_lines()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="treelens",
@@ -123,6 +229,46 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tree_options(inspect)
     inspect.add_argument("--json", action="store_true", help="print JSON")
     inspect.set_defaults(run=cmd_inspect)
+
+    suggest_cmd = commands.add_parser(
+        "suggest", help="the SAST queries worth running on a folder, per engine"
+    )
+    _add_query_set_options(suggest_cmd)
+    suggest_cmd.add_argument(
+        "--engine",
+        action="append",
+        required=True,
+        choices=ENGINES,
+        help="semgrep, codeql or bandit (repeatable)",
+    )
+    suggest_cmd.add_argument(
+        "--catalog",
+        action="append",
+        default=[],
+        metavar="[ENGINE=]PATH",
+        help="semgrep: rules folder or index .jsonl (default: ../shared/data/semgrep-rules-index.jsonl); "
+        "codeql: query pack folder (required); bandit: none, the installed package",
+    )
+    suggest_cmd.add_argument("--out", type=Path, metavar="FILE", help="write the engine's config to FILE")
+    suggest_cmd.set_defaults(run=cmd_suggest)
+
+    compare_cmd = commands.add_parser(
+        "scan-compare", help="run semgrep with every rule, then the suggested set; list missed findings"
+    )
+    _add_query_set_options(compare_cmd)
+    compare_cmd.add_argument(
+        "--catalog", type=Path, required=True, metavar="RULES_DIR", help="semgrep rules folder"
+    )
+    compare_cmd.add_argument(
+        "--semgrep", metavar="EXE", help="semgrep executable (default: beside Python, or PATH)"
+    )
+    compare_cmd.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help="seconds allowed per semgrep run (default 600)",
+    )
+    compare_cmd.set_defaults(run=cmd_scan_compare)
     return parser
 
 
@@ -136,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     run: Command = args.run
     try:
         return run(args)
-    except (ScanError, DatasetError, ValueError) as error:
+    except (ScanError, DatasetError, CatalogError, PolicyError, SemgrepError, ValueError) as error:
         print(f"treelens: {error}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # e.g. `treelens tree . | head`

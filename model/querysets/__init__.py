@@ -1,0 +1,24 @@
+"""SAST query sets: which semgrep rules, CodeQL queries and bandit tests are worth
+running on a project, and the engine configs that run just those.
+
+catalog (queries with facts) + project facts (+ the model's labels) --policy.yaml-->
+kept queries, a reason for every dropped one, and a config per engine.
+"""
+
+from model.querysets.catalog import ENGINES, Catalog, CatalogError, Query
+from model.querysets.policy import Policy, PolicyError
+from model.querysets.suggest import ModelLabels, QuerySet, load_catalog, model_labels, suggest
+
+__all__ = [
+    "ENGINES",
+    "Catalog",
+    "CatalogError",
+    "ModelLabels",
+    "Policy",
+    "PolicyError",
+    "Query",
+    "QuerySet",
+    "load_catalog",
+    "model_labels",
+    "suggest",
+]

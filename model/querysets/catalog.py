@@ -1,0 +1,119 @@
+"""Query catalogs: the queries an engine could run, each with the facts the policy reads.
+
+Every engine's catalog reader (semgrep rules directory or metadata index, CodeQL query
+pack, bandit's installed test list) produces the same shape, so the policy has one input
+type and the outputs one place to look up what to write.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENGINES: tuple[str, ...] = ("semgrep", "codeql", "bandit")
+
+SHARED_SEMGREP_INDEX = Path(__file__).resolve().parents[3] / "shared" / "data" / "semgrep-rules-index.jsonl"
+"""The default semgrep catalog in a checkout: ../shared/data beside the repository."""
+
+_CWE_NUMBER = re.compile(r"cwe[-_ ]?0*(\d+)", re.IGNORECASE)
+
+
+class CatalogError(Exception):
+    """A catalog cannot be read; the message names the path, the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """One query with the facts the policy decides on.
+
+    ``id`` is what the engine reports and selects by: semgrep's check id (the rule id
+    prefixed with its folder, dotted, as ``semgrep --config RULES_DIR`` run from that
+    folder reports it), CodeQL's ``@id``, bandit's test id.
+    """
+
+    id: str
+    engine: str
+    languages: tuple[str, ...]
+    technologies: tuple[str, ...] = ()
+    category: str | None = None
+    subcategory: tuple[str, ...] = ()
+    cwe: tuple[int, ...] = ()
+    name: str = ""
+    source: str = ""
+    """File the query comes from, relative to the catalog root ('' when none)."""
+    include: tuple[str, ...] = ()
+    """semgrep ``paths.include`` globs: the query only runs on files matching one."""
+    exclude: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    """Engine-specific facts (CodeQL kind, precision, tags, pack; bandit checks)."""
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The queries of one engine and where they were read from."""
+
+    engine: str
+    source: str
+    kind: str
+    """semgrep: 'rules' (rule bodies, can be merged) or 'index' (metadata only);
+    codeql: 'pack'; bandit: 'installed'."""
+    queries: tuple[Query, ...]
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    """semgrep rule bodies by query id (kind 'rules' only)."""
+    packs: dict[str, str] = field(default_factory=dict)
+    """CodeQL pack name -> pack folder relative to the catalog root."""
+
+    def __post_init__(self) -> None:
+        ids = [q.id for q in self.queries]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"catalog {self.source} has duplicate query ids")
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+
+def cwe_numbers(values: Iterable[Any]) -> tuple[int, ...]:
+    """CWE numbers from 'CWE-89: ...', 'cwe-089', 'external/cwe/cwe-089' or 89."""
+    found: list[int] = []
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool):
+            found.append(value)
+        elif isinstance(value, str):
+            found.extend(int(n) for n in _CWE_NUMBER.findall(value))
+    return tuple(sorted(set(found)))
+
+
+def as_strings(value: Any) -> tuple[str, ...]:
+    """A metadata field that may be a string, a list of strings, or missing."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple):
+        return tuple(str(v) for v in value if isinstance(v, str | int | float) and str(v).strip())
+    return ()
+
+
+def unique_ids(queries: list[Query]) -> list[Query]:
+    """Queries with ids made unique: a repeated id gets '@<source file stem>' appended.
+
+    Two rule files in one folder can declare the same rule id; the policy and the
+    outputs need one name per query.
+    """
+    seen: set[str] = set()
+    result = []
+    for query in queries:
+        qid = query.id
+        if qid in seen:
+            stem = Path(query.source).stem or "dup"
+            qid = f"{query.id}@{stem}"
+            n = 2
+            while qid in seen:
+                qid, n = f"{query.id}@{stem}-{n}", n + 1
+            query = Query(**{**query.__dict__, "id": qid})
+        seen.add(qid)
+        result.append(query)
+    return result

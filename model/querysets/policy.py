@@ -1,0 +1,392 @@
+"""The query policy: which queries a project can trigger, and why the others were dropped.
+
+The rules themselves live in ``policy.yaml`` beside this module (one readable data file);
+this module loads them and applies them to one project in three steps (language, label
+gates, technology), each documented at the top of that file. Every decision carries a
+reason: the drop reason of a dropped query, or the conservative rule that kept a query
+the plain rules would have dropped.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Any
+
+import pathspec
+import yaml
+
+from model.detect import LANGUAGE_BY_EXTENSION, LANGUAGE_BY_NAME, language_of
+from model.input import Analysis
+from model.querysets.catalog import Query
+
+DEFAULT_POLICY = Path(__file__).with_name("policy.yaml")
+DETECTABLE_LANGUAGES = frozenset(LANGUAGE_BY_EXTENSION.values()) | frozenset(LANGUAGE_BY_NAME.values())
+"""Languages model.detect can see from file names; a query language outside this set and
+the policy's ``language_files`` cannot be ruled out, so its queries are kept."""
+
+
+class PolicyError(Exception):
+    """The policy file is missing or malformed; the message names the key at fault."""
+
+
+@lru_cache(maxsize=1024)
+def _spec(patterns: tuple[str, ...]) -> pathspec.PathSpec:
+    return pathspec.PathSpec.from_lines("gitwildmatch", patterns)
+
+
+@dataclass(frozen=True)
+class Family:
+    """Technology tags that stand for each other, and how to see them in a project."""
+
+    name: str
+    members: frozenset[str]
+    files: tuple[str, ...] = ()
+    ecosystems: tuple[str, ...] = ()
+    languages: frozenset[str] = frozenset()
+    """When not empty, the family only gates queries of these languages."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A category of queries that needs one of some labels (server-side, mobile, IaC)."""
+
+    name: str
+    why: str
+    labels: tuple[str, ...]
+    families: frozenset[str] = frozenset()
+    id_patterns: tuple[str, ...] = ()
+    languages: frozenset[str] = frozenset()
+    and_cwe: frozenset[int] = frozenset()
+    evidence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The parsed policy file."""
+
+    ratio: float
+    default_threshold: float
+    language_aliases: dict[str, str]
+    language_equivalents: dict[str, dict[str, tuple[str, ...]]]
+    language_files: dict[str, tuple[str, ...]]
+    generic_languages: frozenset[str]
+    script_folders: frozenset[str]
+    technology_aliases: dict[str, str]
+    ecosystem_languages: dict[str, frozenset[str]]
+    families: dict[str, Family]
+    gates: tuple[Gate, ...]
+    source: str = ""
+
+    @cached_property
+    def families_of_tag(self) -> dict[str, tuple[Family, ...]]:
+        found: dict[str, list[Family]] = {}
+        for family in self.families.values():
+            for member in family.members:
+                found.setdefault(member, []).append(family)
+        return {tag: tuple(fams) for tag, fams in found.items()}
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_POLICY) -> Policy:
+        """Read and check a policy file."""
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as error:
+            raise PolicyError(f"{path}: cannot read the query policy ({error})") from error
+        try:
+            return cls._parse(data, str(path))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise PolicyError(f"{path}: malformed query policy ({type(error).__name__}: {error})") from error
+
+    @classmethod
+    def _parse(cls, data: dict[str, Any], source: str) -> Policy:
+        if data.get("version") != 1:
+            raise ValueError("expected 'version: 1'")
+        families = {
+            name: Family(
+                name=name,
+                members=frozenset(m.lower() for m in spec["members"]),
+                files=tuple(spec.get("files", ())),
+                ecosystems=tuple(spec.get("ecosystems", ())),
+                languages=frozenset(spec.get("languages", ())),
+            )
+            for name, spec in data["families"].items()
+        }
+        gates = []
+        for name, spec in data["gates"].items():
+            match = spec["match"]
+            unknown = set(match.get("families", ())) - set(families)
+            if unknown:
+                raise ValueError(f"gate {name} names unknown families {sorted(unknown)}")
+            gates.append(
+                Gate(
+                    name=name,
+                    why=spec["why"],
+                    labels=tuple(spec["labels"]),
+                    families=frozenset(match.get("families", ())),
+                    id_patterns=tuple(match.get("id_patterns", ())),
+                    languages=frozenset(match.get("languages", ())),
+                    and_cwe=frozenset(int(c) for c in spec.get("and_cwe", ())),
+                    evidence=tuple(spec.get("evidence", ())),
+                )
+            )
+        ratio = float(data["uncertain"]["ratio"])
+        if not 0 <= ratio <= 1:
+            raise ValueError("uncertain.ratio must be between 0 and 1")
+        return cls(
+            ratio=ratio,
+            default_threshold=float(data["uncertain"]["default_threshold"]),
+            language_aliases={str(k).lower(): v for k, v in data["language_aliases"].items()},
+            language_equivalents={
+                engine: {lang: tuple(eq) for lang, eq in (table or {}).items()}
+                for engine, table in data["language_equivalents"].items()
+            },
+            language_files={k: tuple(v) for k, v in data.get("language_files", {}).items()},
+            generic_languages=frozenset(data["generic_languages"]),
+            script_folders=frozenset(data["script_folders"]),
+            technology_aliases={str(k).lower(): v for k, v in data["technology_aliases"].items()},
+            ecosystem_languages={k: frozenset(v) for k, v in data["ecosystem_languages"].items()},
+            families=families,
+            gates=tuple(gates),
+            source=source,
+        )
+
+    def language(self, name: str) -> str:
+        return self.language_aliases.get(name.lower(), name.lower())
+
+    def technology(self, tag: str) -> str:
+        return self.technology_aliases.get(tag.lower(), tag.lower())
+
+
+@dataclass
+class Project:
+    """What the policy knows about one project: every path, languages, technologies."""
+
+    paths: list[str]
+    languages: frozenset[str]
+    technologies: frozenset[str]
+    dependency_names: frozenset[str]
+    ecosystems: frozenset[str]
+    _matches: dict[tuple[str, ...], bool] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_analysis(cls, analysis: Analysis, policy: Policy) -> Project:
+        languages = set(analysis.languages)
+        if any(_is_script(p, policy.script_folders) for p in analysis.project_paths):
+            languages.add("bash")
+        return cls(
+            paths=list(analysis.project_paths),
+            languages=frozenset(languages),
+            technologies=frozenset(t.lower() for t in analysis.technologies),
+            dependency_names=frozenset(n.lower() for names in analysis.dependencies.values() for n in names),
+            ecosystems=frozenset(analysis.dependencies),
+        )
+
+    def has_file(self, patterns: tuple[str, ...]) -> bool:
+        """True when some project path matches one of the gitignore-style patterns."""
+        if not patterns:
+            return False
+        if patterns not in self._matches:
+            spec = _spec(patterns)
+            self._matches[patterns] = any(spec.match_file(p) for p in self.paths)
+        return self._matches[patterns]
+
+    def detected(self, family: Family) -> list[str]:
+        return sorted(m for m in family.members if m in self.technologies or m in self.dependency_names)
+
+
+def _is_script(path: str, folders: frozenset[str]) -> bool:
+    folder, name = posixpath.split(path)
+    return "." not in name and bool(folder) and any(part in folders for part in folder.split("/"))
+
+
+@dataclass(frozen=True)
+class Labels:
+    """A model's probabilities read against thresholds and the uncertainty band."""
+
+    probabilities: dict[str, float]
+    thresholds: dict[str, float]
+    ratio: float
+    default_threshold: float
+
+    def threshold(self, label: str) -> float:
+        return self.thresholds.get(label, self.default_threshold)
+
+    def state(self, label: str) -> str:
+        """'present', 'uncertain' (kept), or 'absent'; 'uncertain' for a label the model lacks."""
+        p = self.probabilities.get(label)
+        if p is None:
+            return "uncertain"
+        t = self.threshold(label)
+        if p >= t:
+            return "present"
+        return "uncertain" if p >= self.ratio * t else "absent"
+
+    def describe(self, label: str) -> str:
+        p = self.probabilities.get(label)
+        if p is None:
+            return f"{label} not predicted by the model"
+        t = self.threshold(label)
+        return f"{label} {p:.2f} (threshold {t:.2f}, uncertain from {self.ratio * t:.2f})"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether a query is kept, and the reason (drop reason, or conservative keep note)."""
+
+    kept: bool
+    reason: str = ""
+
+
+class Decider:
+    """Applies a policy to one project (and optionally a model's labels), query by query."""
+
+    def __init__(self, policy: Policy, project: Project, engine: str, labels: Labels | None) -> None:
+        self.policy = policy
+        self.project = project
+        self.labels = labels
+        self.equivalents = policy.language_equivalents.get(engine, {})
+
+    def decide(self, query: Query) -> Decision:
+        languages = [self.policy.language(lang) for lang in query.languages]
+        generic = any(lang in self.policy.generic_languages for lang in languages)
+        drop = self._language(query, languages, generic)
+        if drop:
+            return Decision(False, drop)
+        notes: list[str] = []
+        gate_result = self._gates(query, languages)
+        if gate_result is not None and not gate_result.kept:
+            return gate_result
+        readmitted = gate_result is not None and gate_result.reason
+        drop = self._technology(query, languages, generic, notes)
+        if drop and readmitted:
+            return Decision(True, f"{readmitted}; else dropped: {drop}")
+        if drop:
+            return Decision(False, drop)
+        return Decision(True, "; ".join(notes))
+
+    # step 1 ----------------------------------------------------------------------------
+
+    def _language(self, query: Query, languages: list[str], generic: bool) -> str:
+        """The drop reason of the language step, or '' when a matching file exists."""
+        if not languages:
+            return ""  # no language declared: nothing to rule out
+        if generic:
+            candidates = self.project.paths
+        else:
+            wanted: set[str] = set()
+            for lang in languages:
+                if lang in self.policy.language_files:
+                    if self.project.has_file(self.policy.language_files[lang]):
+                        wanted.add(lang)
+                    continue
+                if lang not in DETECTABLE_LANGUAGES:
+                    return ""  # cannot be seen from file names: keep
+                wanted.update(self.equivalents.get(lang, (lang,)))
+            present = wanted & self.project.languages
+            file_languages = {lang for lang in languages if lang in self.policy.language_files} & wanted
+            if not present and not file_languages:
+                return f"language {', '.join(dict.fromkeys(languages))} not in the project"
+            if not query.include and not query.exclude:
+                return ""
+            candidates = [p for p in self.project.paths if language_of(p) in present] if present else []
+            if file_languages:
+                candidates = self.project.paths
+        if not candidates:
+            return "the project has no files"
+        if query.include or query.exclude:
+            include = _spec(query.include) if query.include else None
+            exclude = _spec(query.exclude) if query.exclude else None
+            if not any(
+                (include is None or include.match_file(p)) and (exclude is None or not exclude.match_file(p))
+                for p in candidates
+            ):
+                paths = f"include {list(query.include)}, exclude {list(query.exclude)}"
+                return f"no file matches its paths ({paths})"
+        return ""
+
+    # step 2 ----------------------------------------------------------------------------
+
+    def _tag_families(self, query: Query, languages: list[str], generic: bool) -> dict[str, list[Family]]:
+        """Gating families per technology tag (tags no family lists are neutral)."""
+        found: dict[str, list[Family]] = {}
+        for raw in query.technologies:
+            tag = self.policy.technology(raw)
+            families = [
+                f
+                for f in self.policy.families_of_tag.get(tag, ())
+                if (not f.languages or f.languages & set(languages)) and (not generic or f.files)
+            ]
+            if families:
+                found[tag] = families
+        return found
+
+    def _gates(self, query: Query, languages: list[str]) -> Decision | None:
+        """None when no gate applies or no model is loaded; else drop, or keep with a note
+        (a note means a label re-admits the query past the technology step)."""
+        if self.labels is None:
+            return None
+        families = {f.name for fams in self._tag_families(query, languages, False).values() for f in fams}
+        for gate in self.policy.gates:
+            matched = (
+                families & gate.families
+                or set(languages) & gate.languages
+                or any(fnmatch.fnmatchcase(query.id, pattern) for pattern in gate.id_patterns)
+            )
+            if not matched or (gate.and_cwe and not set(query.cwe) & gate.and_cwe):
+                continue
+            states = {label: self.labels.state(label) for label in gate.labels}
+            if "present" in states.values():
+                holding = [label for label, s in states.items() if s == "present"]
+                return Decision(True, f"{gate.name}: model says {', '.join(holding)}")
+            if "uncertain" in states.values():
+                unsure = [self.labels.describe(label) for label, s in states.items() if s == "uncertain"]
+                return Decision(True, f"{gate.name}: label uncertain, kept ({'; '.join(unsure)})")
+            if self.project.has_file(gate.evidence):
+                return None
+            absent = "; ".join(self.labels.describe(label) for label in gate.labels)
+            return Decision(False, f"{gate.name} query ({gate.why}); model: {absent}")
+        return None
+
+    # step 3 ----------------------------------------------------------------------------
+
+    def _technology(self, query: Query, languages: list[str], generic: bool, notes: list[str]) -> str:
+        """The drop reason of the technology step, or '' (notes get conservative keeps)."""
+        for tag, families in self._tag_families(query, languages, generic).items():
+            unknown = []
+            for family in families:
+                if self.project.detected(family) or self.project.has_file(family.files):
+                    break
+                if self._unknown(family):
+                    unknown.append(family)
+            else:
+                if unknown:
+                    ecosystems = sorted({e for f in unknown for e in f.ecosystems})
+                    notes.append(f"technology {tag}: no {'/'.join(ecosystems)} manifest, frameworks unknown")
+                    continue
+                family_names = ", ".join(f.name for f in families)
+                return f"technology {tag} not detected (family {family_names}: no member, no evidence file)"
+        return ""
+
+    def _unknown(self, family: Family) -> bool:
+        """No manifest could show a member, yet the project has code that would need one."""
+        if not family.ecosystems or set(family.ecosystems) & self.project.ecosystems:
+            return False
+        languages = set().union(*(self.policy.ecosystem_languages.get(e, ()) for e in family.ecosystems))
+        return bool(languages & self.project.languages)
+
+
+def decide_all(
+    queries: Iterable[Query],
+    analysis: Analysis,
+    engine: str,
+    labels: Labels | None,
+    policy: Policy,
+) -> list[tuple[Query, Decision]]:
+    """Each query with its decision, in catalog order."""
+    decider = Decider(policy, Project.from_analysis(analysis, policy), engine, labels)
+    return [(q, decider.decide(q)) for q in queries]

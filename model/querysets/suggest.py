@@ -1,0 +1,209 @@
+"""suggest(): a project's facts (+ the model's labels when there is a model) and an
+engine's catalog -> the query set worth running, with a reason for every query dropped
+and the engine config to run it.
+
+This is the one function the CLI (``treelens suggest``) and the daemon
+(``treelens/suggestQuerySet``) call; its ``to_json()`` is DESIGN.md's result shape
+``{engine, selected, excludedCount, totalCount, reasons, config}`` plus what a person
+needs to trust it: what the decision was based on, and which queries were kept only by
+a conservative rule.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from model.input import Analysis
+from model.querysets import bandit, codeql, semgrep
+from model.querysets.catalog import Catalog, CatalogError, Query
+from model.querysets.policy import Labels, Policy, decide_all
+from model.tree import ProjectTree
+
+log = logging.getLogger(__name__)
+
+BASIS_MODEL = "model, languages and technologies"
+BASIS_FACTS = "languages and technologies"
+
+
+@dataclass(frozen=True)
+class ModelLabels:
+    """What a model said about a project, for the policy; probabilities None without one."""
+
+    probabilities: dict[str, float] | None
+    thresholds: dict[str, float] | None
+    note: str
+    model_version: str | None = None
+
+
+@dataclass(frozen=True)
+class QuerySet:
+    """The suggested queries of one engine for one project."""
+
+    engine: str
+    catalog: Catalog
+    selected: list[Query]
+    reasons: dict[str, str]
+    """Drop reason of every query left out, by query id."""
+    conservative: dict[str, str]
+    """Queries kept only by a conservative rule (uncertain label, unknown frameworks)."""
+    basis: str
+    note: str
+    label_states: dict[str, str] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return len(self.catalog)
+
+    def summary_lines(self, top: int = 12) -> list[str]:
+        """A person's summary: kept / total, basis, the commonest drop reasons."""
+        lines = [
+            f"{self.engine}: {len(self.selected)} of {self.total} queries kept, "
+            f"{len(self.reasons)} dropped (catalog {self.catalog.source})",
+            f"  decided on: {self.basis}" + (f" ({self.note})" if self.note else ""),
+        ]
+        counts = Counter(self.reasons.values())
+        for reason, n in counts.most_common(top):
+            lines.append(f"  {n:6d}  dropped: {reason}")
+        rest = sum(counts.values()) - sum(n for _, n in counts.most_common(top))
+        if rest:
+            lines.append(f"  {rest:6d}  dropped: other reasons (see --json)")
+        if self.conservative:
+            lines.append(
+                f"  {len(self.conservative):6d}  kept by a conservative rule (see --json 'conservative')"
+            )
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        """DESIGN.md's suggestQuerySet result, plus basis, note, catalog and label states."""
+        return {
+            "engine": self.engine,
+            "selected": [q.id for q in self.selected],
+            "excludedCount": len(self.reasons),
+            "totalCount": self.total,
+            "reasons": self.reasons,
+            "config": self.config,
+            "conservative": self.conservative,
+            "basis": self.basis,
+            "note": self.note,
+            "labelStates": self.label_states,
+            "catalog": {"source": self.catalog.source, "kind": self.catalog.kind},
+        }
+
+
+def load_catalog(engine: str, path: Path | None = None) -> Catalog:
+    """The catalog of ``engine`` from ``path`` (or the engine's default).
+
+    semgrep: a rules folder or a metadata index (.jsonl); default: the shared
+    semgrep-rules index of a checkout. codeql: a query pack folder; no default.
+    bandit: the installed bandit package (``path`` must be None).
+    """
+    if engine == "semgrep":
+        return semgrep.load(path)
+    if engine == "codeql":
+        if path is None:
+            raise CatalogError(
+                "codeql needs a catalog: a CodeQL query pack folder (with qlpack.yml and .ql files)"
+            )
+        return codeql.read_packs(path)
+    if engine == "bandit":
+        if path is not None:
+            raise CatalogError("bandit's catalog is the installed bandit package; give no catalog path")
+        return bandit.read_installed()
+    raise CatalogError(f"unknown engine {engine!r}; choose from semgrep, codeql, bandit")
+
+
+def engine_config(catalog: Catalog, selected: list[Query], description: str) -> dict[str, Any]:
+    """The engine's config for a selection: file name, file text, and command-line args."""
+    if catalog.engine == "semgrep":
+        return semgrep.config(catalog, selected)
+    if catalog.engine == "codeql":
+        return codeql.config(catalog, selected, description)
+    return bandit.config(selected)
+
+
+def suggest(
+    analysis: Analysis,
+    engine: str,
+    catalog: Catalog,
+    probabilities: dict[str, float] | None = None,
+    thresholds: dict[str, float] | None = None,
+    *,
+    policy: Policy | None = None,
+    note: str = "",
+    name: str = "project",
+) -> QuerySet:
+    """The query set of ``engine`` worth running on the analysed project.
+
+    With ``probabilities`` (a model's, per label) the label gates apply, read against
+    ``thresholds`` (the policy's default where a label has none) and the policy's
+    uncertainty band. Without them the policy works from languages and technologies
+    alone and the result says so (``basis``, ``note``).
+    """
+    if catalog.engine != engine:
+        raise ValueError(f"catalog {catalog.source} is a {catalog.engine} catalog, not {engine}")
+    policy = policy or default_policy()
+    labels = None
+    if probabilities is not None:
+        labels = Labels(dict(probabilities), dict(thresholds or {}), policy.ratio, policy.default_threshold)
+    selected: list[Query] = []
+    reasons: dict[str, str] = {}
+    conservative: dict[str, str] = {}
+    for query, decision in decide_all(catalog.queries, analysis, engine, labels, policy):
+        if decision.kept:
+            selected.append(query)
+            if decision.reason:
+                conservative[query.id] = decision.reason
+        else:
+            reasons[query.id] = decision.reason
+    basis = BASIS_MODEL if labels else BASIS_FACTS
+    if not note:
+        note = "" if labels else "no model: label gates off, decided on languages and technologies alone"
+    description = f"Treelens: {len(selected)} of {len(catalog)} {engine} queries for {name}"
+    return QuerySet(
+        engine=engine,
+        catalog=catalog,
+        selected=selected,
+        reasons=reasons,
+        conservative=conservative,
+        basis=basis,
+        note=note,
+        label_states={label: labels.state(label) for label in sorted(labels.probabilities)} if labels else {},
+        config=engine_config(catalog, selected, description),
+    )
+
+
+@functools.cache
+def default_policy() -> Policy:
+    """The shipped policy.yaml, read once."""
+    return Policy.load()
+
+
+def model_labels(tree: ProjectTree, bundle: Path | None = None) -> ModelLabels:
+    """The model's probabilities for a tree, or none and why (no bundle, broken bundle).
+
+    The runtime is imported here, not at module load: ``suggest --no-model`` and the
+    policy tests do not pay for onnxruntime.
+    """
+    try:
+        from model.bundle import BundleError
+        from model.runtime import Classifier
+    except ModuleNotFoundError as error:
+        return ModelLabels(None, None, f"no model runtime ({error}): decided on languages and technologies")
+    try:
+        classifier = Classifier.load(bundle)
+    except BundleError as error:
+        log.info("no model: %s", error)
+        return ModelLabels(None, None, f"no model ({error}); decided on languages and technologies alone")
+    result = classifier.classify(tree)
+    return ModelLabels(
+        result.probabilities,
+        result.thresholds,
+        f"model {result.model_version}: labels {', '.join(result.labels) or 'none'}",
+        result.model_version,
+    )
