@@ -1,0 +1,200 @@
+"""Model bundles: a folder with the ONNX graph(s), ``tokenizer.json`` and ``manifest.json``.
+
+The manifest names the model and its version, the label order, per-label thresholds,
+the model-text input format the model was trained on, the token budget, the length
+buckets and the graph serving each, the sha256 of every file, and the training-data
+summary and evaluation metrics. ``load_bundle`` trusts nothing it has not checked:
+a changed file, a different input format or label order is refused with a message
+naming the bundle, the file, the problem and what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from model.input import INPUT_FORMAT
+from model.labels import LABELS
+
+BUNDLE_FORMAT = 1
+MANIFEST_FILE = "manifest.json"
+GRAPH_INPUTS = ("input_ids", "attention_mask")
+DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parent / "assets" / "default"
+RETRAIN = "retrain and install one with `treelens-train all --install` or point modelPath at a good bundle"
+
+
+class BundleError(Exception):
+    """A model bundle that cannot be used; the message names the bundle, file and problem."""
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Texts of up to ``length`` tokens are padded to ``length`` and run by ``graph``."""
+
+    length: int
+    graph: str
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle."""
+
+    path: Path
+    name: str
+    version: str
+    labels: tuple[str, ...]
+    thresholds: dict[str, float]
+    input_format: int
+    max_tokens: int
+    buckets: tuple[Bucket, ...]
+    tokenizer: str
+    manifest: dict[str, Any] = field(repr=False)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def bucket_for(self, length: int) -> Bucket:
+        """The smallest bucket that holds ``length`` tokens (the largest when none does)."""
+        for bucket in self.buckets:
+            if length <= bucket.length:
+                return bucket
+        return self.buckets[-1]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_entries(folder: Path, names: list[str]) -> dict[str, dict[str, Any]]:
+    """The manifest's ``files`` section: sha256 and size of each named file."""
+    return {
+        name: {"sha256": sha256_file(folder / name), "bytes": (folder / name).stat().st_size}
+        for name in names
+    }
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    (folder / MANIFEST_FILE).write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+
+
+def _fail(path: Path, what: str, problem: str, todo: str = RETRAIN) -> BundleError:
+    return BundleError(f"model bundle {path}: {what}: {problem}; {todo}")
+
+
+def _require(manifest: dict, key: str, kind: type | tuple[type, ...], path: Path) -> Any:
+    value = manifest.get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise _fail(path, MANIFEST_FILE, f"'{key}' is missing or not a {getattr(kind, '__name__', kind)}")
+    return value
+
+
+def load_bundle(path: Path | str) -> Bundle:
+    """Read and verify a bundle: manifest fields, input format, labels, every file's sha256."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise _fail(path, "folder", "does not exist or is not a folder")
+    manifest_path = path / MANIFEST_FILE
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _fail(path, MANIFEST_FILE, "missing (not a model bundle)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _fail(path, MANIFEST_FILE, f"cannot be read as JSON ({error})") from None
+    if not isinstance(manifest, dict):
+        raise _fail(path, MANIFEST_FILE, "is not a JSON object")
+
+    bundle_format = _require(manifest, "bundle_format", int, path)
+    if bundle_format != BUNDLE_FORMAT:
+        raise _fail(
+            path, MANIFEST_FILE, f"bundle format {bundle_format}, this Treelens reads {BUNDLE_FORMAT}"
+        )
+    input_format = _require(manifest, "input_format", int, path)
+    if input_format != INPUT_FORMAT:
+        raise _fail(
+            path,
+            MANIFEST_FILE,
+            f"the model was trained on model-text input format {input_format}, this Treelens renders "
+            f"format {INPUT_FORMAT}",
+        )
+    labels = tuple(_require(manifest, "labels", list, path))
+    if labels != LABELS:
+        raise _fail(
+            path, MANIFEST_FILE, f"label order {list(labels)} differs from this Treelens's {list(LABELS)}"
+        )
+    thresholds = _require(manifest, "thresholds", dict, path)
+    if set(thresholds) != set(LABELS) or not all(
+        isinstance(v, int | float) and 0.0 < v < 1.0 for v in thresholds.values()
+    ):
+        raise _fail(path, MANIFEST_FILE, "'thresholds' must give every label a number between 0 and 1")
+    max_tokens = _require(manifest, "max_tokens", int, path)
+    buckets = _buckets(_require(manifest, "buckets", list, path), path)
+    if buckets[-1].length != max_tokens:
+        raise _fail(path, MANIFEST_FILE, f"largest bucket {buckets[-1].length} != max_tokens {max_tokens}")
+    tokenizer = _require(manifest, "tokenizer", str, path)
+    inputs = tuple(_require(manifest, "inputs", list, path))
+    if inputs != GRAPH_INPUTS:
+        raise _fail(
+            path, MANIFEST_FILE, f"graph inputs {list(inputs)}, this Treelens feeds {list(GRAPH_INPUTS)}"
+        )
+    _verify_files(path, _require(manifest, "files", dict, path), {tokenizer, *(b.graph for b in buckets)})
+    return Bundle(
+        path=path,
+        name=_require(manifest, "name", str, path),
+        version=_require(manifest, "version", str, path),
+        labels=labels,
+        thresholds={k: float(thresholds[k]) for k in LABELS},
+        input_format=input_format,
+        max_tokens=max_tokens,
+        buckets=buckets,
+        tokenizer=tokenizer,
+        manifest=manifest,
+    )
+
+
+def _buckets(items: list, path: Path) -> tuple[Bucket, ...]:
+    buckets = []
+    for item in items:
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("length"), int)
+            and isinstance(item.get("graph"), str)
+        ):
+            raise _fail(path, MANIFEST_FILE, f"bucket {item!r:.80} must be {{'length': int, 'graph': file}}")
+        buckets.append(Bucket(item["length"], item["graph"]))
+    if not buckets or [b.length for b in buckets] != sorted({b.length for b in buckets}):
+        raise _fail(path, MANIFEST_FILE, "'buckets' must be non-empty with increasing lengths")
+    return tuple(buckets)
+
+
+def _verify_files(path: Path, files: dict, needed: set[str]) -> None:
+    """Every needed file is listed, and every listed file exists with its recorded sha256."""
+    unlisted = sorted(needed - set(files))
+    if unlisted:
+        raise _fail(path, MANIFEST_FILE, f"'files' does not list {unlisted}")
+    for name, entry in files.items():
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise _fail(path, MANIFEST_FILE, f"file name {name!r} must be a plain name inside the bundle")
+        target = path / name
+        if not target.is_file():
+            raise _fail(path, name, "listed in manifest.json but missing")
+        expected = entry.get("sha256") if isinstance(entry, dict) else None
+        if not isinstance(expected, str):
+            raise _fail(path, MANIFEST_FILE, f"no sha256 recorded for {name}")
+        actual = sha256_file(target)
+        if actual != expected:
+            raise _fail(
+                path,
+                name,
+                f"sha256 {actual[:16]}… does not match the manifest's {expected[:16]}… "
+                "(changed or corrupted)",
+                "reinstall the bundle (it must be byte for byte what was exported)",
+            )

@@ -1,0 +1,293 @@
+"""The classifier at run time: a verified bundle run with ONNX Runtime (no torch).
+
+A project becomes model text with the bundle's own tokenizer and budget
+(``model.input.describe``), the text becomes token ids with [CLS] ... [SEP], the ids
+are padded to the smallest length bucket that holds them (Longformer's export is
+only trusted at the lengths it was checked at) and run by that bucket's graph;
+sigmoid probabilities and per-label thresholds give the labels. Results are cached
+by the hash of the model text, so an unchanged project is not run twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from model.bundle import DEFAULT_BUNDLE_DIR, GRAPH_INPUTS, RETRAIN, Bundle, BundleError, load_bundle
+from model.filters import DEFAULT_FILTER, PathFilter
+from model.input import ModelText, describe
+from model.tokenizer import PAD, SEP, TokenizerError, line_counter, load_tokenizer
+from model.tree import ProjectTree
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda")
+CACHE_SIZE = 512
+DEFAULT_THREADS = 4
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
+
+Progress = Callable[[int], None]
+"""Called with the number of texts just finished (for progress bars)."""
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The model's answer for one project, plus the deterministic facts beside it."""
+
+    labels: list[str]
+    probabilities: dict[str, float]
+    thresholds: dict[str, float]
+    token_count: int
+    truncated: bool
+    model_version: str
+    languages: list[str]
+    technologies: list[str]
+    model_text: ModelText = field(repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The classify result of DESIGN.md (the daemon adds folder and elapsedMs)."""
+        return {
+            "labels": list(self.labels),
+            "probabilities": dict(self.probabilities),
+            "thresholds": dict(self.thresholds),
+            "tokenCount": self.token_count,
+            "truncated": self.truncated,
+            "modelVersion": self.model_version,
+            "languages": list(self.languages),
+            "technologies": list(self.technologies),
+        }
+
+
+def choose_providers(device: str) -> list[str]:
+    """CUDA first when asked for (or auto) and onnxruntime offers it; CPU always last."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {list(DEVICES)}, got {device!r}")
+    available = ort.get_available_providers()
+    if device == "cuda" and CUDA_PROVIDER not in available:
+        raise ValueError(
+            f"device 'cuda' was asked for but onnxruntime offers only {available}; "
+            "install the [gpu] extra (onnxruntime-gpu) or use device 'auto' or 'cpu'"
+        )
+    if device in ("auto", "cuda") and CUDA_PROVIDER in available:
+        return [CUDA_PROVIDER, CPU_PROVIDER]
+    return [CPU_PROVIDER]
+
+
+def default_threads() -> int:
+    """Intra-op threads: the cores this process may use, at most DEFAULT_THREADS."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, DEFAULT_THREADS))
+
+
+class Classifier:
+    """A loaded bundle: tokenizer, thresholds and one ONNX session per graph (made on first use)."""
+
+    def __init__(self, bundle: Bundle, providers: list[str], threads: int) -> None:
+        self.bundle = bundle
+        self.version = bundle.version
+        self.labels = bundle.labels
+        self.thresholds = dict(bundle.thresholds)
+        self.max_tokens = bundle.max_tokens
+        self.providers = providers
+        self.threads = threads
+        try:
+            self.tokenizer = load_tokenizer(bundle.file(bundle.tokenizer))
+        except TokenizerError as error:
+            raise BundleError(f"model bundle {bundle.path}: {bundle.tokenizer}: {error}") from None
+        self._counter = line_counter(self.tokenizer)
+        self._pad_id = self.tokenizer.token_to_id(PAD)
+        self._sep_id = self.tokenizer.token_to_id(SEP)
+        self._sessions: dict[str, ort.InferenceSession] = {}
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    @classmethod
+    def load(cls, path: Path | None = None, device: str = "auto", threads: int | None = None) -> Classifier:
+        """Verify and load a bundle (None: the shipped default). Raises BundleError."""
+        bundle = load_bundle(path if path is not None else DEFAULT_BUNDLE_DIR)
+        classifier = cls(bundle, choose_providers(device), threads or default_threads())
+        classifier._session(bundle.buckets[-1].graph)  # fail now, not on the first request
+        log.info(
+            "model %s %s loaded from %s (%s)",
+            bundle.name,
+            bundle.version,
+            bundle.path,
+            classifier.providers[0],
+        )
+        return classifier
+
+    # sessions -----------------------------------------------------------------------------
+
+    def _session(self, graph: str) -> ort.InferenceSession:
+        with self._lock:
+            session = self._sessions.get(graph)
+            if session is None:
+                session = self._sessions[graph] = self._open(graph)
+            return session
+
+    def _open(self, graph: str) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        path = self.bundle.file(graph)
+        try:
+            session = ort.InferenceSession(str(path), sess_options=options, providers=self.providers)
+        except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise BundleError(
+                f"model bundle {self.bundle.path}: {graph}: onnxruntime cannot load it ({error})"
+            ) from None
+        names = tuple(i.name for i in session.get_inputs())
+        if names != GRAPH_INPUTS:
+            raise BundleError(
+                f"model bundle {self.bundle.path}: {graph}: graph inputs {list(names)}, "
+                f"expected {list(GRAPH_INPUTS)}; {RETRAIN}"
+            )
+        return session
+
+    # text -> probabilities ------------------------------------------------------------------
+
+    def describe(self, tree: ProjectTree, path_filter: PathFilter = DEFAULT_FILTER) -> ModelText:
+        """The model text of a project with this bundle's tokenizer and budget."""
+        return describe(tree, max_tokens=self.max_tokens, count_tokens=self._counter, path_filter=path_filter)
+
+    def encode(self, text: str) -> list[int]:
+        """[CLS] text [SEP] ids, cut to max_tokens (keeping [SEP]) if a foreign text is too long."""
+        ids = self.tokenizer.encode(text).ids
+        if len(ids) > self.max_tokens:
+            ids = [*ids[: self.max_tokens - 1], self._sep_id]
+        return ids
+
+    def probabilities(
+        self, texts: Sequence[str], batch_size: int = 8, progress: Progress | None = None
+    ) -> np.ndarray:
+        """Sigmoid probabilities (one row per text, LABELS order); cached by text hash."""
+        keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
+        missing = [i for i, key in enumerate(keys) if key not in self._cache]
+        if missing:
+            ids = {i: self.encode(texts[i]) for i in missing}
+            by_bucket: dict[int, list[int]] = {}
+            for i in missing:
+                by_bucket.setdefault(self.bundle.bucket_for(len(ids[i])).length, []).append(i)
+            for length, members in sorted(by_bucket.items()):
+                for start in range(0, len(members), batch_size):
+                    part = members[start : start + batch_size]
+                    rows = self._run(length, [ids[i] for i in part])
+                    for i, row in zip(part, rows, strict=True):
+                        self._remember(keys[i], row)
+                    if progress:
+                        progress(len(part))
+        cached = len(texts) - len(missing)
+        if progress and cached:
+            progress(cached)
+        return np.stack([self._cache[key] for key in keys]) if keys else np.zeros((0, len(self.labels)))
+
+    def _run(self, length: int, batch: list[list[int]]) -> np.ndarray:
+        bucket = self.bundle.bucket_for(length)
+        session = self._session(bucket.graph)
+        fixed = session.get_inputs()[0].shape[0]
+        step = fixed if isinstance(fixed, int) else len(batch)
+        out = []
+        for start in range(0, len(batch), step):
+            part = batch[start : start + step]
+            input_ids = np.full((len(part), bucket.length), self._pad_id, dtype=np.int64)
+            mask = np.zeros((len(part), bucket.length), dtype=np.int64)
+            for row, ids in enumerate(part):
+                input_ids[row, : len(ids)] = ids
+                mask[row, : len(ids)] = 1
+            (logits,) = session.run(None, {"input_ids": input_ids, "attention_mask": mask})
+            out.append(1.0 / (1.0 + np.exp(-logits.astype(np.float64))))
+        return np.concatenate(out)
+
+    def _remember(self, key: str, row: np.ndarray) -> None:
+        with self._lock:
+            self._cache[key] = row
+            self._cache.move_to_end(key)
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+
+    # results ------------------------------------------------------------------------------
+
+    def effective_thresholds(self, overrides: dict[str, float] | None) -> dict[str, float]:
+        """The bundle's thresholds with per-label overrides (checked: known label, 0 < p < 1)."""
+        merged = dict(self.thresholds)
+        for name, value in (overrides or {}).items():
+            if name not in merged:
+                raise ValueError(f"threshold for unknown label {name!r}; labels are {list(self.labels)}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value < 1.0:
+                raise ValueError(f"threshold for {name} must be a number between 0 and 1, got {value!r}")
+            merged[name] = float(value)
+        return merged
+
+    def _result(self, text: ModelText, row: np.ndarray, thresholds: dict[str, float]) -> Classification:
+        probabilities = {name: round(float(p), 6) for name, p in zip(self.labels, row, strict=True)}
+        return Classification(
+            labels=[name for name in self.labels if probabilities[name] >= thresholds[name]],
+            probabilities=probabilities,
+            thresholds=thresholds,
+            token_count=text.token_count,
+            truncated=text.truncated,
+            model_version=self.version,
+            languages=list(text.analysis.languages),
+            technologies=list(text.analysis.technologies),
+            model_text=text,
+        )
+
+    def classify_text(
+        self, model_text: ModelText, thresholds: dict[str, float] | None = None
+    ) -> Classification:
+        return self.classify_texts([model_text], thresholds)[0]
+
+    def classify_texts(
+        self,
+        model_texts: Sequence[ModelText],
+        thresholds: dict[str, float] | None = None,
+        batch_size: int = 8,
+        progress: Progress | None = None,
+    ) -> list[Classification]:
+        """Many projects at once: texts of one bucket run as a batch."""
+        merged = self.effective_thresholds(thresholds)
+        rows = self.probabilities([t.text for t in model_texts], batch_size, progress)
+        return [self._result(text, row, merged) for text, row in zip(model_texts, rows, strict=True)]
+
+    def classify(
+        self,
+        tree: ProjectTree,
+        *,
+        path_filter: PathFilter = DEFAULT_FILTER,
+        thresholds: dict[str, float] | None = None,
+    ) -> Classification:
+        return self.classify_text(self.describe(tree, path_filter), thresholds)
+
+    def tokenize(self, text: str) -> list[tuple[int, str]]:
+        """(id, text) of every token, [CLS] and [SEP] included, for the tokenization view.
+
+        A character split over several byte-level tokens is shown with the first of them
+        (the others show ""), so the token texts put together give the text back.
+        """
+        encoding = self.tokenizer.encode(text)
+        tokens, shown = [], 0
+        for token_id, token, (start, end) in zip(
+            encoding.ids, encoding.tokens, encoding.offsets, strict=True
+        ):
+            if end == start:  # [CLS], [SEP]
+                tokens.append((token_id, token))
+                continue
+            tokens.append((token_id, text[max(start, shown) : end]))
+            shown = max(shown, end)
+        return tokens[: self.max_tokens]

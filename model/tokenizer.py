@@ -1,0 +1,97 @@
+"""The model's tokenizer at run time: loading ``tokenizer.json`` and counting tokens per line.
+
+The tokenizer is a byte-level BPE trained by ``treelens-train tokenizer``. Its
+pre-tokenizer isolates every newline, so no token ever spans two lines and the token
+count of a model text is exactly the sum of its lines' counts: that is what lets
+``model.input.describe`` fit a text to the budget line by line with the real tokenizer.
+Only the ``tokenizers`` library is needed here (no torch, no transformers).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+from model.input import TokenCounter
+
+CLS, PAD, SEP, UNK, MASK = "[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]"
+SPECIAL_TOKENS: tuple[str, ...] = (CLS, PAD, SEP, UNK, MASK)
+"""In id order (0..4), the RoBERTa layout Longformer expects: [CLS] doubles as BOS and
+[SEP] as EOS; [PAD] is id 1 so position ids start at 2 as in RoBERTa."""
+
+PROBE_LINES = ("src/main.py\n", "  components/Button.tsx\n", "npm: react react-dom\n")
+COUNTER_CACHE_SIZE = 1 << 16
+
+
+class TokenizerError(ValueError):
+    """A tokenizer file that cannot serve as the model's tokenizer."""
+
+
+def load_tokenizer(path: Path | str) -> Tokenizer:
+    """Load ``tokenizer.json`` and check it has our special tokens and newline isolation."""
+    path = Path(path)
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as error:  # the Rust side raises plain Exception subclasses
+        raise TokenizerError(f"{path}: not a tokenizers file ({error})") from None
+    check_tokenizer(tokenizer, str(path))
+    return tokenizer
+
+
+def check_tokenizer(tokenizer: Tokenizer, where: str) -> None:
+    """Raise TokenizerError unless ids 0..4 are our special tokens and line counts add up."""
+    for expected_id, token in enumerate(SPECIAL_TOKENS):
+        if tokenizer.token_to_id(token) != expected_id:
+            raise TokenizerError(
+                f"{where}: special token {token} must have id {expected_id}, "
+                f"has {tokenizer.token_to_id(token)}; retrain with `treelens-train tokenizer`"
+            )
+    counts = [len(e.ids) for e in tokenizer.encode_batch(list(PROBE_LINES), add_special_tokens=False)]
+    whole = len(tokenizer.encode("".join(PROBE_LINES), add_special_tokens=False).ids)
+    if whole != sum(counts):
+        raise TokenizerError(
+            f"{where}: token counts are not additive over lines ({whole} != {sum(counts)}): "
+            "its pre-tokenizer must isolate newlines; retrain with `treelens-train tokenizer`"
+        )
+
+
+class LineCounter:
+    """Tokens per line with the model's tokenizer, memoised (a TokenCounter).
+
+    The daemon re-describes a project after every file change; most lines repeat, so a
+    bounded cache turns a re-describe into dictionary look-ups.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, cache_size: int = COUNTER_CACHE_SIZE) -> None:
+        self.tokenizer = tokenizer
+        self._cache: OrderedDict[str, int] = OrderedDict()
+        self._cache_size = cache_size
+
+    def __call__(self, lines: Sequence[str]) -> list[int]:
+        missing = [line for line in dict.fromkeys(lines) if line not in self._cache]
+        if missing:
+            encoded = self.tokenizer.encode_batch(missing, add_special_tokens=False)
+            for line, encoding in zip(missing, encoded, strict=True):
+                self._cache[line] = len(encoding.ids)
+        counts = []
+        for line in lines:
+            self._cache.move_to_end(line)
+            counts.append(self._cache[line])
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return counts
+
+
+_COUNTERS: dict[int, tuple[Tokenizer, LineCounter]] = {}
+
+
+def line_counter(tokenizer: Tokenizer) -> TokenCounter:
+    """The (cached, one per tokenizer) TokenCounter for ``model.input.describe``."""
+    entry = _COUNTERS.get(id(tokenizer))
+    if entry is None or entry[0] is not tokenizer:
+        entry = (tokenizer, LineCounter(tokenizer))
+        _COUNTERS[id(tokenizer)] = entry
+    return entry[1]

@@ -1,0 +1,110 @@
+"""The ONNX runtime on the tiny bundle: classify, buckets, thresholds, cache, tokenize."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from model.labels import LABELS
+from model.runtime import Classifier, choose_providers
+from model.tree import ProjectTree
+from tests.shared_data import labelled_records
+
+RESULT_KEYS = {
+    "labels",
+    "probabilities",
+    "thresholds",
+    "tokenCount",
+    "truncated",
+    "modelVersion",
+    "languages",
+    "technologies",
+}
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_bundle):
+    return Classifier.load(tiny_bundle, device="cpu", threads=1)
+
+
+def some_trees(n: int) -> list[ProjectTree]:
+    records = sorted(labelled_records().values(), key=lambda r: r["id"])[:n]
+    return [ProjectTree.from_record(r) for r in records]
+
+
+def test_classify_a_project(classifier, tiny_bundle):
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
+    result = classifier.classify(ProjectTree.from_record(labelled_records()["AdamSzL/compose-weather-app"]))
+    assert classifier.version == manifest["version"] == result.model_version
+    assert classifier.labels == LABELS and classifier.max_tokens == 512
+    assert set(result.probabilities) == set(LABELS)
+    assert all(0.0 <= p <= 1.0 for p in result.probabilities.values())
+    assert result.labels == [n for n in LABELS if result.probabilities[n] >= result.thresholds[n]]
+    assert 0 < result.token_count <= classifier.max_tokens - 2
+    assert "kotlin" in result.languages
+    payload = result.to_json()
+    assert set(payload) == RESULT_KEYS
+    json.dumps(payload)  # plain JSON types only
+
+
+def test_batch_equals_one_by_one(classifier):
+    trees = some_trees(5)
+    texts = [classifier.describe(t) for t in trees]
+    together = classifier.classify_texts(texts, batch_size=3)
+    fresh = Classifier.load(classifier.bundle.path, device="cpu", threads=1)
+    for text, batch_result in zip(texts, together, strict=True):
+        alone = fresh.classify_text(text)
+        assert alone.probabilities == pytest.approx(batch_result.probabilities, abs=1e-6)
+        assert alone.labels == batch_result.labels
+
+
+def test_padding_to_a_larger_bucket_does_not_change_the_answer(classifier):
+    tree = ProjectTree.from_paths(["manage.py", "shop/views.py", "shop/urls.py", "requirements.txt"])
+    ids = classifier.encode(classifier.describe(tree).text)
+    assert len(ids) <= 256
+    small = classifier._run(256, [ids])
+    large = classifier._run(512, [ids])
+    assert classifier.bundle.bucket_for(len(ids)).length == 256
+    np.testing.assert_allclose(small, large, atol=1e-4)
+
+
+def test_cache_by_model_text(classifier):
+    text = classifier.describe(ProjectTree.from_paths(["cache_probe/main.go", "go.mod"]))
+    before = len(classifier._cache)
+    first = classifier.classify_text(text)
+    second = classifier.classify_text(text)
+    assert len(classifier._cache) == before + 1
+    assert first.probabilities == second.probabilities
+
+
+def test_threshold_overrides(classifier):
+    text = classifier.describe(some_trees(1)[0])
+    everything = classifier.classify_text(text, thresholds=dict.fromkeys(LABELS, 0.0001))
+    nothing = classifier.classify_text(text, thresholds=dict.fromkeys(LABELS, 0.9999))
+    assert everything.labels == list(LABELS) and nothing.labels == []
+    assert everything.thresholds["cli"] == 0.0001
+    with pytest.raises(ValueError, match="unknown label 'gui'"):
+        classifier.classify_text(text, thresholds={"gui": 0.5})
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        classifier.classify_text(text, thresholds={"cli": 1.5})
+
+
+def test_tokenize_shows_every_token(classifier):
+    text = classifier.describe(some_trees(1)[0]).text
+    tokens = classifier.tokenize(text)
+    assert tokens[0] == (0, "[CLS]") and tokens[-1] == (2, "[SEP]")
+    assert "".join(piece for _id, piece in tokens[1:-1]) == text
+    assert len(tokens) == classifier.describe(some_trees(1)[0]).token_count + 2
+
+
+def test_providers():
+    assert choose_providers("cpu") == ["CPUExecutionProvider"]
+    assert choose_providers("auto")[-1] == "CPUExecutionProvider"
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(ValueError, match="onnxruntime-gpu"):
+            choose_providers("cuda")
+    with pytest.raises(ValueError, match="device must be one of"):
+        choose_providers("tpu")

@@ -1,0 +1,218 @@
+"""`treelens-train evaluate`: the model and both baselines on one split of any data file.
+
+The model is either a finetune output folder (PyTorch) or an exported bundle (ONNX
+Runtime, what ships). The baselines (training/baselines.py) are fit on the train split
+of the same data in the same run, so the three rows of the report are comparable.
+Writes ``metrics.json`` (per system: per-label P/R/F1/support/accuracy and confusion,
+micro/macro F1, exact match), ``report.md``, ``confusion.png`` and ``predictions.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from model.input import ModelText, describe
+from model.labels import LABELS
+from model.runtime import Classifier
+from model.tokenizer import PAD, line_counter, load_tokenizer
+from training import modeling
+from training.baselines import TfidfBaseline, rules_labels
+from training.config import DEFAULT_DATA_DIR, option, prepare_output_dir, to_json
+from training.finetune import THRESHOLDS_FILE, predict
+from training.metrics import apply_thresholds, multilabel_metrics
+from training.pretrain import MODEL_DIR
+from training.texts import labelled_splits, load_records
+
+log = logging.getLogger(__name__)
+
+SPLIT_CHOICES = ["test", "validation", "train", "all"]
+
+
+@dataclass
+class EvaluateConfig:
+    output_dir: Path = option(Path("runs/evaluate"), "folder for metrics.json, report.md, confusion.png")
+    overwrite_output_dir: bool = option(False, "write into a non-empty --output-dir")
+    model: Path | None = option(None, "output folder of the finetune stage (PyTorch)")
+    bundle: Path | None = option(None, "an exported model bundle (ONNX Runtime); instead of --model")
+    data_dir: Path = option(DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz) data files")
+    data: list[Path] = option([], "data files (override --data-dir)")
+    split: str = option("test", "which labelled records to score ('all': every one)", choices=SPLIT_CHOICES)
+    baselines: bool = option(True, "also score the rules and TF-IDF baselines (fit on the train split)")
+    max_train_samples: int | None = option(None, "fit the TF-IDF baseline on at most this many records")
+    max_eval_samples: int | None = option(None, "score at most this many records")
+    batch_size: int = option(8, "texts per forward pass")
+    device: str = option("auto", "auto, cpu or cuda", choices=["auto", "cpu", "cuda"])
+    threads: int | None = option(None, "CPU threads")
+    seed: int = option(0, "random seed of the TF-IDF baseline")
+
+    def validate(self) -> None:
+        if (self.model is None) == (self.bundle is None):
+            raise ValueError("give exactly one of --model (finetune output) or --bundle (exported bundle)")
+
+
+class TorchModel:
+    """A finetune output folder: its tokenizer, thresholds and PyTorch classifier."""
+
+    def __init__(self, folder: Path, config: EvaluateConfig) -> None:
+        from transformers import LongformerForSequenceClassification
+
+        self.ctx = modeling.setup_run(config.device, config.threads)
+        self.tokenizer = load_tokenizer(folder / "tokenizer.json")
+        self.model = LongformerForSequenceClassification.from_pretrained(folder / MODEL_DIR).to(
+            self.ctx.device
+        )
+        self.max_tokens = self.model.config.max_position_embeddings - self.tokenizer.token_to_id(PAD) - 1
+        thresholds = json.loads((folder / THRESHOLDS_FILE).read_text())
+        self.thresholds = [thresholds[name] for name in LABELS]
+        self.counter = line_counter(self.tokenizer)
+        self.batch_size = config.batch_size
+        self.name = f"model ({folder}, PyTorch)"
+
+    def describe(self, record) -> ModelText:
+        return describe(record.tree, max_tokens=self.max_tokens, count_tokens=self.counter)
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        ids = modeling.encode(self.tokenizer, texts, self.max_tokens)
+        return predict(self.model, ids, self.tokenizer.token_to_id(PAD), self.batch_size, self.ctx)
+
+
+class BundleModel:
+    """An exported bundle run by the runtime exactly as the daemon runs it."""
+
+    def __init__(self, folder: Path, config: EvaluateConfig) -> None:
+        self.classifier = Classifier.load(folder, device=config.device, threads=config.threads)
+        self.tokenizer = self.classifier.tokenizer
+        self.thresholds = [self.classifier.thresholds[name] for name in LABELS]
+        self.batch_size = config.batch_size
+        self.name = f"model ({folder}, ONNX {self.classifier.bundle.manifest.get('precision', '')})"
+
+    def describe(self, record) -> ModelText:
+        return self.classifier.describe(record.tree)
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        return self.classifier.probabilities(texts, self.batch_size)
+
+
+def markdown_report(systems: dict[str, dict], split: str, samples: int) -> str:
+    """A short report: one summary table, then per-label tables for every system."""
+    lines = [f"# Evaluation on the {split} split ({samples} projects)", ""]
+    lines += ["| system | macro-F1 | micro-F1 | exact match | label accuracy |", "|---|---|---|---|---|"]
+    for name, m in systems.items():
+        scores = (m["macro_f1"], m["micro_f1"], m["exact_match"], m["label_accuracy"])
+        lines.append(f"| {name} | " + " | ".join(f"{x:.3f}" for x in scores) + " |")
+    for name, m in systems.items():
+        lines += [
+            "",
+            f"## {name}",
+            "",
+            "| label | precision | recall | F1 | support | accuracy |",
+            "|---|---|---|---|---|---|",
+        ]
+        for label, row in m["labels"].items():
+            lines.append(
+                f"| {label} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | "
+                f"{row['support']} | {row['accuracy']:.3f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot_confusion(systems: dict[str, dict], path: Path) -> None:
+    """One row of 2x2 confusion matrices (one per label) for every system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        len(systems), len(LABELS), figsize=(2.1 * len(LABELS), 2.3 * len(systems)), squeeze=False
+    )
+    for row, (name, metrics) in enumerate(systems.items()):
+        for col, label in enumerate(LABELS):
+            ax = axes[row][col]
+            matrix = np.array(metrics["labels"][label]["confusion"])
+            ax.imshow(matrix, cmap="Blues")
+            for (i, j), value in np.ndenumerate(matrix):
+                ax.text(j, i, str(value), ha="center", va="center", fontsize=9)
+            ax.set_xticks([0, 1], ["0", "1"])
+            ax.set_yticks([0, 1], ["0", "1"])
+            ax.set_title(label if row == 0 else "", fontsize=9)
+            if col == 0:
+                ax.set_ylabel(f"{name}\ntrue", fontsize=8)
+            ax.set_xlabel("predicted", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def run(config: EvaluateConfig) -> dict:
+    """Score the model (and baselines); returns the metrics written to metrics.json."""
+    prepare_output_dir(config.output_dir, config.overwrite_output_dir)
+    model = TorchModel(config.model, config) if config.model else BundleModel(config.bundle, config)
+    splits = labelled_splits(load_records(config.data, config.data_dir))
+    records = [r for name in ("train", "validation", "test") for r in splits[name]]
+    if config.split != "all":
+        records = splits[config.split]
+    records = records[: config.max_eval_samples]
+    if not records:
+        raise ValueError(f"no labelled records in the {config.split} split of the data")
+    log.info("evaluate: %s on %d %s records", model.name, len(records), config.split)
+
+    texts = [model.describe(r) for r in records]
+    y = np.array([r.labels for r in records])
+    probabilities = model.probabilities([t.text for t in texts])
+    predicted = apply_thresholds(probabilities, model.thresholds)
+    systems = {"model": multilabel_metrics(y, predicted)}
+    predictions = {"model": predicted}
+    if config.baselines:
+        predictions["rules"] = np.array([rules_labels(t.analysis) for t in texts])
+        systems["rules baseline"] = multilabel_metrics(y, predictions["rules"])
+        fit_records = splits["train"][: config.max_train_samples]
+        tfidf = TfidfBaseline(model.tokenizer, config.seed)
+        tfidf.fit(
+            [model.describe(r).text for r in fit_records],
+            np.array([r.labels for r in fit_records]),
+            [model.describe(r).text for r in splits["validation"]],
+            np.array([r.labels for r in splits["validation"]]),
+        )
+        predictions["tfidf"] = tfidf.predict([t.text for t in texts])
+        systems["tf-idf baseline"] = multilabel_metrics(y, predictions["tfidf"])
+
+    result = {
+        "split": config.split,
+        "samples": len(records),
+        "model": model.name,
+        "thresholds": dict(zip(LABELS, model.thresholds, strict=True)),
+        "systems": systems,
+        "config": to_json(config),
+    }
+    (config.output_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    (config.output_dir / "report.md").write_text(markdown_report(systems, config.split, len(records)))
+    plot_confusion(systems, config.output_dir / "confusion.png")
+    with open(config.output_dir / "predictions.jsonl", "w", encoding="utf-8") as handle:
+        for i, record in enumerate(records):
+            row = {
+                "id": record.id,
+                "labels": [n for n, v in zip(LABELS, record.labels, strict=True) if v],
+                "probabilities": {
+                    n: round(float(p), 4) for n, p in zip(LABELS, probabilities[i], strict=True)
+                },
+                **{
+                    name: [n for n, v in zip(LABELS, pred[i], strict=True) if v]
+                    for name, pred in predictions.items()
+                },
+            }
+            handle.write(json.dumps(row) + "\n")
+    for name, m in systems.items():
+        log.info(
+            "evaluate: %-16s macro-F1 %.3f micro-F1 %.3f exact %.3f",
+            name,
+            m["macro_f1"],
+            m["micro_f1"],
+            m["exact_match"],
+        )
+    return result

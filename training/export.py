@@ -1,0 +1,317 @@
+"""`treelens-train export`: ONNX graphs, parity checks, int8 quantization and the bundle.
+
+Longformer's forward pads to its attention window and branches on shapes, so a traced
+graph is only trusted at the sequence lengths it was checked at. The export therefore
+works per length bucket: every bucket length is checked against PyTorch on the
+validation texts (each padded to the bucket, as the runtime pads it), for the fp32
+graph (max |Δprob| <= 1e-4) and for its dynamic int8 quantization (<= 0.01), with
+identical labels after thresholds. Any miss stops the export with the bucket, the
+graph and the text that failed: a graph that disagrees with its weights never ships.
+
+Output: ``bundle/`` (int8, what ships; ``--install`` copies it to model/assets/default)
+and ``bundle-fp32/`` (same model in fp32, for the latency benchmark).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from transformers import LongformerForSequenceClassification
+
+from model.bundle import (
+    BUNDLE_FORMAT,
+    DEFAULT_BUNDLE_DIR,
+    GRAPH_INPUTS,
+    file_entries,
+    load_bundle,
+    write_manifest,
+)
+from model.input import INPUT_FORMAT
+from model.labels import LABELS
+from model.runtime import Classifier
+from model.tokenizer import PAD, SEP, line_counter, load_tokenizer
+from training import modeling, onnx_patch
+from training.config import DEFAULT_DATA_DIR, option, prepare_output_dir, to_json
+from training.finetune import DATA_SUMMARY_FILE, THRESHOLDS_FILE
+from training.pretrain import MODEL_DIR
+from training.texts import labelled_splits, load_records, render
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+FP32_TOLERANCE = 1e-4
+INT8_TOLERANCE = 0.01
+
+
+class ParityError(RuntimeError):
+    """An exported graph disagrees with the PyTorch model it came from."""
+
+
+@dataclass
+class ExportConfig:
+    output_dir: Path = option(Path("runs/export"), "folder for bundle/ (int8) and bundle-fp32/")
+    overwrite_output_dir: bool = option(False, "write into a non-empty --output-dir")
+    model: Path = option(Path("runs/finetune"), "output folder of the finetune stage")
+    metrics: Path | None = option(None, "metrics.json of the evaluate stage, recorded in the manifest")
+    data_dir: Path = option(
+        DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz); validation texts check parity"
+    )
+    data: list[Path] = option([], "data files (override --data-dir)")
+    buckets: list[int] = option([512, 1024, 2048, 4096], "sequence lengths to export and check")
+    shared_graph: bool = option(
+        True, "one graph with a dynamic length for every bucket (checked at each) instead of one per bucket"
+    )
+    max_parity_samples: int = option(64, "validation texts checked per bucket")
+    max_eval_samples: int | None = option(None, "alias of --max-parity-samples for smoke runs")
+    name: str = option("treelens-longformer", "model name in the manifest")
+    version: str | None = option(None, "model version (default: date and graph hash)")
+    install: bool = option(False, f"also install the int8 bundle to {DEFAULT_BUNDLE_DIR}")
+    install_dir: Path = option(DEFAULT_BUNDLE_DIR, "where --install puts the bundle")
+    threads: int | None = option(None, "torch and onnxruntime CPU threads")
+    seed: int = option(0, "unused (export is deterministic); kept for a uniform CLI")
+
+
+class LogitsOnly(torch.nn.Module):
+    """(input_ids, attention_mask) -> logits: the graph's whole interface."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+def export_graph(model: torch.nn.Module, path: Path, length: int, dynamic_length: bool, pad_id: int) -> None:
+    """Trace ``model`` at ``length`` with batch size 1 (the length dynamic when asked).
+
+    The batch stays fixed at 1: Longformer's global-attention gather is traced with the
+    batch size it saw, and the runtime runs one text at a time anyway.
+    """
+    input_ids = torch.full((1, length), pad_id, dtype=torch.long)
+    input_ids[0, : length // 2] = 5
+    mask = torch.zeros((1, length), dtype=torch.long)
+    mask[0, : length // 2] = 1
+    axes = {1: "length"} if dynamic_length else {}
+    with torch.no_grad(), onnx_patch.exportable_longformer(), warnings.catch_warnings():
+        # the tracer warns about every shape assert and Python bool in Longformer; parity checks decide
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            LogitsOnly(model).eval(),
+            (input_ids, mask),
+            str(path),
+            input_names=list(GRAPH_INPUTS),
+            output_names=["logits"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes} if axes else None,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    onnx.checker.check_model(str(path))
+
+
+def quantize(fp32: Path, int8: Path) -> None:
+    """Dynamic int8 quantization of the MatMul weights (activations quantized at run time)."""
+    level = logging.root.level
+    logging.root.setLevel(logging.ERROR)  # the quantizer logs every node it skips on the root logger
+    try:
+        quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+    finally:
+        logging.root.setLevel(level)
+
+
+def parity_samples(ids: list[list[int]], length: int, sep_id: int, limit: int) -> list[list[int]]:
+    """Texts for one bucket: those that fit, and longer ones cut to it (ending in [SEP])."""
+    fitting = [x for x in ids if len(x) <= length]
+    cut = [[*x[: length - 1], sep_id] for x in ids if len(x) > length]
+    return (fitting + cut)[:limit]
+
+
+def torch_probabilities(model: torch.nn.Module, ids: list[list[int]]) -> np.ndarray:
+    """The reference: PyTorch eager on each unpadded text."""
+    rows = []
+    with torch.no_grad():
+        for x in ids:
+            logits = model(
+                input_ids=torch.tensor([x]), attention_mask=torch.ones(1, len(x), dtype=torch.long)
+            ).logits
+            rows.append(torch.sigmoid(logits)[0].numpy())
+    return np.stack(rows)
+
+
+def check_parity(
+    bundle_dir: Path,
+    reference: dict[int, tuple[list[list[int]], np.ndarray]],
+    tolerance: float,
+    threads: int | None,
+) -> dict:
+    """Run the bundle at every bucket on the reference texts; raise ParityError on a miss."""
+    classifier = Classifier.load(bundle_dir, device="cpu", threads=threads)
+    thresholds = np.array([classifier.thresholds[name] for name in LABELS])
+    report = {}
+    for length, (ids, expected) in sorted(reference.items()):
+        bucket = classifier.bundle.bucket_for(length)
+        if bucket.length != length:
+            raise ParityError(f"{bundle_dir}: no bucket of length {length}")
+        got = classifier._run(length, ids)
+        delta = np.abs(got - expected)
+        worst = np.unravel_index(int(delta.argmax()), delta.shape)
+        flips = np.argwhere((got >= thresholds) != (expected >= thresholds))
+        report[str(length)] = {
+            "samples": len(ids),
+            "max_abs_dprob": float(delta.max()),
+            "label_flips": len(flips),
+        }
+        if delta.max() > tolerance or len(flips):
+            i, j = flips[0] if len(flips) else worst
+            raise ParityError(
+                f"{bundle_dir / bucket.graph}: at length {length}, text {i} ({len(ids[i])} tokens), "
+                f"label {LABELS[j]}: ONNX {got[i, j]:.6f} vs PyTorch {expected[i, j]:.6f} (max |dprob| "
+                f"{delta.max():.2e}, tolerance {tolerance:g}, {len(flips)} label flip(s)); the graph does "
+                "not match its weights at this length: do not ship it"
+            )
+    return report
+
+
+def write_bundle(
+    folder: Path, graphs: dict[int, Path], tokenizer: Path, meta: dict, precision: str, version: str | None
+) -> None:
+    """Copy graphs and tokenizer into ``folder`` and write manifest.json with their sha256."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names: dict[Path, str] = {}
+    for path in graphs.values():
+        if path not in names:
+            names[path] = f"model-{precision}.onnx" if len(set(graphs.values())) == 1 else f"{path.stem}.onnx"
+            shutil.copyfile(path, folder / names[path])
+    shutil.copyfile(tokenizer, folder / "tokenizer.json")
+    files = sorted({*names.values(), "tokenizer.json"})
+    entries = file_entries(folder, files)
+    graph_hash = "".join(entries[n]["sha256"] for n in sorted(names.values()))
+    stamp = dt.datetime.now(dt.UTC)
+    manifest = {
+        "bundle_format": BUNDLE_FORMAT,
+        "name": meta["name"],
+        "version": version or f"{stamp:%Y.%m.%d}-{graph_hash[:8]}",
+        "created": stamp.isoformat(timespec="seconds"),
+        "precision": precision,
+        "labels": list(LABELS),
+        "thresholds": meta["thresholds"],
+        "input_format": INPUT_FORMAT,
+        "max_tokens": max(graphs),
+        "buckets": [{"length": n, "graph": names[p]} for n, p in sorted(graphs.items())],
+        "inputs": list(GRAPH_INPUTS),
+        "outputs": ["logits"],
+        "tokenizer": "tokenizer.json",
+        "files": entries,
+        **{k: v for k, v in meta.items() if k not in ("name", "thresholds")},
+    }
+    write_manifest(folder, manifest)
+
+
+def install(bundle_dir: Path, target: Path) -> None:
+    """Replace ``target`` with a verified copy of ``bundle_dir``."""
+    load_bundle(bundle_dir)
+    staging = Path(tempfile.mkdtemp(prefix=".install-", dir=target.parent))
+    try:
+        for item in bundle_dir.iterdir():
+            shutil.copyfile(item, staging / item.name)
+        load_bundle(staging)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("export: installed %s -> %s", bundle_dir, target)
+
+
+def run(config: ExportConfig) -> Path:
+    """Export, check, quantize, bundle; returns the int8 bundle folder."""
+    prepare_output_dir(config.output_dir, config.overwrite_output_dir)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    tokenizer_path = config.model / "tokenizer.json"
+    tokenizer = load_tokenizer(tokenizer_path)
+    pad_id, sep_id = tokenizer.token_to_id(PAD), tokenizer.token_to_id(SEP)
+    model = LongformerForSequenceClassification.from_pretrained(config.model / MODEL_DIR).eval()
+    max_tokens = model.config.max_position_embeddings - pad_id - 1
+    window = model.config.attention_window
+    window = window if isinstance(window, int) else window[0]
+    buckets = sorted(set(config.buckets))
+    if buckets[-1] != max_tokens or any(b % window for b in buckets):
+        raise ValueError(
+            f"--buckets {buckets}: the largest must be the model's max_tokens {max_tokens} and each a "
+            f"multiple of its attention window {window}"
+        )
+    thresholds = json.loads((config.model / THRESHOLDS_FILE).read_text())
+
+    # reference probabilities: PyTorch eager on the validation texts, per bucket
+    splits = labelled_splits(load_records(config.data, config.data_dir))
+    texts = render([r.tree for r in splits["validation"]], max_tokens, line_counter(tokenizer))
+    ids = modeling.encode(tokenizer, texts, max_tokens)
+    limit = config.max_eval_samples or config.max_parity_samples
+    reference = {}
+    for length in buckets:
+        samples = parity_samples(ids, length, sep_id, limit)
+        reference[length] = (samples, torch_probabilities(model, samples))
+
+    # fp32 graphs: one shared graph with a dynamic length, or one per bucket
+    work = config.output_dir / "graphs"
+    work.mkdir(exist_ok=True)
+    fp32: dict[int, Path] = {}
+    if config.shared_graph:
+        path = work / "model-fp32.onnx"
+        export_graph(model, path, buckets[-1], dynamic_length=True, pad_id=pad_id)
+        fp32 = dict.fromkeys(buckets, path)
+    else:
+        for length in buckets:
+            fp32[length] = work / f"model-{length}-fp32.onnx"
+            export_graph(model, fp32[length], length, dynamic_length=False, pad_id=pad_id)
+    int8 = {}
+    for path in dict.fromkeys(fp32.values()):
+        target = path.with_name(path.name.replace("-fp32", "-int8"))
+        quantize(path, target)
+        int8.update({n: target for n, p in fp32.items() if p == path})
+
+    # bundles, each checked at every bucket before anything is installed
+    summary_path = config.model / DATA_SUMMARY_FILE
+    meta = {
+        "name": config.name,
+        "thresholds": thresholds,
+        "architecture": model.config.to_diff_dict(),
+        "training": {
+            "data": json.loads(summary_path.read_text()) if summary_path.is_file() else {},
+            "finetune_results": _read_json(config.model / "all_results.json"),
+        },
+        "metrics": _read_json(config.metrics) if config.metrics else {},
+        "export": to_json(config),
+    }
+    fp32_dir, int8_dir = config.output_dir / "bundle-fp32", config.output_dir / "bundle"
+    write_bundle(fp32_dir, fp32, tokenizer_path, meta, "fp32", config.version)
+    parity_fp32 = check_parity(fp32_dir, reference, FP32_TOLERANCE, config.threads)
+    log.info("export: fp32 parity %s", parity_fp32)
+    meta["parity"] = {"fp32": parity_fp32}
+    write_bundle(int8_dir, int8, tokenizer_path, meta, "int8", config.version)
+    parity_int8 = check_parity(int8_dir, reference, INT8_TOLERANCE, config.threads)
+    log.info("export: int8 parity %s", parity_int8)
+    meta["parity"]["int8"] = parity_int8
+    write_bundle(int8_dir, int8, tokenizer_path, meta, "int8", config.version)  # manifest with int8 parity
+    size = sum(p.stat().st_size for p in int8_dir.iterdir())
+    log.info("export: bundle %s (%.1f MB)", int8_dir, size / 1e6)
+    if config.install:
+        install(int8_dir, config.install_dir)
+    return int8_dir
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}

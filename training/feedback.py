@@ -1,0 +1,61 @@
+"""`treelens-train export-feedback`: the daemon's feedback database as data-set records.
+
+The records (DESIGN.md's JSONL format, the person's labels as ``labels``) go to a file
+that the other stages read like any data file, e.g. ``--data ../shared/data/
+projects-labelled.jsonl.gz --data feedback.jsonl``. The export is checked by reading
+it back with the data-set reader, so a record the stages would refuse is caught here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import logging
+from pathlib import Path
+
+from daemon.feedback import FeedbackError, export_feedback
+from daemon.settings import default_feedback_database
+from model.dataset import read_records
+
+log = logging.getLogger(__name__)
+
+
+def cmd_export_feedback(args: argparse.Namespace) -> int:
+    output: Path = args.output
+    if output.exists() and not args.overwrite:
+        raise ValueError(f"--output {output} exists; pass --overwrite to replace it")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    opener = gzip.open if output.suffix == ".gz" else open
+    try:
+        with opener(tmp, "wt", encoding="utf-8") as handle:
+            count = export_feedback(args.database, handle)
+        if count == 0:
+            raise ValueError(f"{args.database}: no feedback stored yet; nothing to export")
+        checked = sum(1 for _ in read_records(tmp))
+        tmp.replace(output)
+    except FeedbackError as error:
+        raise ValueError(str(error)) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.info("export-feedback: %d records from %s -> %s", checked, args.database, output)
+    return 0
+
+
+def add_command(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "export-feedback",
+        help="turn the daemon's feedback database into data-set records",
+        description=__doc__,
+    )
+    parser.add_argument(
+        "--database",
+        type=Path,
+        default=default_feedback_database(),
+        help="the feedback SQLite file (default: the daemon's, %(default)s)",
+    )
+    parser.add_argument(
+        "--output", type=Path, required=True, help="records file to write (.jsonl or .jsonl.gz)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    parser.set_defaults(run=cmd_export_feedback)

@@ -1,0 +1,344 @@
+"""`treelens-train finetune`: the multi-label classifier on top of the pretrained Longformer.
+
+Reads in run order: setup -> data (the report's split rule, the test split held out)
+-> model (LongformerForSequenceClassification from the pretrained MLM; [CLS] gets
+global attention) -> optimizer and schedule (the report's epoch rule) -> one epoch at a
+time: train with BCEWithLogitsLoss, evaluate on validation, check for overfitting
+(validation loss > 5x training loss), keep the best epoch by validation macro-F1, stop
+early, checkpoint -> tune per-label thresholds on validation -> save. Runs unchanged
+under ``torchrun --nproc_per_node N``; a killed run resumes from its last epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+from transformers import LongformerForSequenceClassification, get_linear_schedule_with_warmup
+
+from model.dataset import label_counts
+from model.labels import LABELS
+from model.tokenizer import PAD, line_counter, load_tokenizer
+from training import modeling
+from training.config import DEFAULT_DATA_DIR, option, prepare_output_dir, to_json
+from training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
+from training.modeling import RunContext
+from training.pretrain import MODEL_DIR, count, write_metrics
+from training.texts import drop_files, labelled_splits, load_records, render
+from training.tokenizer import save_hf_files
+
+log = logging.getLogger(__name__)
+
+THRESHOLDS_FILE = "thresholds.json"
+DATA_SUMMARY_FILE = "data_summary.json"
+MAX_POS_WEIGHT = 5.0
+
+
+@dataclass
+class FinetuneConfig:
+    # I/O
+    output_dir: Path = option(Path("runs/finetune"), "folder for checkpoints and the classifier")
+    overwrite_output_dir: bool = option(False, "start over in a non-empty --output-dir (else resume)")
+    pretrained: Path = option(Path("runs/pretrain"), "output folder of the pretrain stage")
+    data_dir: Path = option(DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz) data files")
+    data: list[Path] = option([], "data files (override --data-dir); labelled records are used")
+    max_train_samples: int | None = option(None, "use at most this many training records (smoke runs)")
+    max_eval_samples: int | None = option(None, "use at most this many validation records")
+    # the report's epoch rule: max_epochs for small data sets, min_epochs for large ones
+    max_epochs: int = option(40, "epochs when the training set has at most --min-size records")
+    min_epochs: int = option(4, "epochs when it has at least --max-size records")
+    min_size: int = option(1_000, "training-set size up to which max_epochs apply")
+    max_size: int = option(1_000_000, "training-set size from which min_epochs apply")
+    early_stopping_patience: int = option(
+        8, "stop after this many epochs without a better validation macro-F1"
+    )
+    overfit_ratio: float = option(5.0, "warn when validation loss exceeds this multiple of training loss")
+    # optimizer
+    batch_size: int = option(8, "records per micro-batch (per process)")
+    grad_accum: int = option(1, "micro-batches per optimizer step")
+    learning_rate: float = option(2e-4, "peak AdamW learning rate")
+    weight_decay: float = option(0.01, "AdamW weight decay of matrices")
+    warmup_ratio: float = option(0.1, "share of steps with linear warm-up")
+    max_grad_norm: float = option(1.0, "gradient clipping norm")
+    pos_weight: bool = option(True, "weight positives of rare labels up (negatives/positives, capped at 5)")
+    augment_drop: float = option(0.5, "chance a training record is shown with some files dropped, per epoch")
+    augment_drop_share: float = option(0.25, "share of non-manifest files dropped then")
+    # system
+    device: str = option("auto", "auto, cpu or cuda", choices=["auto", "cpu", "cuda"])
+    threads: int | None = option(None, "torch CPU threads (default: torch's choice)")
+    seed: int = option(0, "random seed")
+
+    def validate(self) -> None:
+        if self.min_epochs > self.max_epochs or self.min_size >= self.max_size:
+            raise ValueError("need --min-epochs <= --max-epochs and --min-size < --max-size")
+
+    def epochs_for(self, size: int) -> int:
+        """max_epochs -> min_epochs linearly between min_size and max_size records."""
+        share = min(max((size - self.min_size) / (self.max_size - self.min_size), 0.0), 1.0)
+        return round(self.max_epochs + share * (self.min_epochs - self.max_epochs))
+
+
+def predict(model, ids: list[list[int]], pad_id: int, batch_size: int, ctx: RunContext) -> np.ndarray:
+    """Sigmoid probabilities, one row per text (eval mode, no gradients)."""
+    was_training = model.training
+    model.eval()
+    window = modeling.unwrap(model).config.attention_window
+    window = window if isinstance(window, int) else window[0]
+    rows = []
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    with torch.no_grad(), ctx.autocast():
+        for start in range(0, len(order), batch_size):
+            part = order[start : start + batch_size]
+            input_ids, mask = modeling.pad_batch([ids[i] for i in part], pad_id, window)
+            logits = model(input_ids=input_ids.to(ctx.device), attention_mask=mask.to(ctx.device)).logits
+            rows.extend(zip(part, torch.sigmoid(logits.float()).cpu().numpy(), strict=True))
+    model.train(was_training)
+    probabilities = np.zeros((len(ids), len(LABELS)), dtype=np.float32)
+    for i, row in rows:
+        probabilities[i] = row
+    return probabilities
+
+
+def bce_loss(probabilities: np.ndarray, y: np.ndarray) -> float:
+    p = np.clip(probabilities, 1e-7, 1 - 1e-7)
+    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+
+def run(config: FinetuneConfig) -> Path:
+    """Finetune; returns the folder of the saved classifier."""
+    # setup ------------------------------------------------------------------------------
+    ctx = modeling.setup_run(config.device, config.threads)
+    checkpoint_path = config.output_dir / modeling.CHECKPOINT_FILE
+    resume = checkpoint_path.is_file() and not config.overwrite_output_dir
+    if ctx.main:
+        prepare_output_dir(config.output_dir, config.overwrite_output_dir, resume_ok=resume)
+        if config.overwrite_output_dir:
+            checkpoint_path.unlink(missing_ok=True)
+    modeling.seed_everything(config.seed)
+    pretrained_model = config.pretrained / MODEL_DIR
+    tokenizer_path = config.pretrained / "tokenizer.json"
+    if not (pretrained_model / "config.json").is_file():
+        raise ValueError(
+            f"--pretrained {config.pretrained}: no {MODEL_DIR}/config.json; run the pretrain stage"
+        )
+
+    # data -------------------------------------------------------------------------------
+    tokenizer = load_tokenizer(tokenizer_path)
+    pad_id = tokenizer.token_to_id(PAD)
+    counter = line_counter(tokenizer)
+    model = LongformerForSequenceClassification.from_pretrained(
+        pretrained_model, **modeling.classifier_labels()
+    )
+    max_tokens = model.config.max_position_embeddings - pad_id - 1
+    splits = labelled_splits(load_records(config.data, config.data_dir))
+    train_records = splits["train"][: config.max_train_samples]
+    val_records = splits["validation"][: config.max_eval_samples]
+    if not train_records or not val_records:
+        raise ValueError(
+            f"finetuning needs labelled records in both train and validation splits, got "
+            f"{len(train_records)} and {len(val_records)}; add labelled records"
+        )
+    y_train = np.array([r.labels for r in train_records], dtype=np.float32)
+    y_val = np.array([r.labels for r in val_records], dtype=np.float32)
+    train_ids = modeling.encode(
+        tokenizer, render([r.tree for r in train_records], max_tokens, counter), max_tokens
+    )
+    val_ids = modeling.encode(
+        tokenizer, render([r.tree for r in val_records], max_tokens, counter), max_tokens
+    )
+    epochs = config.epochs_for(len(train_records))
+
+    # model ------------------------------------------------------------------------------
+    model.to(ctx.device)
+    state = modeling.load_checkpoint(checkpoint_path) if resume else None
+    if state:
+        model.load_state_dict(state["model"])
+    if ctx.distributed:
+        model = torch.nn.parallel.DistributedDataParallel(model)
+    positives = y_train.sum(axis=0)
+    weight = np.minimum((len(y_train) - positives) / np.maximum(positives, 1), MAX_POS_WEIGHT)
+    loss_fn = torch.nn.BCEWithLogitsLoss(
+        pos_weight=torch.tensor(weight, dtype=torch.float32, device=ctx.device) if config.pos_weight else None
+    )
+
+    # optimizer and schedule ---------------------------------------------------------------
+    lengths = [len(x) for x in train_ids]
+    batches_per_epoch = len(modeling.length_batches(lengths, config.batch_size, config.seed, 0, ctx))
+    total_steps = epochs * math.ceil(batches_per_epoch / config.grad_accum)
+    optimizer = torch.optim.AdamW(modeling.decay_groups(model, config.weight_decay), lr=config.learning_rate)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(config.warmup_ratio * total_steps), total_steps
+    )
+    epoch, best_f1, best_epoch, best_state, history = 0, -1.0, -1, None, []
+    if state:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        epoch, best_f1, best_epoch = state["epoch"], state["best_f1"], state["best_epoch"]
+        best_state, history = state["best_state"], state["history"]
+        modeling.set_rng_state(state["rng"])
+        log.info(
+            "finetune: resuming from %s after epoch %d (best macro-F1 %.4f)", checkpoint_path, epoch, best_f1
+        )
+    if ctx.main:
+        log.info(
+            "finetune: %s",
+            ctx.summary(
+                train_samples=len(train_ids),
+                eval_samples=len(val_ids),
+                epochs=epochs,
+                parameters=count(model),
+            ),
+        )
+
+    # loop: one epoch at a time ------------------------------------------------------------
+    started = time.perf_counter()
+    rng = random.Random(config.seed)  # noqa: S311 - augmentation, not security
+    while epoch < epochs and epoch - best_epoch <= config.early_stopping_patience:
+        # augmentation: re-render some records from a tree with files dropped
+        rng.seed(config.seed * 7919 + epoch)
+        epoch_ids = list(train_ids)
+        if config.augment_drop > 0:
+            chosen = [i for i in range(len(train_records)) if rng.random() < config.augment_drop]
+            trees = [drop_files(train_records[i].tree, config.augment_drop_share, rng) for i in chosen]
+            for i, ids in zip(
+                chosen,
+                modeling.encode(tokenizer, render(trees, max_tokens, counter), max_tokens),
+                strict=True,
+            ):
+                epoch_ids[i] = ids
+        batches = modeling.length_batches(
+            [len(x) for x in epoch_ids], config.batch_size, config.seed, epoch, ctx
+        )
+        model.train()
+        losses = []
+        for index, batch_indices in tqdm(
+            list(modeling.iterate(batches, 0)),
+            desc=f"finetune epoch {epoch}",
+            disable=not ctx.main,
+            mininterval=5,
+        ):
+            input_ids, mask = modeling.pad_batch(
+                [epoch_ids[i] for i in batch_indices], pad_id, window_of(model)
+            )
+            targets = torch.tensor(y_train[batch_indices], device=ctx.device)
+            last_micro = (index + 1) % config.grad_accum == 0 or index + 1 == len(batches)
+            with modeling.no_sync(model, not last_micro):
+                with ctx.autocast():
+                    logits = model(
+                        input_ids=input_ids.to(ctx.device), attention_mask=mask.to(ctx.device)
+                    ).logits
+                loss = loss_fn(logits.float(), targets)
+                (loss / config.grad_accum).backward()
+            losses.append(loss.item())
+            if last_micro:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+        # evaluate on validation, check overfitting, keep the best epoch
+        train_loss = sum(losses) / max(len(losses), 1)
+        val_probs = predict(model, val_ids, pad_id, config.batch_size, ctx)
+        val_loss = bce_loss(val_probs, y_val)
+        val_f1 = multilabel_metrics(y_val, apply_thresholds(val_probs, [0.5] * len(LABELS)))["macro_f1"]
+        overfitting = val_loss > config.overfit_ratio * train_loss
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": round(train_loss, 5),
+                "val_loss": round(val_loss, 5),
+                "val_macro_f1": val_f1,
+            }
+        )
+        if ctx.main:
+            log.info(
+                "finetune: epoch %d train loss %.4f val loss %.4f val macro-F1 %.4f%s",
+                epoch, train_loss, val_loss, val_f1,
+                f" (overfitting: val loss > {config.overfit_ratio:g}x train loss)" if overfitting else "",
+            )  # fmt: skip
+        if val_f1 > best_f1:
+            best_f1, best_epoch = val_f1, epoch
+            best_state = copy.deepcopy(modeling.unwrap(model).state_dict())
+        epoch += 1
+        if ctx.main:
+            modeling.save_checkpoint(
+                checkpoint_path,
+                {
+                    "model": modeling.unwrap(model).state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "epoch": epoch,
+                    "best_f1": best_f1,
+                    "best_epoch": best_epoch,
+                    "best_state": best_state,
+                    "history": history,
+                    "config": to_json(config),
+                    "rng": modeling.rng_state(),
+                },
+            )
+    if epoch < epochs and ctx.main:
+        log.info("finetune: early stop after epoch %d (best epoch %d)", epoch - 1, best_epoch)
+
+    # thresholds on validation, final metrics, save --------------------------------------------
+    classifier = modeling.unwrap(model)
+    classifier.load_state_dict(best_state)
+    model_dir = config.output_dir / MODEL_DIR
+    if ctx.main:
+        val_probs = predict(classifier, val_ids, pad_id, config.batch_size, ctx)
+        train_probs = predict(classifier, train_ids, pad_id, config.batch_size, ctx)
+        thresholds = tune_thresholds(y_val, val_probs)
+        cut = [thresholds[name] for name in LABELS]
+        classifier.save_pretrained(model_dir)
+        shutil.copyfile(tokenizer_path, config.output_dir / "tokenizer.json")
+        save_hf_files(config.output_dir, max_tokens)
+        (config.output_dir / THRESHOLDS_FILE).write_text(json.dumps(thresholds, indent=2) + "\n")
+        summary = {
+            "records": {name: len(records) for name, records in splits.items()},
+            "used": {"train": len(train_records), "validation": len(val_records)},
+            "labels": {name: label_counts(records) for name, records in splits.items()},
+            "pretrained": str(config.pretrained),
+        }
+        (config.output_dir / DATA_SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+        write_metrics(
+            config.output_dir,
+            {
+                "train": {
+                    **multilabel_metrics(y_train, apply_thresholds(train_probs, cut)),
+                    "epochs_planned": epochs,
+                    "epochs_done": epoch,
+                    "best_epoch": best_epoch,
+                    "seconds_this_session": round(time.perf_counter() - started, 1),
+                },
+                "validation": {
+                    **multilabel_metrics(y_val, apply_thresholds(val_probs, cut)),
+                    "macro_f1_at_0.5": best_f1,
+                    "thresholds": thresholds,
+                },
+                "history": {"epochs": history, "config": to_json(config)},
+            },
+        )
+        log.info(
+            "finetune: best epoch %d, validation macro-F1 %.4f at 0.5; model in %s",
+            best_epoch,
+            best_f1,
+            model_dir,
+        )
+    if ctx.distributed:
+        dist.barrier()
+    modeling.teardown_run(ctx)
+    return model_dir
+
+
+def window_of(model: torch.nn.Module) -> int:
+    window = modeling.unwrap(model).config.attention_window
+    return window if isinstance(window, int) else window[0]

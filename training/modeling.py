@@ -1,0 +1,237 @@
+"""What pretraining and finetuning share: the architecture, the run context
+(device, dtype, DistributedDataParallel under torchrun), batching and checkpoints.
+
+Batches group texts of similar length and pad only to the batch's longest text,
+rounded up to the attention window (Longformer pads to a multiple of the window
+anyway), so a 300-token project does not pay for 4,096 positions.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from tokenizers import Tokenizer
+from transformers import LongformerConfig
+
+from model.labels import LABELS
+from model.tokenizer import CLS, PAD, SEP, UNK
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Longformer size; stored in checkpoints and rebuilt from there on resume."""
+
+    layers: int
+    hidden: int
+    heads: int
+    intermediate: int
+    attention_window: int
+    max_tokens: int
+    vocab_size: int
+    dropout: float = 0.1
+
+    def longformer_config(self, tokenizer: Tokenizer, **extra: Any) -> LongformerConfig:
+        pad = tokenizer.token_to_id(PAD)
+        if self.max_tokens % self.attention_window:
+            raise ValueError(
+                f"max_tokens {self.max_tokens} must be a multiple of attention_window {self.attention_window}"
+            )
+        return LongformerConfig(
+            vocab_size=self.vocab_size,
+            hidden_size=self.hidden,
+            num_hidden_layers=self.layers,
+            num_attention_heads=self.heads,
+            intermediate_size=self.intermediate,
+            attention_window=self.attention_window,
+            # RoBERTa-style positions start after the padding id
+            max_position_embeddings=self.max_tokens + pad + 1,
+            hidden_dropout_prob=self.dropout,
+            attention_probs_dropout_prob=self.dropout,
+            type_vocab_size=1,
+            pad_token_id=pad,
+            bos_token_id=tokenizer.token_to_id(CLS),
+            eos_token_id=tokenizer.token_to_id(SEP),
+            sep_token_id=tokenizer.token_to_id(SEP),
+            unk_token_id=tokenizer.token_to_id(UNK),
+            **extra,
+        )
+
+
+def classifier_labels() -> dict[str, Any]:
+    """LongformerConfig keys for the multi-label head, in LABELS order."""
+    return {
+        "num_labels": len(LABELS),
+        "problem_type": "multi_label_classification",
+        "id2label": dict(enumerate(LABELS)),
+        "label2id": {name: i for i, name in enumerate(LABELS)},
+    }
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where this process runs: device, autocast dtype and its place under torchrun."""
+
+    device: torch.device
+    dtype: torch.dtype
+    rank: int
+    world_size: int
+    local_rank: int
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def autocast(self) -> AbstractContextManager:
+        """bf16 autocast on GPU, plain fp32 on CPU."""
+        if self.dtype == torch.bfloat16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def summary(self, **counts: int) -> str:
+        parts = [f"device {self.device}", f"dtype {str(self.dtype).removeprefix('torch.')}"]
+        parts.append(f"world size {self.world_size}")
+        parts.extend(f"{name.replace('_', ' ')} {n}" for name, n in counts.items())
+        return ", ".join(parts)
+
+
+def setup_run(device: str, threads: int | None) -> RunContext:
+    """Pick the device and, under torchrun (RANK/WORLD_SIZE set), join the process group."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for but torch sees no GPU; use --device cpu")
+        torch_device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(torch_device)
+    else:
+        torch_device = torch.device("cpu")
+    if threads:
+        torch.set_num_threads(threads)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch_device.type == "cuda" else "gloo")
+    dtype = (
+        torch.bfloat16 if torch_device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    )
+    return RunContext(torch_device, dtype, rank, world_size, local_rank)
+
+
+def teardown_run(ctx: RunContext) -> None:
+    if ctx.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def encode(tokenizer: Tokenizer, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
+    """Token ids with [CLS] ... [SEP]; cut at ``max_tokens`` (describe already fits them)."""
+    return [e.ids[:max_tokens] for e in tokenizer.encode_batch(list(texts))]
+
+
+def length_batches(
+    lengths: Sequence[int], batch_size: int, seed: int, epoch: int, ctx: RunContext
+) -> list[list[int]]:
+    """This rank's batches of one epoch: similar lengths together, batch order shuffled.
+
+    Indices are shuffled, cut into chunks of 50 batches, sorted by length inside a chunk,
+    and batched; the batch order is then shuffled. Under torchrun every rank gets the
+    same number of batches (the list is cut to a multiple of the world size) so DDP's
+    collective calls line up.
+    """
+    rng = random.Random(seed * 1000 + epoch)  # noqa: S311 - shuffling, not security
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    chunk = batch_size * 50
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start : start + chunk], key=lambda i: lengths[i])
+        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
+    rng.shuffle(batches)
+    usable = len(batches) - len(batches) % ctx.world_size if len(batches) >= ctx.world_size else len(batches)
+    return batches[ctx.rank : usable : ctx.world_size]
+
+
+def pad_batch(ids: Sequence[list[int]], pad_id: int, multiple: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """input_ids and attention_mask padded to the longest, rounded up to ``multiple``."""
+    width = math.ceil(max(len(x) for x in ids) / multiple) * multiple
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for row, x in enumerate(ids):
+        input_ids[row, : len(x)] = torch.tensor(x, dtype=torch.long)
+        mask[row, : len(x)] = 1
+    return input_ids, mask
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: matrices decay, biases and LayerNorm weights (rank < 2) do not."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically: a kill during the write leaves the previous checkpoint intact."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+
+
+def no_sync(model: torch.nn.Module, skip_sync: bool) -> AbstractContextManager:
+    """DDP's no_sync for micro-batches that only accumulate gradients; a no-op otherwise."""
+    if skip_sync and isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        return model.no_sync()
+    return nullcontext()
+
+
+def zero_loss(model: torch.nn.Module) -> torch.Tensor:
+    """A zero that touches every parameter: the backward of a skipped (non-finite) batch,
+    so DDP's gradient reduction still completes on every process."""
+    return sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0
+
+
+def iterate(batches: list[list[int]], skip: int) -> Iterator[tuple[int, list[int]]]:
+    """(index, batch) pairs from ``skip`` on: a resumed epoch continues where it stopped."""
+    for index in range(skip, len(batches)):
+        yield index, batches[index]

@@ -1,0 +1,356 @@
+"""`treelens-train pretrain`: masked-language-model pretraining of a Longformer from scratch.
+
+Reads top to bottom in the order it runs: setup -> data -> model -> optimizer and
+schedule -> loop (mask, forward, skip non-finite losses, clip, step, log, evaluate
+and checkpoint every N steps) -> final evaluation -> save. The masking probability
+decays linearly from 0.38 to 0.08 across epochs (the seed report's schedule): early
+epochs make the model fill in most of a tree, later ones refine. A kill at any point
+loses at most ``checkpoint_steps`` steps: the run resumes from ``checkpoint.pt``.
+Runs unchanged under ``torchrun --nproc_per_node N`` (DistributedDataParallel).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+from transformers import (
+    DataCollatorForLanguageModeling,
+    LongformerForMaskedLM,
+    PreTrainedTokenizerFast,
+    get_linear_schedule_with_warmup,
+)
+
+from model.input import DEFAULT_MAX_TOKENS
+from model.tokenizer import line_counter, load_tokenizer
+from training import modeling
+from training.config import DEFAULT_DATA_DIR, option, prepare_output_dir, to_json
+from training.modeling import Architecture, RunContext
+from training.texts import SubtreeRule, labelled_splits, load_records, pretraining_trees, render
+from training.tokenizer import HF_SPECIAL_TOKENS, save_hf_files
+
+log = logging.getLogger(__name__)
+
+MODEL_DIR = "model"
+EVAL_MLM_PROBABILITY = 0.15
+
+
+@dataclass
+class PretrainConfig:
+    # I/O
+    output_dir: Path = option(Path("runs/pretrain"), "folder for checkpoints and the pretrained model")
+    overwrite_output_dir: bool = option(False, "start over in a non-empty --output-dir (else resume)")
+    tokenizer: Path = option(Path("runs/tokenizer/tokenizer.json"), "tokenizer.json from the tokenizer stage")
+    data_dir: Path = option(DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz) data files")
+    data: list[Path] = option([], "data files (override --data-dir)")
+    # data
+    subtrees: bool = option(True, "add sub-trees of large repositories as extra samples")
+    max_train_samples: int | None = option(None, "use at most this many training texts (smoke runs)")
+    max_eval_samples: int | None = option(None, "use at most this many evaluation texts")
+    # model
+    layers: int = option(4, "transformer layers")
+    hidden: int = option(256, "hidden size")
+    heads: int = option(4, "attention heads")
+    intermediate: int = option(1024, "feed-forward size")
+    attention_window: int = option(128, "Longformer local attention window (tokens, both sides)")
+    max_tokens: int = option(DEFAULT_MAX_TOKENS, "longest input, special tokens included")
+    dropout: float = option(0.1, "hidden and attention dropout")
+    # optimizer and schedule
+    epochs: int = option(20, "passes over the training texts")
+    batch_size: int = option(8, "texts per micro-batch (per process)")
+    grad_accum: int = option(1, "micro-batches per optimizer step")
+    learning_rate: float = option(5e-4, "peak AdamW learning rate")
+    weight_decay: float = option(0.01, "AdamW weight decay of matrices")
+    warmup_ratio: float = option(0.06, "share of steps with linear warm-up")
+    max_grad_norm: float = option(1.0, "gradient clipping norm")
+    mlm_probability_start: float = option(0.38, "masking probability of the first epoch")
+    mlm_probability_end: float = option(0.08, "masking probability of the last epoch")
+    max_steps: int | None = option(None, "stop after this many optimizer steps (smoke runs)")
+    # logging, checkpoints, system
+    log_steps: int = option(10, "log loss and tokens/s every N steps")
+    checkpoint_steps: int = option(50, "evaluate and checkpoint every N steps")
+    device: str = option("auto", "auto, cpu or cuda", choices=["auto", "cpu", "cuda"])
+    threads: int | None = option(None, "torch CPU threads (default: torch's choice)")
+    seed: int = option(0, "random seed")
+
+    def validate(self) -> None:
+        if not 0 < self.mlm_probability_end <= self.mlm_probability_start < 1:
+            raise ValueError("need 0 < --mlm-probability-end <= --mlm-probability-start < 1")
+        if self.hidden % self.heads:
+            raise ValueError(f"--hidden {self.hidden} must be a multiple of --heads {self.heads}")
+
+    def architecture(self, vocab_size: int) -> Architecture:
+        return Architecture(
+            layers=self.layers,
+            hidden=self.hidden,
+            heads=self.heads,
+            intermediate=self.intermediate,
+            attention_window=self.attention_window,
+            max_tokens=self.max_tokens,
+            vocab_size=vocab_size,
+            dropout=self.dropout,
+        )
+
+
+def mlm_probability(config: PretrainConfig, epoch: int) -> float:
+    """Linear decay from the start to the end probability across epochs."""
+    if config.epochs <= 1:
+        return config.mlm_probability_start
+    share = epoch / (config.epochs - 1)
+    return config.mlm_probability_start + share * (config.mlm_probability_end - config.mlm_probability_start)
+
+
+def hf_tokenizer(tokenizer_path: Path) -> PreTrainedTokenizerFast:
+    """The transformers view of our tokenizer, for the MLM collator."""
+    return PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_path), **HF_SPECIAL_TOKENS)
+
+
+def pretraining_texts(config: PretrainConfig, counter) -> tuple[list[str], list[str]]:
+    """Training texts (every record but the held-out splits, plus sub-trees) and eval texts.
+
+    The labelled validation and test splits are kept out: validation measures the MLM
+    loss on unseen projects, and the test split is never seen by any stage but evaluate.
+    """
+    records = load_records(config.data, config.data_dir)
+    splits = labelled_splits(records)
+    held_out = {r.id for r in splits["validation"] + splits["test"]}
+    train_records = [r for r in records if r.id not in held_out]
+    trees = pretraining_trees(train_records, SubtreeRule() if config.subtrees else None)
+    train = render(trees[: config.max_train_samples], config.max_tokens, counter)
+    evaluation = render(
+        [r.tree for r in splits["validation"]][: config.max_eval_samples], config.max_tokens, counter
+    )
+    return train, evaluation
+
+
+def evaluate_mlm(model, collator, ids: list[list[int]], config: PretrainConfig, ctx: RunContext) -> dict:
+    """MLM loss and perplexity on the eval texts with a fixed masking (same masks every call)."""
+    if not ids:
+        return {}
+    model.eval()
+    previous = collator.mlm_probability
+    collator.mlm_probability = EVAL_MLM_PROBABILITY
+    total, weight = 0.0, 0
+    with torch.no_grad(), torch.random.fork_rng(), ctx.autocast():
+        torch.manual_seed(config.seed)
+        for start in range(0, len(ids), config.batch_size):
+            batch = collator([{"input_ids": x} for x in ids[start : start + config.batch_size]])
+            masked = int((batch["labels"] != -100).sum())
+            if masked == 0:
+                continue
+            out = model(**{k: v.to(ctx.device) for k, v in batch.items()})
+            total += float(out.loss) * masked
+            weight += masked
+    collator.mlm_probability = previous
+    model.train()
+    loss = total / max(weight, 1)
+    return {
+        "eval_loss": round(loss, 5),
+        "perplexity": round(math.exp(min(loss, 50)), 3),
+        "eval_samples": len(ids),
+    }
+
+
+def run(config: PretrainConfig) -> Path:
+    """Pretrain; returns the folder of the saved LongformerForMaskedLM."""
+    # setup ------------------------------------------------------------------------------
+    ctx = modeling.setup_run(config.device, config.threads)
+    checkpoint_path = config.output_dir / modeling.CHECKPOINT_FILE
+    resume = checkpoint_path.is_file() and not config.overwrite_output_dir
+    if ctx.main:
+        prepare_output_dir(config.output_dir, config.overwrite_output_dir, resume_ok=resume)
+        if config.overwrite_output_dir:
+            checkpoint_path.unlink(missing_ok=True)
+    modeling.seed_everything(config.seed)
+
+    # data -------------------------------------------------------------------------------
+    tokenizer = load_tokenizer(config.tokenizer)
+    counter = line_counter(tokenizer)
+    train_texts, eval_texts = pretraining_texts(config, counter)
+    train_ids = modeling.encode(tokenizer, train_texts, config.max_tokens)
+    eval_ids = modeling.encode(tokenizer, eval_texts, config.max_tokens)
+    lengths = [len(x) for x in train_ids]
+    collator = DataCollatorForLanguageModeling(
+        hf_tokenizer(config.tokenizer),
+        mlm_probability=config.mlm_probability_start,
+        pad_to_multiple_of=config.attention_window,
+    )
+
+    # model ------------------------------------------------------------------------------
+    state = modeling.load_checkpoint(checkpoint_path) if resume else None
+    architecture = (
+        Architecture(**state["model_args"]) if state else config.architecture(tokenizer.get_vocab_size())
+    )
+    model = LongformerForMaskedLM(architecture.longformer_config(tokenizer)).to(ctx.device)
+    if state:
+        model.load_state_dict(state["model"])
+    if ctx.distributed:
+        # MLM gives no token global attention, so the global projections get no gradient
+        model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+
+    # optimizer and schedule ---------------------------------------------------------------
+    batches_per_epoch = len(modeling.length_batches(lengths, config.batch_size, config.seed, 0, ctx))
+    steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum)
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
+    optimizer = torch.optim.AdamW(
+        modeling.decay_groups(model, config.weight_decay),
+        lr=config.learning_rate,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+    )
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(config.warmup_ratio * total_steps), total_steps
+    )
+    step, epoch, skip, nan_batches = 0, 0, 0, 0
+    history: list[dict] = []
+    if state:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, epoch, skip, nan_batches = state["step"], state["epoch"], state["batch"], state["nan_batches"]
+        history = state["history"]
+        modeling.set_rng_state(state["rng"])
+        log.info(
+            "pretrain: resuming from %s at step %d (epoch %d, batch %d)", checkpoint_path, step, epoch, skip
+        )
+    if ctx.main:
+        log.info(
+            "pretrain: %s",
+            ctx.summary(
+                train_samples=len(train_ids),
+                eval_samples=len(eval_ids),
+                steps=total_steps,
+                parameters=count(model),
+            ),
+        )
+
+    def checkpoint(next_epoch: int, next_batch: int) -> None:
+        if ctx.main:
+            modeling.save_checkpoint(
+                checkpoint_path,
+                {
+                    "model": modeling.unwrap(model).state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "model_args": asdict(architecture),
+                    "config": to_json(config),
+                    "step": step,
+                    "epoch": next_epoch,
+                    "batch": next_batch,
+                    "nan_batches": nan_batches,
+                    "rng": modeling.rng_state(),
+                    "history": history,
+                },
+            )
+
+    # loop -------------------------------------------------------------------------------
+    model.train()
+    started, tokens_seen, losses = time.perf_counter(), 0, []
+    progress = tqdm(total=total_steps, initial=step, desc="pretrain", disable=not ctx.main, mininterval=5)
+    while epoch < config.epochs and step < total_steps:
+        collator.mlm_probability = mlm_probability(config, epoch)
+        batches = modeling.length_batches(lengths, config.batch_size, config.seed, epoch, ctx)
+        for index, batch_indices in modeling.iterate(batches, skip):
+            # forward one micro-batch; a non-finite loss on any process skips the batch everywhere
+            batch = collator([{"input_ids": train_ids[i]} for i in batch_indices])
+            batch = {k: v.to(ctx.device) for k, v in batch.items()}
+            last_micro = (index + 1) % config.grad_accum == 0 or index + 1 == len(batches)
+            with modeling.no_sync(model, not last_micro):
+                with ctx.autocast():
+                    loss = model(**batch).loss
+                finite = all_finite(loss, ctx)
+                (loss / config.grad_accum if finite else modeling.zero_loss(model)).backward()
+            if not finite:
+                nan_batches += 1
+                optimizer.zero_grad(set_to_none=True)
+                continue
+            tokens_seen += int(batch["attention_mask"].sum())
+            losses.append(loss.item())
+            if not last_micro:
+                continue
+            # optimizer step: clip, step, schedule
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            progress.update(1)
+            # log
+            if step % config.log_steps == 0 or step == total_steps:
+                rate = tokens_seen * ctx.world_size / (time.perf_counter() - started)
+                mean = sum(losses) / len(losses)
+                progress.set_postfix(
+                    loss=f"{mean:.3f}", tok_s=f"{rate:.0f}", mlm_p=f"{collator.mlm_probability:.2f}"
+                )
+                if ctx.main:
+                    log.info(
+                        "pretrain: step %d/%d epoch %d loss %.4f lr %.2e %.0f tokens/s nan-skipped %d",
+                        step, total_steps, epoch, mean, scheduler.get_last_lr()[0], rate, nan_batches,
+                    )  # fmt: skip
+                losses = []
+            # evaluate and checkpoint
+            if step % config.checkpoint_steps == 0:
+                if ctx.main:
+                    metrics = evaluate_mlm(modeling.unwrap(model), collator, eval_ids, config, ctx)
+                    history.append({"step": step, "epoch": epoch, **metrics})
+                    log.info("pretrain: step %d eval %s", step, metrics)
+                checkpoint(epoch, index + 1)
+            if step >= total_steps:
+                break
+        else:
+            epoch, skip = epoch + 1, 0
+            continue
+        break
+    progress.close()
+
+    # final evaluation and save ------------------------------------------------------------
+    seconds = time.perf_counter() - started
+    model_dir = config.output_dir / MODEL_DIR
+    if ctx.main:
+        checkpoint(epoch, 0)
+        final = evaluate_mlm(modeling.unwrap(model), collator, eval_ids, config, ctx)
+        modeling.unwrap(model).save_pretrained(model_dir)
+        shutil.copyfile(config.tokenizer, config.output_dir / "tokenizer.json")
+        save_hf_files(config.output_dir, config.max_tokens)
+        train_metrics = {
+            "steps": step,
+            "epochs_done": epoch,
+            "nan_batches_skipped": nan_batches,
+            "train_samples": len(train_ids),
+            "seconds_this_session": round(seconds, 1),
+            "tokens_per_second": round(tokens_seen * ctx.world_size / max(seconds, 1e-9)),
+        }
+        write_metrics(config.output_dir, {"train": train_metrics, "validation": final, "history": history})
+        log.info("pretrain: done, eval %s; model in %s", final, model_dir)
+    if ctx.distributed:
+        dist.barrier()
+    modeling.teardown_run(ctx)
+    return model_dir
+
+
+def all_finite(loss: torch.Tensor, ctx: RunContext) -> bool:
+    """Whether the loss is finite on every process (one all-reduce under torchrun)."""
+    finite = torch.isfinite(loss.detach()).to(torch.float32).reshape(1)
+    if ctx.distributed:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    return bool(finite.item())
+
+
+def count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def write_metrics(output_dir: Path, splits: dict[str, dict]) -> None:
+    """One JSON file per split (``<split>_results.json``) and ``all_results.json``."""
+    for name, metrics in splits.items():
+        (output_dir / f"{name}_results.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (output_dir / "all_results.json").write_text(json.dumps(splits, indent=2) + "\n")

@@ -1,0 +1,110 @@
+"""Records -> model texts for training, exactly as the runtime renders them.
+
+Every training text comes from ``model.input.describe`` with the trained tokenizer's
+line counter and the configured budget, so what the model learns from is byte for
+byte what ``model.runtime.Classifier`` shows it at run time. The tokenizer itself is
+trained on texts rendered with the estimator (describe's default), since it does not
+exist yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from model.dataset import (
+    DatasetError,
+    Record,
+    default_data_files,
+    read_many,
+    report_train_share,
+    split_records,
+)
+from model.input import TokenCounter, describe
+from model.manifests import is_manifest
+from model.tree import FileEntry, ProjectTree
+
+log = logging.getLogger(__name__)
+
+
+def load_records(data: Sequence[Path], data_dir: Path) -> list[Record]:
+    """Records of the given files, else of every data file in ``data_dir``."""
+    files = list(data) or default_data_files(data_dir)
+    records = read_many(files)
+    if not records:
+        raise DatasetError(f"no records in {[str(f) for f in files]}")
+    return records
+
+
+def labelled_splits(records: Sequence[Record]) -> dict[str, list[Record]]:
+    """The report's split of the labelled records (stable, id-hashed; test held out)."""
+    labelled = [r for r in records if r.labelled]
+    if not labelled:
+        raise DatasetError("no labelled records: finetuning and evaluation need the 'labels' key")
+    return split_records(labelled, report_train_share(len(labelled)))
+
+
+def render(trees: Sequence[ProjectTree], max_tokens: int, counter: TokenCounter | None) -> list[str]:
+    """Model texts of trees (``counter`` None: describe's estimator)."""
+    return [describe(tree, max_tokens=max_tokens, count_tokens=counter).text for tree in trees]
+
+
+@dataclass(frozen=True)
+class SubtreeRule:
+    """Which folders of a large repository become extra pretraining samples."""
+
+    min_repo_files: int = 200
+    min_files: int = 20
+    max_depth: int = 2
+    max_per_repo: int = 8
+
+
+def subtrees(tree: ProjectTree, rule: SubtreeRule) -> list[ProjectTree]:
+    """Top-level packages of a large repository, each re-rooted as its own project.
+
+    A folder qualifies when it is at most ``max_depth`` deep, holds a manifest of its
+    own (a package of a monorepo: ``packages/web/package.json``, ``android/build.gradle``)
+    and at least ``min_files`` files; the largest come first.
+    """
+    if len(tree.files) < rule.min_repo_files:
+        return []
+    roots = {p.rsplit("/", 1)[0] for p in tree.paths if "/" in p and is_manifest(p)}
+    roots = {r for r in roots if r.count("/") < rule.max_depth}
+    sizes = Counter(root for f in tree.files for root in roots if f.path.startswith(root + "/"))
+    chosen = [r for r, n in sizes.most_common() if n >= rule.min_files][: rule.max_per_repo]
+    found = []
+    for root in sorted(chosen):
+        prefix = root + "/"
+        files = [
+            FileEntry(f.path[len(prefix) :], f.size, f.kind) for f in tree.files if f.path.startswith(prefix)
+        ]
+        manifests = {p[len(prefix) :]: t for p, t in tree.manifests.items() if p.startswith(prefix)}
+        found.append(ProjectTree(files, manifests))
+    return found
+
+
+def pretraining_trees(records: Sequence[Record], rule: SubtreeRule | None) -> list[ProjectTree]:
+    """Every record's tree (labelled or not), plus sub-trees of large repositories."""
+    trees = [r.tree for r in records]
+    if rule is not None:
+        extra = [sub for r in records for sub in subtrees(r.tree, rule)]
+        log.info(
+            "sub-trees of large repositories: %d extra samples from %d records", len(extra), len(records)
+        )
+        trees.extend(extra)
+    return trees
+
+
+def drop_files(tree: ProjectTree, share: float, rng: random.Random) -> ProjectTree:
+    """A copy of ``tree`` without a random ``share`` of its non-manifest files.
+
+    Augmentation for finetuning: the project keeps its labels (manifests stay, so the
+    dependency evidence does), while the tree the model reads changes.
+    """
+    kept = [f for f in tree.files if is_manifest(f.path) or rng.random() >= share]
+    kept_paths = {f.path for f in kept}
+    return ProjectTree(kept, {p: t for p, t in tree.manifests.items() if p in kept_paths})

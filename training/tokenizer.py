@@ -1,0 +1,135 @@
+"""`treelens-train tokenizer`: a byte-level BPE trained on model texts.
+
+The pre-tokenizer is what makes the model text budget work: it isolates every "\\n"
+(so token counts add up line by line, see model/tokenizer.py) and cuts paths where
+people read them: at '/', '.', '_', '-', camelCase humps, digit runs and indentation
+runs. A word may carry one leading space, so dependency lines ("npm: react react-dom")
+stay short. Byte-level BPE then learns the frequent names (``package``, ``src``,
+`` react``) as single tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+from model.input import DEFAULT_MAX_TOKENS
+from model.tokenizer import CLS, MASK, PAD, SEP, SPECIAL_TOKENS, UNK, check_tokenizer
+from training.config import DEFAULT_DATA_DIR, option, prepare_output_dir, to_json
+from training.texts import SubtreeRule, load_records, pretraining_trees, render
+
+log = logging.getLogger(__name__)
+
+TOKENIZER_FILE = "tokenizer.json"
+PIECES = r" {2,}| ?[A-Z]?[a-z]+| ?[A-Z]+(?![a-z])| ?\d+| ?[^\sA-Za-z\d]|\s"
+"""Indentation runs, words (camelCase humps), acronyms, numbers, single symbols."""
+
+
+@dataclass
+class TokenizerConfig:
+    output_dir: Path = option(Path("runs/tokenizer"), "folder for tokenizer.json")
+    overwrite_output_dir: bool = option(False, "write into a non-empty --output-dir")
+    data_dir: Path = option(DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz) data files")
+    data: list[Path] = option([], "data files (override --data-dir)")
+    vocab_size: int = option(8000, "vocabulary size, special tokens included")
+    min_frequency: int = option(2, "a merge must occur this often")
+    max_tokens: int = option(DEFAULT_MAX_TOKENS, "model-text budget the texts are rendered with")
+    subtrees: bool = option(True, "also train on sub-trees of large repositories")
+    max_train_samples: int | None = option(None, "use at most this many records (smoke runs)")
+    seed: int = option(0, "unused by BPE (deterministic); kept for a uniform CLI")
+
+    def validate(self) -> None:
+        if self.vocab_size < 300:
+            raise ValueError(
+                f"--vocab-size must be at least 300 (256 bytes + specials), got {self.vocab_size}"
+            )
+
+
+def new_tokenizer() -> Tokenizer:
+    """An untrained byte-level BPE with the path-aware, newline-isolating pre-tokenizer."""
+    tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split("\n", behavior="isolated"),
+            pre_tokenizers.Split(Regex(PIECES), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    return tokenizer
+
+
+def train_tokenizer(texts: list[str], vocab_size: int, min_frequency: int) -> Tokenizer:
+    """Train the BPE on ``texts`` and add the [CLS] ... [SEP] post-processor."""
+    tokenizer = new_tokenizer()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    cls_id, sep_id = tokenizer.token_to_id(CLS), tokenizer.token_to_id(SEP)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{CLS} $A {SEP}",
+        pair=f"{CLS} $A {SEP} $B {SEP}",
+        special_tokens=[(CLS, cls_id), (SEP, sep_id)],
+    )
+    check_tokenizer(tokenizer, "trained tokenizer")
+    return tokenizer
+
+
+HF_SPECIAL_TOKENS = {
+    "cls_token": CLS,
+    "sep_token": SEP,
+    "pad_token": PAD,
+    "unk_token": UNK,
+    "mask_token": MASK,
+    "bos_token": CLS,
+    "eos_token": SEP,
+}
+"""transformers' names for our special tokens ([CLS] and [SEP] double as BOS and EOS)."""
+
+
+def save_hf_files(output_dir: Path, max_tokens: int) -> None:
+    """The files PreTrainedTokenizerFast.from_pretrained(output_dir) needs besides tokenizer.json."""
+    special = HF_SPECIAL_TOKENS
+    (output_dir / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_tokens, **special}
+    (output_dir / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def run(config: TokenizerConfig) -> Path:
+    """Render the texts with the estimator, train, save; returns the tokenizer.json path."""
+    prepare_output_dir(config.output_dir, config.overwrite_output_dir)
+    records = load_records(config.data, config.data_dir)[: config.max_train_samples]
+    trees = pretraining_trees(records, SubtreeRule() if config.subtrees else None)
+    log.info(
+        "tokenizer: %d records, %d texts (budget %d), vocab %d",
+        len(records),
+        len(trees),
+        config.max_tokens,
+        config.vocab_size,
+    )
+    start = time.perf_counter()
+    texts = render(trees, config.max_tokens, counter=None)
+    tokenizer = train_tokenizer(texts, config.vocab_size, config.min_frequency)
+    path = config.output_dir / TOKENIZER_FILE
+    tokenizer.save(str(path))
+    save_hf_files(config.output_dir, config.max_tokens)
+    summary = {
+        "config": to_json(config),
+        "records": len(records),
+        "texts": len(texts),
+        "vocabSize": tokenizer.get_vocab_size(),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    (config.output_dir / "tokenizer_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    log.info("tokenizer: %d tokens -> %s", tokenizer.get_vocab_size(), path)
+    return path
