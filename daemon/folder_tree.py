@@ -27,10 +27,10 @@ from daemon.scan import (
     ScanError,
     display_path,
     file_entry,
-    git_paths,
+    git_listing,
     read_manifest,
     scan,
-    walk_paths,
+    walk_listing,
 )
 from model.filters import VENV_MARKER, PathFilter, is_skipped_dir
 from model.manifests import is_manifest, select_manifests
@@ -76,9 +76,23 @@ class FolderTree:
         self.ignores = Ignores.load(self.root, self.path_filter, gitignores, result.method == "git")
         self.info = ScanInfo(result.method, tuple(result.unreadable), result.limited)
 
-    def snapshot(self) -> ProjectTree:
-        """The current tree (a copy the caller may keep)."""
-        return ProjectTree(list(self.files.values()), dict(self.manifests))
+    def snapshot(self, sizes: bool = False) -> ProjectTree:
+        """The current tree (a copy the caller may keep). The scanner leaves most sizes at
+        0 (the model text does not use them); ``sizes=True`` reads them all, e.g. for a
+        data-set record."""
+        files = list(self.files.values())
+        if sizes:
+            files = self._with_sizes(files)
+        return ProjectTree(files, dict(self.manifests))
+
+    def _with_sizes(self, files: list[FileEntry]) -> list[FileEntry]:
+        root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            return [
+                file_entry(root_fd, self._on_disk.get(entry.path, entry.path)) or entry for entry in files
+            ]
+        finally:
+            os.close(root_fd)
 
     def apply(self, touched: Iterable[str]) -> bool:
         """Reconcile the given paths (relative, '/'-separated) with the disk; True when
@@ -162,11 +176,12 @@ class FolderTree:
             # git lists a nested repository (or submodule) as one entry
             entry = file_entry(self._root_fd, rel)
             return [(rel, entry)] if entry else []
-        listed = git_paths(self.root / rel) if self.info.method == "git" else None
+        listed = git_listing(self.root / rel) if self.info.method == "git" else None
         if listed is not None:  # git's own verdict, nested repositories as one "name/" entry
-            found = [path.rstrip("/") for path in listed]
+            found = [path.rstrip("/") for path, _kind in listed]
         else:
-            found, _limited = walk_paths(self.root / rel, [], DEFAULT_MAX_FILES)
+            walked, _limited = walk_listing(self.root / rel, [], DEFAULT_MAX_FILES)
+            found = [path for path, _kind in walked]
         if any(path.rpartition("/")[2] == GITIGNORE for path in found):
             return None
         paths = self.path_filter.project_paths([f"{rel}/{path}" for path in found])

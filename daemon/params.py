@@ -6,6 +6,7 @@ everything a client can send, including nothing at all, lands here first.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from daemon.protocol import InvalidParams
@@ -73,6 +74,16 @@ def engine(params: dict[str, Any], engines: tuple[str, ...]) -> str:
     if value not in engines:
         raise InvalidParams(f"'engine' must be one of {list(engines)}, got {value!r:.80}")
     return value
+
+
+def catalog(params: dict[str, Any]) -> Path | None:
+    """An engine's catalog (a folder or index file) on this machine; None: the engine's default."""
+    value = params.get("catalog")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not Path(value).is_absolute():
+        raise InvalidParams(f"'catalog' must be an absolute path, got {_kind(value)} {value!r:.200}")
+    return Path(value)
 
 
 def tree(params: dict[str, Any]) -> ProjectTree:

@@ -33,6 +33,9 @@ NOTIFICATIONS: tuple[str, ...] = (LABELS_CHANGED,)
 """Server -> client notifications."""
 METHODS: tuple[str, ...] = (*REQUESTS, *NOTIFICATIONS)
 
+ENGINES: tuple[str, ...] = ("semgrep", "codeql", "bandit")
+"""The engines treelens/suggestQuerySet takes."""
+
 SETTINGS_SECTION = "treelens"
 """The configuration section (package.json ``contributes.configuration``) the settings live in."""
 

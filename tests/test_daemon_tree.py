@@ -49,11 +49,20 @@ DIRS = ["src/deep", "src/routes", "android", "sub", "generated", "new-folder"]
 
 
 def _record(tree: FolderTree) -> dict:
-    return tree.snapshot().to_record()
+    return _shape(tree.snapshot().to_record())
 
 
 def _scanned(root: Path, path_filter: PathFilter) -> dict:
-    return scan(root, path_filter=path_filter).tree.to_record()
+    return _shape(scan(root, path_filter=path_filter).tree.to_record())
+
+
+def _shape(record: dict) -> dict:
+    """Paths, kinds and manifest texts: what the model text is made of (the scanner reads
+    sizes only on request, so they may differ)."""
+    return {
+        "files": [(path, kind) for path, _size, kind in record["files"]],
+        "manifests": record["manifests"],
+    }
 
 
 def _random_change(rng: random.Random, root: Path) -> set[str]:
@@ -174,3 +183,12 @@ def test_deleted_root_is_a_scan_error(tmp_path: Path) -> None:
         tree.apply({"src/app.js"})
     with pytest.raises(ScanError):
         tree.rescan()
+
+
+def test_snapshot_with_sizes_reads_every_size(tmp_path: Path) -> None:
+    write_files(tmp_path, {"a.py": "12345", "b/c.js": "12"})
+    make_git_repo(tmp_path)
+    tree = FolderTree(tmp_path, PathFilter())
+    tree.rescan()
+    sizes = {entry.path: entry.size for entry in tree.snapshot(sizes=True).files}
+    assert sizes == {"a.py": 5, "b/c.js": 2}

@@ -1,0 +1,59 @@
+"""``python -m daemon``: the Treelens language server on stdio (``--check``: a health check).
+
+stdout carries the LSP stream, so every log line goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from daemon.settings import DEVICES
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m daemon",
+        description="The Treelens language server (LSP over stdio): classifies the open workspace "
+        "folders from their file trees and keeps the labels current as files change.",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="load the model, classify the current folder, print the result and exit "
+        "(0 healthy, 1 folder unreadable, 2 no usable model)",
+    )
+    parser.add_argument("--folder", type=Path, default=Path("."), help="folder for --check (default: .)")
+    parser.add_argument(
+        "--model-path", type=Path, default=None, help="model bundle for --check (default: the shipped one)"
+    )
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="--check's device (default: auto)")
+    parser.add_argument("--json", action="store_true", help="--check prints the classify result as JSON")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="log level (default: info)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("pygls").setLevel(logging.WARNING)  # at INFO it logs every message body
+    if args.check:
+        from daemon.check import run_check
+
+        return run_check(args.folder, args.model_path, args.device, args.json)
+    from daemon.handlers import build_server
+
+    build_server().start_io()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""``python -m daemon --check``: can this installation classify? (for the extension and for people)
+
+Loads the model exactly as the daemon would, classifies a folder (the current one by
+default) and prints one line; exit status 0 when healthy, 2 when there is no usable
+model, 1 when the folder cannot be read.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from daemon.scan import ScanError, scan
+from daemon.server import no_model_message
+
+EXIT_OK = 0
+EXIT_FOLDER = 1
+EXIT_NO_MODEL = 2
+
+
+def run_check(folder: Path, model_path: Path | None, device: str, as_json: bool) -> int:
+    """Load the model, classify ``folder``, print the result; returns the exit status."""
+    from model.runtime import Classifier  # onnxruntime: imported only when needed
+
+    start = time.perf_counter()
+    try:
+        classifier = Classifier.load(model_path, device=device)
+    except Exception as error:  # BundleError, a bad device, onnxruntime's own errors
+        print(f"treelens daemon check failed: {no_model_message(error)}", file=sys.stderr)
+        return EXIT_NO_MODEL
+    loaded = time.perf_counter()
+    try:
+        result = scan(folder)
+    except ScanError as error:
+        print(f"treelens daemon check failed: cannot read {folder}: {error}", file=sys.stderr)
+        return EXIT_FOLDER
+    classification = classifier.classify(result.tree)
+    done = time.perf_counter()
+    report = {
+        **classification.to_json(),
+        "folder": str(result.root),
+        "files": len(result.tree.files),
+        "modelPath": str(classifier.bundle.path),
+        "device": classifier.providers[0],
+        "loadMs": round((loaded - start) * 1000, 1),
+        "elapsedMs": round((done - loaded) * 1000, 1),
+    }
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(
+            f"treelens daemon OK: model {classifier.version} ({report['modelPath']}, {report['device']}, "
+            f"loaded in {report['loadMs']:.0f} ms); {report['folder']}: {report['files']} files -> "
+            f"{', '.join(classification.labels) or 'no label'} in {report['elapsedMs']:.0f} ms"
+        )
+    return EXIT_OK

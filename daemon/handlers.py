@@ -1,0 +1,165 @@
+"""LSP handlers: each turns params into values and calls the server (daemon/server.py).
+
+Every request answers with a result or an LSP error whose message a person can act
+on: InvalidParams for params a client got wrong, the codes of daemon/protocol.py for
+what a person can fix (no model, broken feedback database, folder gone), and
+InternalError, logged with its traceback, for bugs. None of them stops the daemon.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInternalError
+
+from daemon import params
+from daemon.protocol import (
+    CLASSIFY,
+    CLASSIFY_TREE,
+    ENGINES,
+    SETTINGS_SECTION,
+    SUBMIT_FEEDBACK,
+    SUGGEST_QUERY_SET,
+    TOKENIZE,
+    InternalError,
+)
+from daemon.server import TreelensServer
+from daemon.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+class _ExpectedErrors(logging.Filter):
+    """pygls logs every error answer with a traceback; for the errors a client or a person
+    causes (bad params, no model, ...) the one line logged by ``request`` is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, JsonRpcException) and not isinstance(error, JsonRpcInternalError))
+
+
+def build_server() -> TreelensServer:
+    """A server with every handler registered."""
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(_ExpectedErrors())
+    server = TreelensServer()
+    _register_lifecycle(server)
+    _register_requests(server)
+    return server
+
+
+def request(server: TreelensServer, method: str) -> Callable[[Handler], Handler]:
+    """Register a custom request; unexpected exceptions become InternalError, logged."""
+
+    def register(handler: Handler) -> Handler:
+        async def answer(raw: Any) -> Any:
+            try:
+                return await handler(params.as_object(raw, method))
+            except JsonRpcInternalError:
+                raise
+            except JsonRpcException as error:
+                log.info("%s answered error %d: %s", method, error.code, error.message)
+                raise
+            except Exception as error:
+                log.exception("%s failed", method)
+                raise InternalError(
+                    f"{method} failed: {type(error).__name__}: {error}. This is a Treelens bug; the "
+                    "daemon's log (the Treelens output channel) has the details"
+                ) from error
+
+        server.feature(method)(answer)
+        return handler
+
+    return register
+
+
+def _register_lifecycle(server: TreelensServer) -> None:
+    @server.feature(types.INITIALIZE)
+    def initialize(init: types.InitializeParams) -> None:
+        problems = server.configure(init.initialization_options)
+        for folder in init.workspace_folders or []:
+            server.add_folder(folder.uri, folder.name)
+        if not init.workspace_folders and init.root_uri:
+            server.add_folder(init.root_uri)
+        log.info("%s", server.describe_start())
+        _show_problems(server, problems)
+
+    @server.feature(types.INITIALIZED)
+    def initialized(_params: types.InitializedParams) -> None:
+        server.start()
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(change: types.DidChangeConfigurationParams) -> None:
+        raw = change.settings
+        if not _carries_settings(raw) and _can_pull_configuration(server):
+            items = [types.ConfigurationItem(section=SETTINGS_SECTION)]
+            pulled = await server.workspace_configuration_async(types.ConfigurationParams(items=items))
+            raw = pulled[0] if pulled else None
+        problems = server.configure(raw)
+        log.info("settings now %s", server.settings.to_json())
+        _show_problems(server, problems)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    def did_change_folders(change: types.DidChangeWorkspaceFoldersParams) -> None:
+        for removed in change.event.removed:
+            server.remove_folder(removed.uri)
+        for added in change.event.added:
+            server.add_folder(added.uri, added.name)
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(_params: None) -> None:
+        server.stop()
+
+
+def _register_requests(server: TreelensServer) -> None:
+    @request(server, CLASSIFY)
+    async def classify(given: dict[str, Any]) -> dict[str, Any]:
+        folder = await server.ready(server.folder(params.folder(given)))
+        classifier = await server.require_model()
+        async with folder.lock:
+            return await server.current_result(folder, classifier)
+
+    @request(server, CLASSIFY_TREE)
+    async def classify_tree(given: dict[str, Any]) -> dict[str, Any]:
+        return await server.classify_tree(params.tree(given))
+
+    @request(server, TOKENIZE)
+    async def tokenize(given: dict[str, Any]) -> dict[str, Any]:
+        folder = await server.ready(server.folder(params.folder(given)))
+        return await server.tokenize(folder)
+
+    @request(server, SUBMIT_FEEDBACK)
+    async def submit_feedback(given: dict[str, Any]) -> dict[str, Any]:
+        labels, comment = params.labels(given), params.comment(given)
+        folder = await server.ready(server.folder(params.folder(given)))
+        return await server.submit_feedback(folder, labels, comment)
+
+    @request(server, SUGGEST_QUERY_SET)
+    async def suggest_query_set(given: dict[str, Any]) -> dict[str, Any]:
+        engine, catalog = params.engine(given, ENGINES), params.catalog(given)
+        folder = await server.ready(server.folder(params.folder(given)))
+        return await server.suggest_query_set(folder, engine, catalog)
+
+
+def _carries_settings(raw: Any) -> bool:
+    """A didChangeConfiguration that pushes our section (vscode-languageclient's
+    ``synchronize.configurationSection``) rather than asking us to pull it."""
+    if not isinstance(raw, dict):
+        return False
+    section = raw.get(SETTINGS_SECTION, raw)
+    return isinstance(section, dict) and any(key in section for key in Settings.json_keys())
+
+
+def _can_pull_configuration(server: TreelensServer) -> bool:
+    workspace = server.client_capabilities.workspace if server.client_capabilities else None
+    return bool(workspace and workspace.configuration)
+
+
+def _show_problems(server: TreelensServer, problems: list[str]) -> None:
+    if problems:
+        message = "Treelens settings: " + "; ".join(problems)
+        server.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))

@@ -1,0 +1,261 @@
+"""The daemon end to end over stdio: two workspace folders, the tiny model bundle, real
+file-system changes. One daemon serves the whole module (start-up costs seconds)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+
+from daemon.protocol import CLASSIFY, CLASSIFY_TREE, TOKENIZE
+from model.labels import LABELS
+from tests.daemon_client import Daemon, start_daemon, uri
+from tests.folders import make_git_repo, write_files
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+DEBOUNCE_MS = 100
+QUIET_S = 1.5
+"""How long 'nothing happens' is watched for: 15 debounce periods."""
+RESULT_KEYS = {
+    "folder",
+    "labels",
+    "probabilities",
+    "thresholds",
+    "tokenCount",
+    "truncated",
+    "modelVersion",
+    "languages",
+    "technologies",
+    "elapsedMs",
+}
+WEB = {
+    ".gitignore": "generated/\n*.log\n",
+    "package.json": '{"dependencies": {"express": "^4.19.0"}}',
+    "src/server.js": "",
+    "src/routes/users.js": "",
+}
+APP = {"main.py": "", "README.md": "# app\n"}
+ANDROID = {
+    "AndroidManifest.xml": "<manifest/>",
+    "build.gradle.kts": 'dependencies { implementation("androidx.core:core-ktx:1.13.1") }',
+    "app/src/main/kotlin/MainActivity.kt": "",
+    "app/src/main/kotlin/ui/HomeScreen.kt": "",
+}
+
+
+class Workspace:
+    """The module's daemon and folders."""
+
+    def __init__(self, daemon: Daemon, web: Path, app: Path, options: dict[str, Any]) -> None:
+        self.daemon, self.web, self.app, self.options = daemon, web, app, options
+        self.first: dict[str, dict[str, Any]] = {}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def ws(tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path) -> AsyncIterator[Workspace]:
+    root = tmp_path_factory.mktemp("lsp")
+    web, app = root / "web", root / "app"
+    write_files(web, WEB)
+    make_git_repo(web)
+    write_files(app, APP)
+    options = {
+        "modelPath": str(tiny_bundle),
+        "debounceMs": DEBOUNCE_MS,
+        "feedbackDatabase": str(root / "feedback.sqlite3"),
+    }
+    daemon = await start_daemon([web, app], options)
+    workspace = Workspace(daemon, web, app, options)
+    for _ in range(2):
+        first = await daemon.next_labels()
+        workspace.first[first["folder"]] = first
+    yield workspace
+    await daemon.close()
+
+
+def _quiet(daemon: Daemon) -> None:
+    while not daemon.labels.empty():
+        daemon.labels.get_nowait()
+
+
+async def _nothing_for(daemon: Daemon, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    assert daemon.labels.empty(), f"unexpected labelsChanged: {daemon.labels.get_nowait()}"
+
+
+async def test_initialize_reports_progress_and_first_labels(ws: Workspace) -> None:
+    assert set(ws.first) == {uri(ws.web), uri(ws.app)}
+    for result in ws.first.values():
+        assert set(result) == RESULT_KEYS
+        assert set(result["probabilities"]) == set(LABELS)
+        assert all(label in LABELS for label in result["labels"])
+    titles = [reports[0].title for reports in ws.daemon.progress_reports.values()]
+    assert "Treelens: loading the model" in titles
+    assert {"Treelens: scanning web", "Treelens: scanning app"} <= set(titles)
+    for reports in ws.daemon.progress_reports.values():
+        assert isinstance(reports[-1], types.WorkDoneProgressEnd)
+
+
+async def test_classify_answers_per_folder(ws: Workspace) -> None:
+    default = await ws.daemon.call(CLASSIFY, {})
+    assert default["folder"] == uri(ws.web)  # omitted folder: the first one
+    app = await ws.daemon.call(CLASSIFY, {"folder": uri(ws.app)})
+    assert app["folder"] == uri(ws.app)
+    assert "python" in app["languages"]
+    assert "express" in default["technologies"]
+    assert app["probabilities"] == ws.first[uri(ws.app)]["probabilities"]
+
+
+async def test_tokenize_returns_the_tokens_of_the_model_text(ws: Workspace) -> None:
+    answer = await ws.daemon.call(TOKENIZE, {"folder": uri(ws.web)})
+    tokens = answer["tokens"]
+    assert answer["text"].startswith("# tree\n") and "server.js" in answer["text"]
+    assert tokens[0]["text"] == "[CLS]" and tokens[-1]["text"] == "[SEP]"
+    assert answer["tokenCount"] == len(tokens)
+    assert "".join(token["text"] for token in tokens[1:-1]) == answer["text"]
+
+
+async def test_classify_tree_takes_paths_lists_and_records(ws: Workspace) -> None:
+    text = await ws.daemon.call(CLASSIFY_TREE, {"tree": "main.py\nlib/util.py\n"})
+    listed = await ws.daemon.call(CLASSIFY_TREE, {"tree": ["main.py", "lib/util.py"]})
+    record = {"files": [["main.py", 10, "file"], ["lib/util.py", 20, "file"]], "manifests": {}}
+    from_record = await ws.daemon.call(CLASSIFY_TREE, {"tree": record})
+    assert set(text) == RESULT_KEYS - {"folder"}
+    assert text["probabilities"] == listed["probabilities"] == from_record["probabilities"]
+    assert text["languages"] == ["python"]
+
+
+async def test_new_android_sources_send_labels_changed(ws: Workspace) -> None:
+    _quiet(ws.daemon)
+    before = await ws.daemon.call(CLASSIFY, {"folder": uri(ws.app)})
+    write_files(ws.app, ANDROID)
+    changed = await ws.daemon.next_labels(ws.app)
+    assert changed["probabilities"] != before["probabilities"]
+    assert "kotlin" in changed["languages"]
+    assert await ws.daemon.call(CLASSIFY, {"folder": uri(ws.app)}) == changed
+    tokens = await ws.daemon.call(TOKENIZE, {"folder": uri(ws.app)})
+    assert "AndroidManifest.xml" in tokens["text"]
+
+    for rel in ANDROID:
+        (ws.app / rel).unlink()
+    shutil.rmtree(ws.app / "app")
+    back = await ws.daemon.next_labels(ws.app)
+    assert back["probabilities"] == before["probabilities"]  # same tree, same text, same answer
+    await _nothing_for(ws.daemon, QUIET_S)
+
+
+async def test_ignored_paths_trigger_no_work(ws: Workspace) -> None:
+    _quiet(ws.daemon)
+    mark = len(ws.daemon.log)
+    # each of these would change the model text if it were not ignored
+    write_files(
+        ws.web,
+        {
+            "node_modules/react-native/AndroidManifest.xml": "",
+            "generated/AndroidManifest.xml": "",
+            "generated/Main.kt": "",
+            "android-build.log": "",
+            "build/outputs/Main.kt": "",
+            ".venv/lib/site.py": "",
+            ".git/hooks/extra.kt": "",
+        },
+    )
+    (ws.web / "generated" / "Main.kt").rename(ws.web / "generated" / "Other.kt")
+    shutil.rmtree(ws.web / "node_modules")
+    await _nothing_for(ws.daemon, QUIET_S)
+    applied = [line for line in ws.daemon.log[mark:] if "web: " in line and "applied" in line]
+    assert applied == [], "ignored paths reached the tree update"
+
+    write_files(ws.web, {"src/Main.kt": ""})  # the watcher is alive: a real change gets through
+    changed = await ws.daemon.next_labels(ws.web)
+    assert "kotlin" in changed["languages"]
+    (ws.web / "src" / "Main.kt").unlink()
+    await ws.daemon.next_labels(ws.web)
+
+
+async def test_gitignore_change_rescans(ws: Workspace) -> None:
+    _quiet(ws.daemon)
+    before = await ws.daemon.call(CLASSIFY, {"folder": uri(ws.web)})
+    write_files(ws.web, {"tools/codegen/Generator.kt": ""})  # untracked: .gitignore decides
+    await ws.daemon.next_labels(ws.web)
+    gitignore = ws.web / ".gitignore"
+    original = gitignore.read_text()
+    gitignore.write_text(original + "tools/\n")
+    await ws.daemon.next_labels(ws.web)
+    tokens = await ws.daemon.call(TOKENIZE, {"folder": uri(ws.web)})
+    assert "Generator.kt" not in tokens["text"] and "server.js" in tokens["text"]
+    assert (await ws.daemon.call(CLASSIFY, {"folder": uri(ws.web)}))["probabilities"] == before[
+        "probabilities"
+    ]
+    gitignore.write_text(original)
+    await ws.daemon.next_labels(ws.web)
+    shutil.rmtree(ws.web / "tools")
+    back = await ws.daemon.next_labels(ws.web)
+    assert back["probabilities"] == before["probabilities"]
+
+
+async def test_thresholds_setting_changes_labels_of_every_folder(ws: Workspace) -> None:
+    _quiet(ws.daemon)
+    ws.daemon.settings({**ws.options, "thresholds": dict.fromkeys(LABELS, 0.01)})
+    seen = {}
+    for _ in range(2):
+        result = await ws.daemon.next_labels()
+        seen[result["folder"]] = result
+    assert set(seen) == {uri(ws.web), uri(ws.app)}
+    assert all(result["labels"] == list(LABELS) for result in seen.values())
+    ws.daemon.settings(ws.options)
+    for _ in range(2):
+        result = await ws.daemon.next_labels()
+        assert result["labels"] == ws.first[result["folder"]]["labels"]
+
+
+async def test_extra_ignores_setting_rescans(ws: Workspace) -> None:
+    _quiet(ws.daemon)
+    ws.daemon.settings({**ws.options, "extraIgnores": ["*.py"]})
+    await ws.daemon.next_labels(ws.app)
+    tokens = await ws.daemon.call(TOKENIZE, {"folder": uri(ws.app)})
+    assert "main.py" not in tokens["text"]
+    write_files(ws.app, {"more.py": ""})  # an extra-ignored path triggers nothing
+    await _nothing_for(ws.daemon, QUIET_S)
+    (ws.app / "more.py").unlink()
+    ws.daemon.settings(ws.options)
+    back = await ws.daemon.next_labels(ws.app)
+    assert back["probabilities"] == ws.first[uri(ws.app)]["probabilities"]
+
+
+async def test_bad_settings_warn_and_keep_defaults(ws: Workspace) -> None:
+    ws.daemon.messages.clear()
+    ws.daemon.settings({**ws.options, "device": "gpu", "debounceMs": "fast", "thresholds": {"web": 2}})
+    async with asyncio.timeout(10):
+        while not ws.daemon.messages:
+            await asyncio.sleep(0.05)
+    message = ws.daemon.messages[0]
+    assert message.type == types.MessageType.Warning
+    assert "treelens.device" in message.message and "treelens.debounceMs" in message.message
+    assert "treelens.thresholds" in message.message
+    result = await ws.daemon.call(CLASSIFY, {})
+    assert result["thresholds"] == ws.first[uri(ws.web)]["thresholds"]
+    ws.daemon.settings(ws.options)
+
+
+async def test_workspace_folders_can_come_and_go(ws: Workspace, tmp_path: Path) -> None:
+    third = tmp_path / "third"
+    write_files(third, {"cmd/tool/main.go": "", "go.mod": "module example.com/tool\n"})
+    folder = types.WorkspaceFolder(uri(third), "third")
+    added = types.WorkspaceFoldersChangeEvent(added=[folder], removed=[])
+    ws.daemon.workspace_did_change_workspace_folders(types.DidChangeWorkspaceFoldersParams(event=added))
+    result = await ws.daemon.call(CLASSIFY, {"folder": uri(third)})
+    assert result["folder"] == uri(third) and "go" in result["languages"]
+    removed = types.WorkspaceFoldersChangeEvent(added=[], removed=[folder])
+    ws.daemon.workspace_did_change_workspace_folders(types.DidChangeWorkspaceFoldersParams(event=removed))
+    with pytest.raises(JsonRpcException) as error:
+        await ws.daemon.call(CLASSIFY, {"folder": uri(third)})
+    assert error.value.code == types.ErrorCodes.InvalidParams
+    assert "unknown workspace folder" in error.value.message

@@ -1,0 +1,48 @@
+"""Feedback over LSP: acknowledged submissions are in the SQLite file, even after kill -9."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.feedback import FeedbackStore
+from daemon.protocol import SUBMIT_FEEDBACK, TOKENIZE
+from model.labels import LABELS
+from tests.daemon_client import start_daemon, uri
+from tests.folders import write_files
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+PERSON = {**dict.fromkeys(LABELS, 0), "mobile": 1, "frontend": 1}
+
+
+async def test_feedback_survives_kill_9_and_restart(tmp_path: Path, tiny_bundle: Path) -> None:
+    project = tmp_path / "project"
+    write_files(project, {"AndroidManifest.xml": "<manifest/>", "src/MainActivity.kt": ""})
+    database = tmp_path / "data" / "feedback.sqlite3"
+    options = {"modelPath": str(tiny_bundle), "feedbackDatabase": str(database)}
+
+    daemon = await start_daemon([project], options)
+    prediction = await daemon.next_labels()
+    model_text = (await daemon.call(TOKENIZE, {}))["text"]
+    answer = await daemon.call(SUBMIT_FEEDBACK, {"labels": PERSON, "comment": "an Android app"})
+    assert answer == {"id": 1, "stored": True}
+    await daemon.kill()  # no shutdown: only what was committed before the answer survives
+    await daemon.close()
+
+    (stored,) = list(FeedbackStore(database).entries())
+    assert stored.labels == PERSON
+    assert stored.comment == "an Android app"
+    assert stored.folder == uri(project)
+    assert stored.model_text == model_text
+    assert stored.prediction is not None
+    assert stored.prediction.labels == prediction["labels"]
+    assert stored.prediction.model_version == prediction["modelVersion"]
+    assert [f.path for f in stored.tree.files] == ["AndroidManifest.xml", "src/MainActivity.kt"]
+
+    restarted = await start_daemon([project], options)
+    again = await restarted.call(SUBMIT_FEEDBACK, {"labels": {**PERSON, "cli": True}})
+    assert again == {"id": 2, "stored": True}
+    await restarted.close()
+    assert [entry.id for entry in FeedbackStore(database).entries()] == [1, 2]
