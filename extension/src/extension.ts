@@ -22,7 +22,7 @@ import { StatusBar, statusView } from "./status";
 let supervisor: DaemonSupervisor | undefined;
 
 export function activate(context: vscode.ExtensionContext): void {
-  const api = createVscodeApi(vscode);
+  const api = createVscodeApi(vscode, context.globalState);
 
   // Logging: the extension's messages and the daemon's stderr share one channel.
   const channel = api.createLogChannel("Treelens");

@@ -52,6 +52,17 @@ export interface ClassifyResult {
 export interface SuggestQuerySetParams {
   folder?: string;
   engine: Engine;
+  /** The engine's catalog on this machine (absolute path); required for CodeQL: a query pack folder. */
+  catalog?: string;
+}
+
+/** The engine's config for the selection: the file to save and how to run it. */
+export interface EngineConfig {
+  format: string;
+  fileName: string;
+  text: string;
+  args?: string[];
+  note?: string;
 }
 
 export interface SuggestQuerySetResult {
@@ -59,8 +70,14 @@ export interface SuggestQuerySetResult {
   selected: string[];
   excludedCount: number;
   totalCount: number;
-  reasons: unknown;
-  config: string;
+  /** Why each query left out was left out, by query id. */
+  reasons: Record<string, string>;
+  config: EngineConfig;
+  /** Queries kept only by a conservative rule, by query id. */
+  conservative?: Record<string, string>;
+  /** What the decision was based on (the model, or languages and technologies alone). */
+  basis?: string;
+  note?: string;
 }
 
 export interface SubmitFeedbackParams {

@@ -1,51 +1,35 @@
 /**
  * "Treelens: Suggest SAST Query Set": pick an engine, open the suggested config with the
- * kept/total counts and the reasons as a comment header, and offer to save it into the
- * workspace folder.
+ * kept/total counts and the reasons, and offer to save it into the workspace folder under
+ * the file name the daemon gives. CodeQL has no default catalog: the person picks a query
+ * pack folder once and it is remembered.
  */
 import * as path from "node:path";
 import { errorMessage } from "../common/log";
 import type { Pick } from "../common/vscodeapi";
-import { ENGINES, SUGGEST_QUERY_SET, type Engine, type SuggestQuerySetParams, type SuggestQuerySetResult } from "../protocol";
+import { errorCode } from "../labels";
+import {
+  ENGINES,
+  ERROR_CODES,
+  SUGGEST_QUERY_SET,
+  type Engine,
+  type SuggestQuerySetParams,
+  type SuggestQuerySetResult,
+} from "../protocol";
 import { target, type CommandContext } from "./context";
 
-export interface EngineInfo {
-  title: string;
-  description: string;
-  /** Editor language of the config. */
-  language: string;
-  /** File the config is saved as, in the workspace folder. */
-  fileName: string;
-  /** What one entry of `selected` is. */
-  unit: string;
-}
-
-export const ENGINE_INFO: Record<Engine, EngineInfo> = {
-  semgrep: {
-    title: "Semgrep",
-    description: "rule ids for `semgrep --config`",
-    language: "yaml",
-    fileName: "treelens-semgrep.yml",
-    unit: "rules",
-  },
-  codeql: {
-    title: "CodeQL",
-    description: "a query suite (.qls)",
-    language: "yaml",
-    fileName: "treelens.qls",
-    unit: "queries",
-  },
-  bandit: {
-    title: "Bandit",
-    description: "a test selection for `bandit -c`",
-    language: "yaml",
-    fileName: "treelens-bandit.yml",
-    unit: "tests",
-  },
+export const ENGINE_INFO: Record<Engine, { title: string; description: string; unit: string }> = {
+  semgrep: { title: "Semgrep", description: "rules for `semgrep --config`", unit: "rules" },
+  codeql: { title: "CodeQL", description: "a query suite (.qls) from a query pack folder", unit: "queries" },
+  bandit: { title: "Bandit", description: "a test selection for `bandit -c`", unit: "tests" },
 };
 
-/** Most reasons shown in the header; the rest are counted. */
-export const MAX_REASON_LINES = 40;
+/** Key under which the chosen CodeQL query pack folder is remembered. */
+export const CODEQL_CATALOG_KEY = "treelens.codeqlCatalog";
+/** Most distinct reasons listed in the header; the rest are counted. */
+export const MAX_REASON_LINES = 15;
+/** Config files whose format takes `#` comments: the header is saved with them. */
+const COMMENTED = /\.(ya?ml|qls)$/i;
 
 export async function suggestQuerySet(context: CommandContext): Promise<void> {
   const { api } = context;
@@ -66,84 +50,93 @@ export async function suggestQuerySet(context: CommandContext): Promise<void> {
     return;
   }
   const engine = picked.value;
+  const { title } = ENGINE_INFO[engine];
+  const params: SuggestQuerySetParams = { folder: where.folder.uri, engine };
+  if (engine === "codeql") {
+    const catalog = api.getState<string>(CODEQL_CATALOG_KEY) ?? (await api.pickFolder("Choose a CodeQL query pack folder (with qlpack.yml)"));
+    if (!catalog) {
+      return;
+    }
+    params.catalog = catalog;
+  }
   let result: SuggestQuerySetResult;
   try {
-    const params: SuggestQuerySetParams = { folder: where.folder.uri, engine };
-    result = await api.withProgress(`Treelens: choosing ${ENGINE_INFO[engine].title} queries…`, () =>
+    result = await api.withProgress(`Treelens: choosing ${title} queries…`, () =>
       where.daemon.request<SuggestQuerySetResult>(SUGGEST_QUERY_SET, params),
     );
   } catch (error) {
-    await api.showErrorMessage(`Treelens could not suggest a ${ENGINE_INFO[engine].title} query set: ${errorMessage(error)}`);
+    if (params.catalog && errorCode(error) === ERROR_CODES.querySetsUnavailable) {
+      await api.setState(CODEQL_CATALOG_KEY, undefined); // ask for another folder next time
+    }
+    await api.showErrorMessage(`Treelens could not suggest a ${title} query set: ${errorMessage(error)}`);
     return;
   }
-  const info = ENGINE_INFO[engine];
-  const content = `${configHeader(result, where.folder.name, context.labels.latest(where.folder)?.labels)}${result.config}`;
-  await api.openUntitled(content, info.language);
+  if (params.catalog) {
+    await api.setState(CODEQL_CATALOG_KEY, params.catalog);
+  }
+  const header = configHeader(result, where.folder.name, context.labels.latest(where.folder)?.labels);
+  const { fileName, text } = result.config;
+  await api.openUntitled(`${header}${text}`, COMMENTED.test(fileName) ? "yaml" : "plaintext");
   const save = "Save to Workspace";
-  const answer = await api.showInformationMessage(`${countsLine(result)} Save it as ${info.fileName}?`, save);
+  const answer = await api.showInformationMessage(`${countsLine(result)} Save it as ${fileName}?`, save);
   if (answer !== save) {
     return;
   }
-  const file = path.join(where.folder.path, info.fileName);
+  const file = path.join(where.folder.path, fileName);
   if (await api.fileExists(file)) {
     const overwrite = "Overwrite";
-    const confirmed = await api.showWarningMessage(`${info.fileName} already exists in ${where.folder.name}.`, overwrite);
+    const confirmed = await api.showWarningMessage(`${fileName} already exists in ${where.folder.name}.`, overwrite);
     if (confirmed !== overwrite) {
       return;
     }
   }
-  await api.writeFile(file, content);
+  await api.writeFile(file, COMMENTED.test(fileName) ? `${header}${text}` : text);
   await api.openFile(file);
-  await api.showInformationMessage(`Saved ${info.fileName} in ${where.folder.name}.`);
+  await api.showInformationMessage(`Saved ${fileName} in ${where.folder.name}.`);
 }
 
 export function countsLine(result: SuggestQuerySetResult): string {
-  const info = ENGINE_INFO[result.engine];
-  return (
-    `Kept ${result.selected.length.toLocaleString("en-US")} of ${result.totalCount.toLocaleString("en-US")} ` +
-    `${info.title} ${info.unit} (${result.excludedCount.toLocaleString("en-US")} left out).`
-  );
+  const { title, unit } = ENGINE_INFO[result.engine];
+  const n = (value: number) => value.toLocaleString("en-US");
+  return `Kept ${n(result.selected.length)} of ${n(result.totalCount)} ${title} ${unit} (${n(result.excludedCount)} left out).`;
 }
 
-/** A `#` comment block (valid in every engine's YAML config) with the counts and reasons. */
+/** A `#` comment block: what was decided on, the counts, and the reasons grouped by count. */
 export function configHeader(result: SuggestQuerySetResult, folderName: string, labels?: string[]): string {
   const lines = [
     `Treelens ${ENGINE_INFO[result.engine].title} query set for ${folderName}` +
       (labels ? ` (labels: ${labels.length > 0 ? labels.join(", ") : "none"})` : ""),
     countsLine(result),
   ];
-  const reasons = reasonLines(result.reasons);
+  if (result.basis) {
+    lines.push(`Decided on: ${result.basis}${result.note ? ` (${result.note})` : ""}`);
+  }
+  const conservative = Object.keys(result.conservative ?? {}).length;
+  if (conservative > 0) {
+    lines.push(`Kept only by a conservative rule: ${conservative}`);
+  }
+  if (result.config.note) {
+    lines.push(`Note: ${result.config.note}`);
+  }
+  const reasons = reasonCounts(result.reasons);
   if (reasons.length > 0) {
-    lines.push("", "Reasons:");
-    lines.push(...reasons.slice(0, MAX_REASON_LINES).map((line) => `  ${line}`));
-    if (reasons.length > MAX_REASON_LINES) {
-      lines.push(`  … ${reasons.length - MAX_REASON_LINES} more`);
+    lines.push("", "Left out, by reason:");
+    for (const [reason, count] of reasons.slice(0, MAX_REASON_LINES)) {
+      lines.push(`  ${String(count).padStart(5)}  ${reason}`);
+    }
+    const rest = reasons.slice(MAX_REASON_LINES).reduce((sum, [, count]) => sum + count, 0);
+    if (rest > 0) {
+      lines.push(`  ${String(rest).padStart(5)}  other reasons`);
     }
   }
   return `${lines.map((line) => (line === "" ? "#" : `# ${line}`)).join("\n")}\n\n`;
 }
 
-/** Reasons as text lines, whatever their JSON shape: a list, or an object of counts or lists. */
-export function reasonLines(reasons: unknown): string[] {
-  if (reasons === null || reasons === undefined) {
-    return [];
+/** Distinct reasons with how many queries each left out, commonest first. */
+export function reasonCounts(reasons: Record<string, string>): [string, number][] {
+  const counts = new Map<string, number>();
+  for (const reason of Object.values(reasons)) {
+    counts.set(reason, (counts.get(reason) ?? 0) + 1);
   }
-  if (typeof reasons === "string") {
-    return [reasons];
-  }
-  if (Array.isArray(reasons)) {
-    return reasons.flatMap((reason) => reasonLines(reason));
-  }
-  if (typeof reasons === "object") {
-    return Object.entries(reasons as Record<string, unknown>).map(([key, value]) => `${key}: ${describe(value)}`);
-  }
-  return [String(reasons)];
-}
-
-function describe(value: unknown): string {
-  if (Array.isArray(value)) {
-    const shown = value.slice(0, 5).map((item) => (typeof item === "string" ? item : JSON.stringify(item)));
-    return value.length > 5 ? `${shown.join(", ")}, … (${value.length})` : shown.join(", ");
-  }
-  return typeof value === "string" ? value : JSON.stringify(value);
+  return [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
 }

@@ -1,5 +1,5 @@
 /**
- * The real `Launcher`: `<python> -P -m daemon` over stdio through vscode-languageclient.
+ * The real `Launcher`: `<python> -P -m daemon` (python.ts) over stdio through vscode-languageclient.
  * The daemon's stderr (its log) and the client's own messages go to the Treelens output
  * channel; the client never shows notifications itself, so a failure reaches the person
  * as the one actionable message of problems.ts.
@@ -15,14 +15,12 @@ import {
   type ServerOptions,
 } from "vscode-languageclient/node";
 import type { DaemonSettings } from "../protocol";
-import { SETTINGS_SECTION } from "../protocol";
 import type { Launcher, RunningDaemon } from "./daemon";
 import { errorMessage, logError } from "./log";
 import { checkPython } from "./preflight";
-import type { Interpreter } from "./python";
+import { DAEMON_ARGS, type Interpreter } from "./python";
+import { settingsPayload } from "./settings";
 
-/** `-P` keeps the working folder off sys.path: nothing in the workspace is ever imported. */
-export const DAEMON_ARGS = ["-P", "-m", "daemon"];
 export const START_TIMEOUT_MS = 60_000;
 
 /** A language client that logs its errors instead of showing notifications. */
@@ -37,11 +35,6 @@ export function createLauncher(channel: LogOutputChannel, cwd: () => string | un
     check: (interpreter) => checkPython(interpreter.command),
     launch: (interpreter, settings) => launch(channel, interpreter, settings, cwd()),
   };
-}
-
-/** What `initializationOptions` and `workspace/didChangeConfiguration` carry. */
-export function settingsPayload(settings: DaemonSettings): Record<string, DaemonSettings> {
-  return { [SETTINGS_SECTION]: settings };
 }
 
 async function launch(

@@ -53,6 +53,11 @@ function optionalPath(value: string): string | null {
   return trimmed === "" ? null : trimmed;
 }
 
+/** What `initializationOptions` and `workspace/didChangeConfiguration` carry: the section. */
+export function settingsPayload(settings: DaemonSettings): Record<string, DaemonSettings> {
+  return { [SETTINGS_SECTION]: settings };
+}
+
 export type SettingsChange = "restart" | "daemon" | "none";
 
 /** What a configuration change asks for: a new daemon process, new daemon settings, or nothing. */

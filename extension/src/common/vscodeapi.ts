@@ -79,11 +79,16 @@ export interface VscodeApi {
   /** The exports of an installed extension, activating it first; undefined when absent. */
   extensionExports(id: string): Promise<unknown>;
   openSettings(query: string): Promise<void>;
+  /** A folder the person picks in a dialog, or undefined when cancelled. */
+  pickFolder(title: string): Promise<string | undefined>;
+  /** Values the extension remembers across sessions (the extension's global state). */
+  getState<T>(key: string): T | undefined;
+  setState(key: string, value: unknown): Promise<void>;
   /** Runs `task` with a progress notification titled `title`. */
   withProgress<T>(title: string, task: () => Promise<T>): Promise<T>;
 }
 
-export function createVscodeApi(code: typeof vscode): VscodeApi {
+export function createVscodeApi(code: typeof vscode, state: vscode.Memento): VscodeApi {
   const { window, workspace, commands } = code;
   const toFolder = (folder: vscode.WorkspaceFolder): Folder => ({
     uri: folder.uri.toString(),
@@ -204,6 +209,20 @@ export function createVscodeApi(code: typeof vscode): VscodeApi {
     },
     openSettings: async (query) => {
       await commands.executeCommand("workbench.action.openSettings", query);
+    },
+    pickFolder: async (title) => {
+      const picked = await window.showOpenDialog({
+        title,
+        canSelectFiles: false,
+        canSelectFolders: true,
+        canSelectMany: false,
+        openLabel: "Choose",
+      });
+      return picked?.[0]?.fsPath;
+    },
+    getState: (key) => state.get(key),
+    setState: async (key, value) => {
+      await state.update(key, value);
     },
     withProgress: async (title, task) =>
       window.withProgress({ location: code.ProgressLocation.Notification, title }, task),

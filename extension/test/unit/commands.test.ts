@@ -5,18 +5,19 @@ import { notInstalled } from "../../src/common/problems";
 import type { CommandContext } from "../../src/commands/context";
 import { feedbackLabels, labelPicks, sendFeedback } from "../../src/commands/feedback";
 import { COMMANDS, MENU_ITEMS, showMenu } from "../../src/commands/menu";
-import { configHeader, MAX_REASON_LINES, reasonLines, suggestQuerySet } from "../../src/commands/querySet";
+import { CODEQL_CATALOG_KEY, configHeader, MAX_REASON_LINES, reasonCounts, suggestQuerySet } from "../../src/commands/querySet";
 import { showTokenization, tokenizationHtml } from "../../src/commands/tokenization";
 import { FolderLabels } from "../../src/labels";
 import {
   CLASSIFY,
+  ERROR_CODES,
   SUBMIT_FEEDBACK,
   SUGGEST_QUERY_SET,
   TOKENIZE,
   type SubmitFeedbackParams,
   type SuggestQuerySetParams,
 } from "../../src/protocol";
-import { FakeApi, FakeConnection, packageJson } from "./fakes";
+import { FakeApi, FakeConnection, packageJson, ResponseError } from "./fakes";
 import { classifyResult, querySetResult, tokenizeResult } from "./samples";
 
 function setup(state?: DaemonState) {
@@ -35,28 +36,69 @@ function setup(state?: DaemonState) {
 
 test("suggest: the engine's config opens with counts and reasons, and is saved on request", async () => {
   const { api, connection, context } = setup();
-  api.answers.push("CodeQL", "Save to Workspace");
+  api.answers.push("Semgrep", "Save to Workspace");
   await suggestQuerySet(context);
   assert.deepEqual(connection.requests.at(-1), {
     method: SUGGEST_QUERY_SET,
-    params: { folder: "file:///work/app", engine: "codeql" },
+    params: { folder: "file:///work/app", engine: "semgrep" },
   });
   const [doc] = api.untitled;
   assert.equal(doc.language, "yaml");
-  assert.match(doc.content, /^# Treelens CodeQL query set for app\n# Kept 2 of 1,967 CodeQL queries \(1,965 left out\)\./);
-  assert.match(doc.content, /# {3}language not in project \(java\): 400\n/);
-  assert.ok(doc.content.endsWith(querySetResult().config));
-  assert.match(api.messages("info")[0], /Kept 2 of 1,967 CodeQL queries .* Save it as treelens\.qls\?/);
-  assert.equal(api.files.get("/work/app/treelens.qls"), doc.content);
-  assert.deepEqual(api.opened, ["/work/app/treelens.qls"]);
+  assert.match(doc.content, /^# Treelens Semgrep query set for app\n# Kept 2 of 1,967 Semgrep rules \(1,965 left out\)\./);
+  assert.match(doc.content, /# Decided on: model, languages and technologies\n/);
+  assert.match(doc.content, /# Left out, by reason:\n# {7}2  language java not in the project\n# {7}1  technology django/);
+  assert.ok(doc.content.endsWith(querySetResult().config.text));
+  assert.match(api.messages("info")[0], /Kept 2 of 1,967 Semgrep rules .* Save it as treelens-semgrep\.yaml\?/);
+  assert.equal(api.files.get("/work/app/treelens-semgrep.yaml"), doc.content);
+  assert.deepEqual(api.opened, ["/work/app/treelens-semgrep.yaml"]);
+});
+
+test("suggest: a config format without comments is saved exactly as the daemon wrote it", async () => {
+  const { api, context } = setup();
+  const paths = querySetResult({
+    config: { format: "semgrep-rule-paths", fileName: "rules.txt", text: "python/flask/a.yaml\n", note: "relative paths" },
+  });
+  const connection = new FakeConnection({ [SUGGEST_QUERY_SET]: () => paths });
+  const withPaths: CommandContext = { ...context, daemonState: () => ({ kind: "running", connection }) };
+  api.answers.push("semgrep", "Save to Workspace");
+  await suggestQuerySet(withPaths);
+  assert.equal(api.untitled[0].language, "plaintext");
+  assert.match(api.untitled[0].content, /# Note: relative paths\n/);
+  assert.equal(api.files.get("/work/app/rules.txt"), "python/flask/a.yaml\n");
+});
+
+test("suggest: CodeQL asks for a query pack folder once and remembers it", async () => {
+  const { api, connection, context } = setup();
+  api.answers.push("CodeQL", "/packs/python", undefined);
+  await suggestQuerySet(context);
+  assert.equal(api.folderDialogs.length, 1);
+  assert.deepEqual(connection.requests.at(-1)?.params, {
+    folder: "file:///work/app",
+    engine: "codeql",
+    catalog: "/packs/python",
+  });
+  api.answers.push("CodeQL", undefined);
+  await suggestQuerySet(context);
+  assert.equal(api.folderDialogs.length, 1);
+  assert.equal((connection.requests.at(-1)?.params as SuggestQuerySetParams).catalog, "/packs/python");
+
+  const refusing = new FakeConnection({
+    [SUGGEST_QUERY_SET]: () => {
+      throw new ResponseError(ERROR_CODES.querySetsUnavailable, "/packs/python: no qlpack.yml");
+    },
+  });
+  api.answers.push("CodeQL");
+  await suggestQuerySet({ ...context, daemonState: () => ({ kind: "running", connection: refusing }) });
+  assert.match(api.messages("error").at(-1) ?? "", /could not suggest a CodeQL query set: \/packs\/python: no qlpack\.yml/);
+  assert.equal(api.getState(CODEQL_CATALOG_KEY), undefined, "a refused folder is forgotten");
 });
 
 test("suggest: an existing file is only overwritten when confirmed; no engine, no request", async () => {
   const { api, connection, context } = setup();
-  api.files.set("/work/app/treelens-semgrep.yml", "mine");
+  api.files.set("/work/app/treelens-semgrep.yaml", "mine");
   api.answers.push("semgrep", "Save to Workspace", undefined);
   await suggestQuerySet(context);
-  assert.equal(api.files.get("/work/app/treelens-semgrep.yml"), "mine");
+  assert.equal(api.files.get("/work/app/treelens-semgrep.yaml"), "mine");
   assert.match(api.messages("warning")[0], /already exists/);
   const before = connection.requests.length;
   api.answers.push(undefined);
@@ -68,25 +110,25 @@ test("suggest: a daemon error is shown, not thrown", async () => {
   const { api, context } = setup();
   const failing = new FakeConnection({
     [SUGGEST_QUERY_SET]: () => {
-      throw new Error("no catalog for bandit");
+      throw new Error("bandit is not installed");
     },
   });
   const broken: CommandContext = { ...context, daemonState: () => ({ kind: "running", connection: failing }) };
   api.answers.push("bandit");
   await suggestQuerySet(broken);
-  assert.match(api.messages("error")[0], /could not suggest a Bandit query set: no catalog for bandit/);
+  assert.match(api.messages("error")[0], /could not suggest a Bandit query set: bandit is not installed/);
   assert.equal(api.untitled.length, 0);
 });
 
-test("reasons of any shape become header lines, capped", () => {
-  assert.deepEqual(reasonLines(["a", { b: 2 }, null]), ["a", "b: 2"]);
-  assert.deepEqual(reasonLines({ "not python": ["r1", "r2", "r3", "r4", "r5", "r6"] }), [
-    "not python: r1, r2, r3, r4, r5, … (6)",
+test("reasons are grouped by count, capped", () => {
+  assert.deepEqual(reasonCounts({ a: "x", b: "y", c: "x" }), [
+    ["x", 2],
+    ["y", 1],
   ]);
-  const many = Object.fromEntries(Array.from({ length: MAX_REASON_LINES + 5 }, (_, i) => [`reason ${i}`, i]));
+  const many = Object.fromEntries(Array.from({ length: MAX_REASON_LINES + 5 }, (_, i) => [`q${i}`, `reason ${i}`]));
   const header = configHeader(querySetResult({ reasons: many }), "app", []);
   assert.match(header, /\(labels: none\)/);
-  assert.match(header, /# {3}… 5 more\n/);
+  assert.match(header, /# {7}5  other reasons\n/);
   assert.ok(header.split("\n").every((line) => line === "" || line.startsWith("#")));
 });
 

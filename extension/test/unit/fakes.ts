@@ -171,6 +171,18 @@ export class FakeApi implements VscodeApi {
   async openSettings(query: string): Promise<void> {
     this.executed.push(`openSettings:${query}`);
   }
+  readonly state = new Map<string, unknown>();
+  readonly folderDialogs: string[] = [];
+  async pickFolder(title: string): Promise<string | undefined> {
+    this.folderDialogs.push(title);
+    return this.answers.shift() as string | undefined;
+  }
+  getState<T>(key: string): T | undefined {
+    return this.state.get(key) as T | undefined;
+  }
+  async setState(key: string, value: unknown): Promise<void> {
+    this.state.set(key, value);
+  }
   async withProgress<T>(_title: string, task: () => Promise<T>): Promise<T> {
     return task();
   }

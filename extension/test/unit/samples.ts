@@ -41,8 +41,19 @@ export function querySetResult(overrides: Partial<SuggestQuerySetResult> = {}): 
     selected: ["python.flask.security.injection.tainted-sql-string", "python.lang.security.audit.eval-detected"],
     excludedCount: 1965,
     totalCount: 1967,
-    reasons: { "language not in project (java)": 400, "technology not detected (django)": 120 },
-    config: "rules:\n  - python.flask.security.injection.tainted-sql-string\n",
+    reasons: {
+      "java.spring.security.audit.cookie-missing-httponly": "language java not in the project",
+      "java.lang.security.audit.xxe": "language java not in the project",
+      "python.django.security.audit.csrf-exempt": "technology django not detected",
+    },
+    config: {
+      format: "semgrep-rules",
+      fileName: "treelens-semgrep.yaml",
+      text: "rules:\n- id: python.flask.security.injection.tainted-sql-string\n",
+      args: ["--config", "treelens-semgrep.yaml"],
+    },
+    basis: "model, languages and technologies",
+    note: "",
     ...overrides,
   };
 }

@@ -1,0 +1,313 @@
+/**
+ * The real-editor end-to-end test (recipe: ../shared/docs/real-editor-e2e.md): the built
+ * treelens.vsix installed into code-server, the daemon running from the project's .venv,
+ * Debian's Chromium driven by playwright-core, on a copy of the sample workspace.
+ *
+ * It checks that the status bar shows the labels `treelens classify --json` computes for
+ * the workspace, runs "Suggest SAST Query Set" and "Send Feedback" through the command
+ * palette, checks what they wrote (the saved config, the feedback row), and leaves
+ * screenshots in .e2e/. Everything code-server writes stays in a scratch folder.
+ *
+ * Run: `make test-e2e` (installs the tools with extension/e2e/install-tools.sh first).
+ */
+import assert from "node:assert/strict";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { homedir, tmpdir } from "node:os";
+import * as path from "node:path";
+import { after, before, test } from "node:test";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { cliClassify, REPO_ROOT, sampleWorkspace, testBundle, VENV_PYTHON } from "../test/support";
+
+const TOOLS = process.env.TREELENS_E2E_TOOLS ?? path.join(homedir(), ".cache", "treelens-e2e");
+const NODE_BIN = path.join(TOOLS, "node_modules", ".bin");
+const CODE_SERVER = path.join(TOOLS, "code-server", "node_modules", ".bin", "code-server");
+const CHROMIUM = process.env.TREELENS_E2E_CHROMIUM ?? "/usr/bin/chromium";
+const VSIX = path.join(REPO_ROOT, "treelens.vsix");
+const OUT = path.join(REPO_ROOT, ".e2e");
+const LABELS_TIMEOUT_MS = 180_000;
+const STEP_TIMEOUT_MS = 60_000;
+
+let scratch: string;
+let workspace: string;
+let bundle: string | undefined;
+let expectedLabels: string[];
+let feedbackDatabase: string;
+let server: ChildProcess | undefined;
+let browser: BrowserContext | undefined;
+let page: Page;
+const started = Date.now();
+
+/** HOME and the XDG folders point into the scratch folder: code-server writes nothing outside. */
+function contained(): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    PATH: `${NODE_BIN}:${process.env.PATH}`,
+    HOME: path.join(scratch, "home"),
+    XDG_CONFIG_HOME: path.join(scratch, "home", ".config"),
+    XDG_DATA_HOME: path.join(scratch, "home", ".local", "share"),
+    XDG_CACHE_HOME: path.join(scratch, "home", ".cache"),
+    TMPDIR: path.join(scratch, "tmp"),
+  };
+}
+
+function codeServerArgs(): string[] {
+  return [
+    "--user-data-dir",
+    path.join(scratch, "data"),
+    "--extensions-dir",
+    path.join(scratch, "extensions"),
+    "--config",
+    path.join(scratch, "config.yaml"),
+  ];
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+async function waitForHttp(url: string, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      const response = await fetch(url);
+      if (response.ok) {
+        return;
+      }
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`${url} did not answer within ${ms} ms; see .e2e/code-server.log`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+async function screenshot(name: string): Promise<string> {
+  const file = path.join(OUT, name);
+  await page.screenshot({ path: file });
+  return file;
+}
+
+/** The Treelens status bar item's text (icons are spans, so only the words). */
+async function statusText(): Promise<string> {
+  const item = page.locator("#workbench\\.parts\\.statusbar .statusbar-item", { hasText: "Treelens" }).or(
+    page.locator("#workbench\\.parts\\.statusbar .statusbar-item:has(.codicon-shield)"),
+  );
+  return (await item.first().innerText()).trim();
+}
+
+async function runCommand(title: string): Promise<void> {
+  await page.keyboard.press("F1");
+  const input = page.locator(".quick-input-widget input");
+  await input.waitFor({ state: "visible", timeout: STEP_TIMEOUT_MS });
+  await input.fill(`>${title}`);
+  await page
+    .locator(".quick-input-list .monaco-list-row", { hasText: title })
+    .first()
+    .waitFor({ timeout: STEP_TIMEOUT_MS });
+  await page.keyboard.press("Enter");
+}
+
+/** Waits for a notification toast containing `text`; returns it. */
+async function notification(text: string | RegExp) {
+  const toast = page.locator(".notification-toast", { hasText: text }).first();
+  await toast.waitFor({ state: "visible", timeout: STEP_TIMEOUT_MS });
+  return toast;
+}
+
+before(async () => {
+  assert.ok(existsSync(CODE_SERVER), `${CODE_SERVER} is missing: run extension/e2e/install-tools.sh`);
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: run extension/e2e/install-tools.sh`);
+  assert.ok(existsSync(VSIX), `${VSIX} is missing: run npm run package`);
+  assert.ok(existsSync(VENV_PYTHON), `${VENV_PYTHON} is missing: run make setup-dev`);
+  mkdirSync(OUT, { recursive: true });
+  bundle = testBundle();
+  workspace = sampleWorkspace("treelens-e2e-workspace-");
+  expectedLabels = cliClassify(workspace, bundle).labels;
+  process.stderr.write(`expected labels (treelens classify --json): ${JSON.stringify(expectedLabels)}\n`);
+
+  scratch = mkdtempSync(path.join(tmpdir(), "treelens-e2e-"));
+  for (const dir of ["home", "tmp", "data/User", "extensions", "chrome"]) {
+    mkdirSync(path.join(scratch, dir), { recursive: true });
+  }
+  feedbackDatabase = path.join(scratch, "feedback.sqlite3");
+  writeFileSync(path.join(scratch, "config.yaml"), "auth: none\n");
+  writeFileSync(
+    path.join(scratch, "data", "User", "settings.json"),
+    JSON.stringify(
+      {
+        "treelens.python": VENV_PYTHON,
+        "treelens.modelPath": bundle ?? "",
+        "treelens.device": "cpu",
+        "treelens.feedbackDatabase": feedbackDatabase,
+        "workbench.startupEditor": "none",
+        "workbench.tips.enabled": false,
+        "workbench.enableExperiments": false,
+        "security.workspace.trust.enabled": false,
+        "telemetry.telemetryLevel": "off",
+        "extensions.autoCheckUpdates": false,
+        "extensions.autoUpdate": false,
+        "extensions.ignoreRecommendations": true,
+        "update.mode": "none",
+        "chat.disableAIFeatures": true,
+      },
+      null,
+      2,
+    ),
+  );
+  execFileSync(CODE_SERVER, [...codeServerArgs(), "--install-extension", VSIX], {
+    env: contained(),
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+
+  const port = await freePort();
+  const log = openSync(path.join(OUT, "code-server.log"), "w");
+  server = spawn(
+    CODE_SERVER,
+    [
+      ...codeServerArgs(),
+      "--auth",
+      "none",
+      "--bind-addr",
+      `127.0.0.1:${port}`,
+      "--disable-telemetry",
+      "--disable-update-check",
+      "--disable-workspace-trust",
+      "--reconnection-grace-time",
+      "5",
+      workspace,
+    ],
+    { env: contained(), detached: true, stdio: ["ignore", log, log] },
+  );
+  await waitForHttp(`http://127.0.0.1:${port}/healthz`, 60_000);
+
+  browser = await chromium.launchPersistentContext(path.join(scratch, "chrome"), {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1440, height: 900 },
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  page = browser.pages()[0] ?? (await browser.newPage());
+  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
+  await page.locator(".monaco-workbench").waitFor({ timeout: STEP_TIMEOUT_MS });
+  await page.locator("#workbench\\.parts\\.statusbar").waitFor({ timeout: STEP_TIMEOUT_MS });
+});
+
+after(async () => {
+  await browser?.close().catch(() => undefined);
+  if (server?.pid) {
+    try {
+      process.kill(-server.pid, "SIGTERM"); // its own process group: code-server and its children
+    } catch {
+      // already gone
+    }
+  }
+  if (scratch) {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  process.stderr.write(`e2e took ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${OUT}\n`);
+});
+
+test("the status bar shows the labels treelens classify computes", async () => {
+  const expected = expectedLabels.length > 0 ? expectedLabels.join(" · ") : "no labels";
+  const item = page.locator("#workbench\\.parts\\.statusbar .statusbar-item:has(.codicon-shield)", {
+    hasText: expected,
+  });
+  try {
+    await item.first().waitFor({ timeout: LABELS_TIMEOUT_MS });
+  } catch (error) {
+    await screenshot("failed-status-bar.png");
+    throw new Error(`status bar never showed "${expected}"; it shows "${await statusText().catch(() => "?")}"`, {
+      cause: error,
+    });
+  }
+  const text = (await item.first().innerText()).trim();
+  assert.equal(text, expected, "exactly the labels, in the model's order");
+  assert.equal(await item.first().locator(".codicon-sync, .codicon-error, .codicon-warning").count(), 0);
+  assert.doesNotMatch(text, /error|no model|not installed|failed/i);
+
+  await item.first().hover();
+  const tooltip = page.locator(".monaco-hover, .workbench-hover", { hasText: "probability" }).first();
+  await tooltip.waitFor({ state: "visible", timeout: STEP_TIMEOUT_MS });
+  const tip = await tooltip.innerText();
+  for (const label of expectedLabels) {
+    assert.ok(tip.includes(label), `tooltip lacks ${label}: ${tip}`);
+  }
+  assert.match(tip, /Tokens: [\d,]+/);
+  assert.match(tip, /Languages: .*python/);
+  await screenshot("status-bar.png");
+  await page.mouse.move(700, 400);
+});
+
+test("Suggest SAST Query Set opens the semgrep config and saves it to the workspace", async () => {
+  await runCommand("Treelens: Suggest SAST Query Set");
+  const engines = page.locator(".quick-input-list .monaco-list-row", { hasText: "Semgrep" });
+  await engines.first().waitFor({ timeout: STEP_TIMEOUT_MS });
+  await page.locator(".quick-input-widget input").fill("Semgrep");
+  await page.keyboard.press("Enter");
+  const editor = page.locator(".monaco-editor .view-lines", { hasText: "Treelens Semgrep query set" });
+  await editor.first().waitFor({ timeout: STEP_TIMEOUT_MS });
+  const toast = await notification(/Kept [\d,]+ of [\d,]+ Semgrep rules/);
+  await screenshot("query-set.png");
+  await toast.locator(".monaco-button", { hasText: "Save to Workspace" }).click();
+  await notification("Saved treelens-semgrep.yml");
+  const saved = path.join(workspace, "treelens-semgrep.yml");
+  assert.ok(existsSync(saved), "the config was saved in the workspace folder");
+  const content = readFileSync(saved, "utf8");
+  assert.match(content, /^# Treelens Semgrep query set for sample-api/);
+  assert.match(content, /# Kept [\d,]+ of [\d,]+ Semgrep rules/);
+});
+
+test("Send Feedback submits the pre-ticked labels with a comment", async () => {
+  await runCommand("Treelens: Send Feedback");
+  const rows = page.locator(".quick-input-list .monaco-list-row");
+  await rows.first().waitFor({ timeout: STEP_TIMEOUT_MS });
+  const ticked = await page
+    .locator(".quick-input-list .monaco-list-row[aria-checked='true'] .label-name")
+    .allInnerTexts();
+  assert.deepEqual(ticked.map((label) => label.trim()), expectedLabels, "the current labels are pre-ticked");
+  await page.keyboard.press("Enter");
+  const input = page.locator(".quick-input-widget input");
+  await page.locator(".quick-input-widget", { hasText: "Comment (optional)" }).waitFor({ timeout: STEP_TIMEOUT_MS });
+  await input.fill("e2e: labels look right");
+  await page.keyboard.press("Enter");
+  const toast = await notification(/Thank you: feedback #\d+ for sample-api stored/);
+  const id = Number(/#(\d+)/.exec(await toast.innerText())?.[1]);
+  await screenshot("treelens-e2e.png");
+  const row = execFileSync(
+    VENV_PYTHON,
+    [
+      "-c",
+      "import json, sqlite3, sys; c = sqlite3.connect(sys.argv[1]); " +
+        "print(json.dumps(c.execute('select labels, comment from feedback where id = ?', (int(sys.argv[2]),)).fetchone()))",
+      feedbackDatabase,
+      String(id),
+    ],
+    { encoding: "utf8" },
+  );
+  const [labels, comment] = JSON.parse(row) as [string, string];
+  const stored = JSON.parse(labels) as Record<string, number>;
+  assert.deepEqual(
+    Object.keys(stored).filter((label) => stored[label] === 1),
+    expectedLabels,
+  );
+  assert.equal(comment, "e2e: labels look right");
+});

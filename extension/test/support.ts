@@ -1,0 +1,62 @@
+/**
+ * What the protocol test and the e2e test share: the project's Python, the model bundle
+ * they run against, and a copy of the sample workspace outside the repository (inside it,
+ * `git ls-files` would see an ignored folder and no files).
+ */
+import { execFileSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+
+export const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
+export const VENV_PYTHON = path.join(REPO_ROOT, ".venv", "bin", "python");
+export const FIXTURES = path.join(REPO_ROOT, "extension", "test", "fixtures");
+export const SAMPLE_WORKSPACE = path.join(FIXTURES, "sample-api");
+export const DEFAULT_BUNDLE = path.join(REPO_ROOT, "model", "assets", "default");
+/** Where a tiny bundle is built when the repository has no default model yet (git-ignored). */
+export const TINY_RUN = path.join(REPO_ROOT, ".e2e", "tiny-model");
+
+/**
+ * The bundle to test against: $TREELENS_TEST_MODEL, else the shipped default bundle, else a
+ * tiny one trained with the `tiny` preset (seconds to a couple of minutes on CPU, kept
+ * for the next run). Returns undefined for "the daemon's default".
+ */
+export function testBundle(): string | undefined {
+  const fromEnv = process.env.TREELENS_TEST_MODEL;
+  if (fromEnv) {
+    return path.resolve(fromEnv);
+  }
+  if (existsSync(path.join(DEFAULT_BUNDLE, "manifest.json"))) {
+    return undefined;
+  }
+  const bundle = path.join(TINY_RUN, "export", "bundle");
+  if (!existsSync(path.join(bundle, "manifest.json"))) {
+    process.stderr.write(`no default model: training a tiny one in ${TINY_RUN}\n`);
+    execFileSync(
+      path.join(REPO_ROOT, ".venv", "bin", "treelens-train"),
+      ["all", "--preset", "tiny", "--output-dir", TINY_RUN, "--threads", "1"],
+      { stdio: ["ignore", "ignore", "inherit"] },
+    );
+  }
+  return bundle;
+}
+
+/** A fresh copy of the sample workspace in a temporary folder; returns its path. */
+export function sampleWorkspace(prefix: string): string {
+  const root = mkdtempSync(path.join(tmpdir(), prefix));
+  const workspace = path.join(root, "sample-api");
+  cpSync(SAMPLE_WORKSPACE, workspace, { recursive: true });
+  return workspace;
+}
+
+export interface CliClassification {
+  labels: string[];
+  probabilities: Record<string, number>;
+}
+
+/** What `treelens classify --json` says about a folder with a bundle: the labels to expect. */
+export function cliClassify(folder: string, bundle: string | undefined): CliClassification {
+  const args = ["classify", folder, "--json", ...(bundle ? ["--model-path", bundle] : [])];
+  const output = execFileSync(path.join(REPO_ROOT, ".venv", "bin", "treelens"), args, { encoding: "utf8" });
+  return JSON.parse(output) as CliClassification;
+}
