@@ -32,7 +32,7 @@ def read_installed() -> Catalog:
         import bandit
         from bandit.core import extension_loader
     except ImportError as error:
-        raise CatalogError(f"bandit is not installed ({error}); install it with `pip install bandit`") from error
+        raise CatalogError(f"bandit is not installed ({error}); run `pip install bandit`") from error
     finally:
         stevedore_log.setLevel(level)
     manager = extension_loader.MANAGER

@@ -35,8 +35,8 @@ class PolicyError(Exception):
 
 
 @lru_cache(maxsize=1024)
-def _spec(patterns: tuple[str, ...]) -> pathspec.PathSpec:
-    return pathspec.PathSpec.from_lines("gitwildmatch", patterns)
+def _spec(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec:
+    return pathspec.GitIgnoreSpec.from_lines(patterns)
 
 
 @dataclass(frozen=True)
@@ -240,6 +240,8 @@ class Decision:
 
     kept: bool
     reason: str = ""
+    uncertain: bool = False
+    """A gate kept the query only because a label was uncertain (a conservative keep)."""
 
 
 class Decider:
@@ -258,15 +260,16 @@ class Decider:
         if drop:
             return Decision(False, drop)
         notes: list[str] = []
-        gate_result = self._gates(query, languages)
-        if gate_result is not None and not gate_result.kept:
-            return gate_result
-        readmitted = gate_result is not None and gate_result.reason
+        gate = self._gates(query, languages)
+        if gate is not None and not gate.kept:
+            return gate
         drop = self._technology(query, languages, generic, notes)
-        if drop and readmitted:
-            return Decision(True, f"{readmitted}; else dropped: {drop}")
+        if gate is not None and drop:  # a label that holds (or may) re-admits the query
+            return Decision(True, f"{gate.reason}; else dropped: {drop}")
         if drop:
             return Decision(False, drop)
+        if gate is not None and gate.uncertain:
+            notes.insert(0, gate.reason)
         return Decision(True, "; ".join(notes))
 
     # step 1 ----------------------------------------------------------------------------
@@ -345,7 +348,7 @@ class Decider:
                 return Decision(True, f"{gate.name}: model says {', '.join(holding)}")
             if "uncertain" in states.values():
                 unsure = [self.labels.describe(label) for label, s in states.items() if s == "uncertain"]
-                return Decision(True, f"{gate.name}: label uncertain, kept ({'; '.join(unsure)})")
+                return Decision(True, f"{gate.name}: label uncertain, kept ({'; '.join(unsure)})", True)
             if self.project.has_file(gate.evidence):
                 return None
             absent = "; ".join(self.labels.describe(label) for label in gate.labels)

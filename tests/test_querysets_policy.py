@@ -1,0 +1,249 @@
+"""The query policy on fixture projects: the loss cases of the seed report, the label
+gates with explicit probabilities, and a reason for every dropped query.
+
+Each loss case is shown twice: the report's naive filter (hand-listed main languages,
+technology tags that must be detected) drops the rules, and the policy keeps them. The
+fixture rule set proves the kept rules really fire (tests/test_querysets_scan.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from model.input import Analysis, analyze
+from model.querysets import Policy, PolicyError, Query, load_catalog, suggest
+from model.querysets.catalog import Catalog
+from model.tree import ProjectTree
+from tests.querysets_fixtures import FIXTURES, PROJECTS, RULES, analysis_of, copy_project
+from tests.shared_data import DATA_DIR
+
+INDEX = DATA_DIR / "semgrep-rules-index.jsonl"
+LOSS_CASES = {
+    # case -> (fixture project, rules of the fixture rule set, rules of the semgrep-rules index)
+    "nginx config inside a Python repository": (
+        "flask_app",
+        ["generic.nginx.security.alias-path-traversal", "generic.nginx.security.insecure-ssl-version"],
+        ["generic.nginx.security.alias-path-traversal", "generic.nginx.security.insecure-ssl-version"],
+    ),
+    "flask-tagged rules firing on Django templates": (
+        "django_site",
+        ["python.flask.security.xss.template-unescaped-with-safe"],
+        [
+            "python.flask.security.xss.audit.template-unescaped-with-safe",
+            "python.flask.security.xss.audit.template-autoescape-off",
+            "python.flask.security.xss.audit.template-unquoted-attribute-var",
+        ],
+    ),
+    "JavaScript rules on the few JS files of a backend": (
+        "flask_app",
+        ["javascript.browser.security.insecure-innerhtml"],
+        ["javascript.browser.security.insecure-innerhtml", "javascript.browser.security.eval-detected"],
+    ),
+    "correctness rules tagged js": (
+        "flask_app",
+        ["javascript.lang.correctness.eqeq-is-bad"],
+        ["javascript.lang.correctness.missing-template-string-indicator"],
+    ),
+    "generic rules on markdown": (
+        "flask_app",
+        ["generic.secrets.security.detected-aws-access-key-id-value"],
+        ["generic.secrets.security.detected-aws-access-key-id-value"],
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def analyses(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Analysis]:
+    root = tmp_path_factory.mktemp("projects")
+    return {name: analysis_of(copy_project(name, root)) for name in PROJECTS}
+
+
+@pytest.fixture(scope="module")
+def rules() -> Catalog:
+    return load_catalog("semgrep", RULES)
+
+
+@pytest.fixture(scope="module")
+def index() -> Catalog:
+    if not INDEX.is_file():
+        pytest.skip(f"shared index not found at {INDEX}")
+    return load_catalog("semgrep", INDEX)
+
+
+def naive_keep(query: Query, analysis: Analysis) -> bool:
+    """The seed report's filter: the project's main languages (a fifth of its code files
+    or more) and technology tags that must each be detected."""
+    total = sum(analysis.languages.values())
+    main = {lang for lang, n in analysis.languages.items() if n >= total / 5}
+    tags = set(query.technologies) - set(query.languages)
+    return bool(set(query.languages) & main) and tags <= set(analysis.technologies)
+
+
+def selected_ids(analysis: Analysis, catalog: Catalog, **kwargs: object) -> set[str]:
+    return {q.id for q in suggest(analysis, "semgrep", catalog, **kwargs).selected}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("case", sorted(LOSS_CASES))
+def test_loss_case_rules_are_kept(
+    case: str, analyses: dict[str, Analysis], rules: Catalog, index: Catalog
+) -> None:
+    project, fixture_rules, index_rules = LOSS_CASES[case]
+    analysis = analyses[project]
+    for catalog, wanted in ((rules, fixture_rules), (index, index_rules)):
+        by_id = {q.id: q for q in catalog.queries}
+        assert not any(naive_keep(by_id[r], analysis) for r in wanted), f"{case}: the naive filter keeps them"
+        kept = selected_ids(analysis, catalog)
+        assert set(wanted) <= kept, f"{case}: dropped {set(wanted) - kept}"
+
+
+def test_the_loss_case_projects_are_what_they_claim(analyses: dict[str, Analysis]) -> None:
+    flask = analyses["flask_app"]
+    assert flask.technologies == ["flask"] and "nginx" not in flask.languages, "a plain .conf, not nginx.conf"
+    assert flask.languages["javascript"] == 1 and flask.languages["python"] == 3
+    assert "README.md" in flask.project_paths, "docs are noise for the model text, not for the policy"
+    assert analyses["django_site"].technologies == ["django"]
+
+
+def test_what_cannot_fire_is_dropped_with_a_reason(analyses: dict[str, Analysis], index: Catalog) -> None:
+    react = suggest(analyses["react_app"], "semgrep", index)
+    assert react.reasons["python.flask.security.audit.debug-enabled"] == "language python not in the project"
+    assert "technology nginx not detected" in react.reasons["generic.nginx.security.alias-path-traversal"]
+    terraform = suggest(analyses["terraform_infra"], "semgrep", index)
+    kept = {q.id for q in terraform.selected}
+    azure = [q.id for q in index.queries if q.source.startswith("terraform/azure/")]
+    aws = [q.id for q in index.queries if q.source.startswith("terraform/aws/")]
+    assert set(aws) <= kept, "the project declares the aws provider"
+    assert not set(azure) & kept
+    assert terraform.reasons[azure[0]].startswith("technology azure not detected")
+    flask = suggest(analyses["flask_app"], "semgrep", index)
+    express = "javascript.express.security.audit.express-ssrf"
+    assert "technology express not detected" in flask.reasons[express]
+
+
+@pytest.mark.parametrize("project", PROJECTS)
+def test_every_query_is_kept_or_dropped_with_a_reason(
+    project: str, analyses: dict[str, Analysis], index: Catalog
+) -> None:
+    result = suggest(analyses[project], "semgrep", index)
+    data = result.to_json()
+    assert set(data) >= {"engine", "selected", "excludedCount", "totalCount", "reasons", "config"}
+    assert data["totalCount"] == 1967
+    assert len(data["selected"]) + data["excludedCount"] == 1967
+    assert set(data["selected"]).isdisjoint(data["reasons"])
+    assert all(reason.strip() for reason in data["reasons"].values())
+    assert 0 < len(data["selected"]) < 1967 / 2, "a real saving on every fixture"
+
+
+def test_without_a_model_the_result_says_so(analyses: dict[str, Analysis], rules: Catalog) -> None:
+    result = suggest(analyses["flask_app"], "semgrep", rules)
+    assert result.basis == "languages and technologies"
+    assert "no model" in result.note and result.label_states == {}
+    with_model = suggest(analyses["flask_app"], "semgrep", rules, {"backend": 0.9}, {"backend": 0.5})
+    assert with_model.basis == "model, languages and technologies"
+    assert with_model.label_states["backend"] == "present"
+
+
+def test_server_side_injection_needs_backend_or_api(analyses: dict[str, Analysis], rules: Catalog) -> None:
+    django = analyses["django_site"]
+    sqli = "python.django.security.injection.raw-query-format"
+    thresholds = {"backend": 0.5, "has_api": 0.4}
+    library = suggest(django, "semgrep", rules, {"backend": 0.05, "has_api": 0.1, "library": 0.9}, thresholds)
+    assert sqli in library.reasons
+    assert library.reasons[sqli].startswith("server-side-injection query")
+    assert "backend 0.05 (threshold 0.50" in library.reasons[sqli]
+    assert "python.lang.security.subprocess-shell-true" not in library.reasons, "not framework-bound"
+    backend = suggest(django, "semgrep", rules, {"backend": 0.93, "has_api": 0.1}, thresholds)
+    assert sqli in {q.id for q in backend.selected}
+
+
+@pytest.mark.parametrize(("p", "kept"), [(0.49, True), (0.25, True), (0.24, False), (0.0, False)])
+def test_an_uncertain_label_keeps_its_queries(
+    p: float, kept: bool, analyses: dict[str, Analysis], rules: Catalog
+) -> None:
+    sqli = "python.django.security.injection.raw-query-format"
+    result = suggest(analyses["django_site"], "semgrep", rules, {"backend": p, "has_api": 0.0})
+    assert (sqli in {q.id for q in result.selected}) is kept
+    if kept:
+        assert "label uncertain" in result.conservative[sqli]
+        assert result.label_states["backend"] == "uncertain"
+
+
+def test_a_mobile_label_readmits_android_queries(tmp_path: Path, rules: Catalog) -> None:
+    webview = "java.android.security.webview-javascript-enabled"
+    tree = ProjectTree.from_paths(["app/src/main/java/com/acme/Main.java", "pom.xml"])
+    tree.manifests["pom.xml"] = "<project><dependencies><dependency><artifactId>okhttp</artifactId>"
+    tree.manifests["pom.xml"] += "</dependency></dependencies></project>"
+    analysis = analyze(tree)
+    assert webview in suggest(analysis, "semgrep", rules).reasons, "no Android evidence, no model"
+    assert webview in suggest(analysis, "semgrep", rules, {"mobile": 0.1}).reasons
+    readmitted = suggest(analysis, "semgrep", rules, {"mobile": 0.8})
+    assert webview in {q.id for q in readmitted.selected}
+    assert readmitted.conservative[webview].startswith("mobile: model says mobile")
+
+
+def test_iac_queries_need_iac_or_iac_files(rules: Catalog, analyses: dict[str, Analysis]) -> None:
+    privileged = "yaml.kubernetes.security.privileged-container"
+    plain = analyze(ProjectTree.from_paths(["config/app.yaml", "main.py"]))
+    assert "technology kubernetes not detected" in suggest(plain, "semgrep", rules).reasons[privileged]
+    assert privileged in suggest(plain, "semgrep", rules, {"iac": 0.02}).reasons
+    assert suggest(plain, "semgrep", rules, {"iac": 0.02}).reasons[privileged].startswith("iac query")
+    assert privileged in {q.id for q in suggest(plain, "semgrep", rules, {"iac": 0.7}).selected}
+    infra = analyses["terraform_infra"]
+    assert privileged in {q.id for q in suggest(infra, "semgrep", rules, {"iac": 0.01}).selected}, (
+        "IaC files present: kept whatever the model says"
+    )
+
+
+def test_unknown_frameworks_keep_framework_rules(rules: Catalog) -> None:
+    """Python code and no Python manifest: Flask may be in use, so its rules stay."""
+    debug = "python.flask.security.debug-enabled"
+    scripts = analyze(ProjectTree.from_paths(["serve.py", "Dockerfile"]))
+    result = suggest(scripts, "semgrep", rules)
+    assert debug in {q.id for q in result.selected}
+    assert "no pypi manifest, frameworks unknown" in result.conservative[debug]
+    declared = ProjectTree.from_paths(["serve.py", "requirements.txt"])
+    declared.manifests["requirements.txt"] = "click\n"
+    assert debug in suggest(analyze(declared), "semgrep", rules).reasons
+
+
+def test_paths_include_decides_generic_rules(rules: Catalog) -> None:
+    markdown_rule = Query(id="docs.leak", engine="semgrep", languages=("generic",), include=("*.md",))
+    catalog = Catalog(engine="semgrep", source="test", kind="index", queries=(markdown_rule,))
+    with_docs = analyze(ProjectTree.from_paths(["main.go", "docs/guide.md"]))
+    without = analyze(ProjectTree.from_paths(["main.go"]))
+    assert suggest(with_docs, "semgrep", catalog).selected == [markdown_rule]
+    assert "no file matches its paths" in suggest(without, "semgrep", catalog).reasons["docs.leak"]
+
+
+def test_codeql_queries_by_language_and_gates(analyses: dict[str, Analysis]) -> None:
+    catalog = load_catalog("codeql", FIXTURES / "codeql")
+    result = suggest(analyses["flask_app"], "codeql", catalog)
+    python = {"py/sql-injection", "py/flask-debug", "py/unused-import"}
+    assert {q.id for q in result.selected} == {*python, "js/xss"}
+    assert result.reasons == {"java/android/webview-debugging-enabled": "language java not in the project"}
+    api_less = suggest(analyses["flask_app"], "codeql", catalog, {"backend": 0.01, "has_api": 0.01})
+    assert "py/sql-injection" in {q.id for q in api_less.selected}, "CodeQL queries carry no framework tags"
+
+
+def test_bandit_drops_framework_tests_on_a_plain_cli() -> None:
+    catalog = load_catalog("bandit")
+    tree = ProjectTree.from_paths(["pyproject.toml", "src/tool/cli.py"])
+    tree.manifests["pyproject.toml"] = '[project]\nname = "tool"\ndependencies = ["click", "requests"]\n'
+    result = suggest(analyze(tree), "bandit", catalog)
+    assert {"B201", "B610", "B611", "B701", "B702", "B703", "B308"} <= set(result.reasons)
+    assert result.reasons["B201"].startswith("technology flask not detected")
+    assert {"B101", "B602", "B301", "B501"} <= {q.id for q in result.selected}
+    no_python = suggest(analyze(ProjectTree.from_paths(["main.go"])), "bandit", catalog)
+    assert no_python.selected == [] and no_python.config["args"] == []
+
+
+def test_a_malformed_policy_file_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("version: 1\nuncertain: {ratio: 2, default_threshold: 0.5}\n")
+    with pytest.raises(PolicyError, match=r"policy\.yaml: malformed query policy"):
+        Policy.load(bad)
+    bad.write_text("version: 2\n")
+    with pytest.raises(PolicyError, match="version: 1"):
+        Policy.load(bad)
