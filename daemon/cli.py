@@ -10,13 +10,18 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+from daemon import clone
+from daemon.clone import CloneError
 from daemon.scan import ScanError, ScanResult, scan
-from model.dataset import DatasetError
+from model.bundle import BundleError
+from model.dataset import DatasetError, read_records
 from model.filters import NOISE_CATEGORIES, PathFilter
 from model.input import DEFAULT_MAX_TOKENS, ModelText, analyze, describe
+from model.labels import LABELS
 from model.querysets import (
     ENGINES,
     CatalogError,
@@ -28,6 +33,7 @@ from model.querysets import (
 )
 from model.querysets.compare import DEFAULT_TIMEOUT_S, SemgrepError, compare
 from model.tree import ProjectTree
+from model.tree_text import parse_tree_text
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -211,6 +217,167 @@ def cmd_scan_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_classify_options(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("path", nargs="?", type=Path, help="the project folder")
+    source.add_argument(
+        "--dataset",
+        type=Path,
+        metavar="FILE",
+        help="a data-set file (.jsonl[.gz]): one result line per record",
+    )
+    source.add_argument(
+        "--tree-file",
+        type=Path,
+        metavar="FILE",
+        help="a client-built tree: `git ls-files` output or a `tree` / `eza -T` drawing ('-' for stdin)",
+    )
+    source.add_argument("--git", metavar="URL", help="shallow-clone an https or ssh remote and classify it")
+    parser.add_argument(
+        "--ref", help="with --git: branch, tag or commit (default: the remote's default branch)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=clone.DEFAULT_TIMEOUT_S,
+        help="with --git: seconds allowed for the clone",
+    )
+    parser.add_argument("--model", type=Path, help="model bundle folder (default: the shipped one)")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs"
+    )
+    parser.add_argument("--threads", type=int, help="CPU threads of the model (default: up to 4)")
+    parser.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="LABEL=P",
+        help="override a label's threshold, e.g. cli=0.4 (repeatable)",
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="extra pattern to leave out (repeatable)",
+    )
+    parser.add_argument(
+        "--keep-noise",
+        action="append",
+        default=[],
+        choices=NOISE_CATEGORIES,
+        help="show a noise category that is filtered by default (repeatable)",
+    )
+    parser.add_argument("--no-git", action="store_true", help="walk the folder even inside a git work tree")
+    parser.add_argument("--json", action="store_true", help="print the classify result as JSON")
+
+
+def _thresholds(values: list[str]) -> dict[str, float]:
+    """--threshold LABEL=P values (the runtime checks label names and ranges)."""
+    thresholds = {}
+    for value in values:
+        name, sep, number = value.partition("=")
+        try:
+            thresholds[name] = float(number) if sep else float("nan")
+        except ValueError:
+            thresholds[name] = float("nan")
+        if not sep or thresholds[name] != thresholds[name]:
+            raise ValueError(f"--threshold {value}: write LABEL=P with P a number, e.g. cli=0.4")
+    return thresholds
+
+
+class _Progress:
+    """A progress bar on stderr: redrawn in place on a terminal, a line per 10% otherwise."""
+
+    def __init__(self, total: int, what: str) -> None:
+        self.total, self.done, self.what = total, 0, what
+        self.tty = sys.stderr.isatty()
+        self._shown = -1
+
+    def __call__(self, finished: int) -> None:
+        self.done += finished
+        share = self.done / max(self.total, 1)
+        if self.tty:
+            bar = "#" * int(30 * share)
+            end = "\n" if self.done >= self.total else ""
+            sys.stderr.write(f"\r{self.what} {self.done}/{self.total} [{bar:<30}] {share:4.0%}{end}")
+        elif int(share * 10) > self._shown:
+            self._shown = int(share * 10)
+            sys.stderr.write(f"{self.what} {self.done}/{self.total} ({share:.0%})\n")
+        sys.stderr.flush()
+
+
+def _print_classification(source: str, result: dict) -> None:
+    print(f"{source}: {', '.join(result['labels']) or 'no label'}")
+    for name in LABELS:
+        p, t = result["probabilities"][name], result["thresholds"][name]
+        print(f"  {name:9} {p:6.3f}  (threshold {t:.2f}){'  *' if p >= t else ''}")
+    tokens = f"{result['tokenCount']} tokens" + (", truncated" if result["truncated"] else "")
+    print(f"  model {result['modelVersion']}, {tokens}, {result['elapsedMs']} ms")
+    print(f"  languages: {', '.join(result['languages']) or 'none'}")
+    print(f"  technologies: {', '.join(result['technologies']) or 'none'}")
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    """Labels of a folder, a client-built tree, a git remote, or every record of a data file."""
+    from model.runtime import Classifier  # onnxruntime loads only for this command
+
+    if args.ref and not args.git:
+        raise ValueError("--ref goes with --git")
+    thresholds = _thresholds(args.threshold)
+    path_filter = path_filter_from(args)
+    classifier = Classifier.load(args.model, device=args.device, threads=args.threads)
+    classifier.effective_thresholds(thresholds)  # refuse a bad --threshold before any work
+    if args.dataset:
+        return _classify_dataset(classifier, args, thresholds, path_filter)
+    if args.tree_file:
+        text = sys.stdin.read() if str(args.tree_file) == "-" else _read_text(args.tree_file)
+        source, tree = str(args.tree_file), ProjectTree.from_paths(parse_tree_text(text))
+    elif args.git:
+        with clone.shallow_clone(args.git, args.ref, args.timeout) as work:
+            source, tree = args.git, scan(work, path_filter=path_filter, use_git=True).tree
+    else:
+        scanned = scan(args.path, path_filter=path_filter, use_git=not args.no_git)
+        for folder in scanned.unreadable:
+            print(f"treelens: warning: cannot read folder {folder}; left out", file=sys.stderr)
+        source, tree = str(scanned.root), scanned.tree
+    started = time.perf_counter()
+    result = classifier.classify(tree, path_filter=path_filter, thresholds=thresholds).to_json()
+    result["elapsedMs"] = round((time.perf_counter() - started) * 1000, 1)
+    if args.json:
+        print(json.dumps({"source": source, **result}, indent=2, ensure_ascii=False))
+    else:
+        _print_classification(source, result)
+    return 0
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise ValueError(f"--tree-file {path}: cannot read it ({error.strerror})") from None
+
+
+def _classify_dataset(classifier, args: argparse.Namespace, thresholds: dict, path_filter: PathFilter) -> int:
+    """One line per record: JSON {"id", "labels", "probabilities"} (--json) or "id: labels"."""
+    records = list(read_records(args.dataset))
+    progress = _Progress(len(records), "classify")
+    chunk = 32
+    for start in range(0, len(records), chunk):
+        part = records[start : start + chunk]
+        texts = [classifier.describe(r.tree, path_filter) for r in part]
+        for record, result in zip(
+            part, classifier.classify_texts(texts, thresholds, progress=progress), strict=True
+        ):
+            if args.json:
+                line = {"id": record.id, "labels": result.labels, "probabilities": result.probabilities}
+                print(json.dumps(line, ensure_ascii=False))
+            else:
+                print(f"{record.id}: {', '.join(result.labels) or 'no label'}")
+        sys.stdout.flush()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="treelens",
@@ -269,6 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds allowed per semgrep run (default 600)",
     )
     compare_cmd.set_defaults(run=cmd_scan_compare)
+
+    classify = commands.add_parser(
+        "classify", help="labels of a folder, a tree listing, a git remote, or every record of a data file"
+    )
+    _add_classify_options(classify)
+    classify.set_defaults(run=cmd_classify)
     return parser
 
 
@@ -282,7 +455,16 @@ def main(argv: list[str] | None = None) -> int:
     run: Command = args.run
     try:
         return run(args)
-    except (ScanError, DatasetError, CatalogError, PolicyError, SemgrepError, ValueError) as error:
+    except (
+        ScanError,
+        DatasetError,
+        CatalogError,
+        PolicyError,
+        SemgrepError,
+        BundleError,
+        CloneError,
+        ValueError,
+    ) as error:
         print(f"treelens: {error}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # e.g. `treelens tree . | head`

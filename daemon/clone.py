@@ -1,0 +1,154 @@
+"""A shallow, locked-down ``git clone`` of a remote repository into a temporary folder.
+
+For ``treelens classify --git URL``: only https and ssh remotes are allowed (no local
+paths, file://, plain http or transport helpers such as ``ext::``), nothing from the
+repository or the user's git templates runs (no hooks), git never prompts for
+credentials (it fails instead), LFS files are not downloaded, the clone has a time
+limit, and the folder is removed afterwards whatever happens.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+DEFAULT_TIMEOUT_S = 120.0
+ALLOWED_SCHEMES = ("https", "ssh")
+SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!/)[^\s]+$")
+"""ssh in scp syntax: git@github.com:owner/name.git"""
+COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")
+
+CLONE_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",  # no username/password prompt on the terminal
+    "GIT_ASKPASS": "",
+    "SSH_ASKPASS": "",
+    "GCM_INTERACTIVE": "never",  # Git Credential Manager
+    "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",  # no ssh password or passphrase prompt
+    "GIT_LFS_SKIP_SMUDGE": "1",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_PAGER": "cat",
+    "LC_ALL": "C",
+}
+CLONE_CONFIG = (
+    "core.hooksPath=/dev/null",
+    "credential.helper=",
+    "core.askPass=",
+    "submodule.recurse=false",
+)
+
+
+class CloneError(Exception):
+    """The repository cannot be cloned; the message says why."""
+
+
+def scheme_of(url: str) -> str:
+    """'https', 'ssh', ... of a remote; raise CloneError for anything else than the allowed."""
+    if url.startswith("-") or "::" in url or any(c.isspace() or ord(c) < 32 for c in url):
+        raise CloneError(f"{url!r:.200} is not a repository URL")
+    if SCP_LIKE.match(url):
+        return "ssh"
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", url)
+    if match is None:
+        return "local path"
+    return match.group(1).lower()
+
+
+def check_url(url: str, allowed: tuple[str, ...] = ALLOWED_SCHEMES) -> None:
+    scheme = scheme_of(url)
+    if scheme not in allowed:
+        raise CloneError(
+            f"{url!r:.200}: {scheme} remotes are not allowed; give an https:// or ssh:// URL "
+            "(or git@host:owner/name)"
+        )
+
+
+def _git(args: list[str], cwd: Path, deadline: float, allowed: tuple[str, ...]) -> None:
+    # GIT_ALLOW_PROTOCOL also binds submodules and redirects: nothing but the allowed schemes
+    env = {**os.environ, **CLONE_ENV, "GIT_ALLOW_PROTOCOL": ":".join(allowed)}
+    command = ["git", *(arg for item in CLONE_CONFIG for arg in ("-c", item)), *args]
+    try:
+        done = subprocess.run(
+            command,
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=deadline,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise CloneError(
+            f"git {args[0]} took longer than {deadline:.0f} s; try again or raise --timeout"
+        ) from None
+    except FileNotFoundError:
+        raise CloneError("git is not installed (or not on PATH); install git to use --git") from None
+    if done.returncode != 0:
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        found = [line for line in lines if line.startswith(("fatal:", "error:", "ssh:"))] or lines[-1:]
+        raise CloneError(f"git {args[0]} failed: {'; '.join(found) or 'no message'}")
+
+
+def _remove(folder: Path) -> None:
+    """rmtree that also removes read-only files (git's pack files are read-only)."""
+
+    def make_writable(function, path, _error) -> None:
+        os.chmod(path, stat.S_IWRITE | stat.S_IREAD)
+        function(path)
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(folder, onexc=make_writable)
+    else:
+        shutil.rmtree(folder, onerror=make_writable)
+
+
+@contextmanager
+def shallow_clone(
+    url: str,
+    ref: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    allowed: tuple[str, ...] = ALLOWED_SCHEMES,
+) -> Iterator[Path]:
+    """Yield the work tree of a depth-1 clone of ``url`` at ``ref`` (branch, tag or commit;
+    default: the remote's default branch); the folder is deleted on exit."""
+    check_url(url, allowed)
+    if ref is not None and (not ref or ref.startswith("-") or any(c.isspace() for c in ref)):
+        raise CloneError(f"--ref {ref!r:.100} is not a branch, tag or commit")
+    parent = Path(tempfile.mkdtemp(prefix="treelens-clone-"))
+    work = parent / "repo"
+    try:
+        if ref is not None and COMMIT.match(ref):
+            work.mkdir()
+            _git(["init", "--quiet", "--template=", str(work)], parent, timeout, allowed)
+            _git(["fetch", "--quiet", "--depth", "1", "--no-tags", "--", url, ref], work, timeout, allowed)
+            _git(["checkout", "--quiet", "--detach", "FETCH_HEAD"], work, timeout, allowed)
+        else:
+            branch = ["--branch", ref] if ref else []
+            _git(
+                [
+                    "clone",
+                    "--quiet",
+                    "--depth",
+                    "1",
+                    "--single-branch",
+                    "--no-tags",
+                    "--template=",
+                    *branch,
+                    "--",
+                    url,
+                    str(work),
+                ],
+                parent,
+                timeout,
+                allowed,
+            )
+        yield work
+    finally:
+        _remove(parent)
