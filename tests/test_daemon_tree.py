@@ -105,7 +105,7 @@ def _random_change(rng: random.Random, root: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("use_git", [True, False], ids=["git", "walk"])
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_incremental_updates_match_a_full_scan(tmp_path: Path, use_git: bool, seed: int) -> None:
     write_files(tmp_path, PROJECT)
     if use_git:
@@ -115,7 +115,7 @@ def test_incremental_updates_match_a_full_scan(tmp_path: Path, use_git: bool, se
     tree.rescan()
     assert tree.info.method == ("git" if use_git else "walk")
     rng = random.Random(seed)
-    for step in range(40):
+    for step in range(30):
         touched = _random_change(rng, tmp_path)
         tree.apply(touched)
         assert _record(tree) == _scanned(tmp_path, path_filter), f"step {step}: {sorted(touched)}"

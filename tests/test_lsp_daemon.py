@@ -14,10 +14,11 @@ import pytest_asyncio
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-from daemon.protocol import CLASSIFY, CLASSIFY_TREE, TOKENIZE
+from daemon.protocol import CLASSIFY, CLASSIFY_TREE, SUGGEST_QUERY_SET, TOKENIZE
 from model.labels import LABELS
 from tests.daemon_client import Daemon, start_daemon, uri
 from tests.folders import make_git_repo, write_files
+from tests.shared_data import DATA_DIR
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -259,3 +260,17 @@ async def test_workspace_folders_can_come_and_go(ws: Workspace, tmp_path: Path) 
         await ws.daemon.call(CLASSIFY, {"folder": uri(third)})
     assert error.value.code == types.ErrorCodes.InvalidParams
     assert "unknown workspace folder" in error.value.message
+
+
+async def test_suggest_query_set_from_the_model_and_the_project(ws: Workspace) -> None:
+    index = DATA_DIR / "semgrep-rules-index.jsonl"
+    if not index.is_file():
+        pytest.skip(f"shared semgrep index not found at {index}")
+    result = await ws.daemon.call(SUGGEST_QUERY_SET, {"folder": uri(ws.web), "engine": "semgrep"})
+    assert result["engine"] == "semgrep"
+    assert result["totalCount"] == sum(1 for line in index.open() if line.strip())
+    assert result["excludedCount"] == len(result["reasons"]) > 0
+    assert len(result["selected"]) + result["excludedCount"] == result["totalCount"]
+    assert any("javascript" in rule or "express" in rule for rule in result["selected"])
+    assert result["basis"].startswith("model")
+    assert result["config"]

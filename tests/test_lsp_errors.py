@@ -20,6 +20,7 @@ from daemon.protocol import (
     FEEDBACK_UNAVAILABLE,
     FOLDER_UNAVAILABLE,
     MODEL_UNAVAILABLE,
+    QUERY_SETS_UNAVAILABLE,
     SUBMIT_FEEDBACK,
     SUGGEST_QUERY_SET,
     TOKENIZE,
@@ -27,6 +28,7 @@ from daemon.protocol import (
 from model.labels import LABELS
 from tests.daemon_client import Daemon, start_daemon, uri
 from tests.folders import write_files
+from tests.shared_data import DATA_DIR
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -151,6 +153,14 @@ async def test_deleted_workspace_folder_errors_until_it_is_back(setup: Setup) ->
     assert back["languages"] == ["python"]
 
 
+async def test_query_set_without_a_catalog_says_what_is_missing(setup: Setup) -> None:
+    error = await _error(setup.daemon, SUGGEST_QUERY_SET, {"engine": "codeql"})
+    assert error.code == QUERY_SETS_UNAVAILABLE and "codeql" in error.message
+    missing = setup.root / "no-rules"
+    error = await _error(setup.daemon, SUGGEST_QUERY_SET, {"engine": "semgrep", "catalog": str(missing)})
+    assert error.code == QUERY_SETS_UNAVAILABLE and str(missing) in error.message
+
+
 async def test_daemon_started_without_a_bundle_serves_the_rest(tmp_path: Path) -> None:
     project = tmp_path / "project"
     write_files(project, FILES)
@@ -161,5 +171,8 @@ async def test_daemon_started_without_a_bundle_serves_the_rest(tmp_path: Path) -
         error = await _error(daemon, CLASSIFY, {})
         assert error.code == MODEL_UNAVAILABLE and str(missing) in error.message
         assert (await daemon.call(SUBMIT_FEEDBACK, {"labels": PERSON})) == {"id": 1, "stored": True}
+        if (DATA_DIR / "semgrep-rules-index.jsonl").is_file():  # languages and technologies alone
+            suggested = await daemon.call(SUGGEST_QUERY_SET, {"engine": "semgrep"})
+            assert suggested["basis"] == "languages and technologies" and suggested["selected"]
     finally:
         await daemon.close()
