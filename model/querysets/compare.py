@@ -69,6 +69,7 @@ class SemgrepRun:
             "rules": self.rules,
             "seconds": round(self.seconds, 3),
             "findings": len(self.findings),
+            "rulesFired": sorted({f.rule for f in self.findings}),
             "errors": list(self.errors),
         }
 
