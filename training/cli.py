@@ -3,30 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
-from collections.abc import Callable
-from typing import Any
-
-from transformers.utils import logging as transformers_logging
 
 from model.bundle import BundleError
 from model.dataset import DatasetError
 from model.tokenizer import TokenizerError
-from training.config import add_config_arguments, build_config, check_preset_stages
+from training.config import StageError, add_config_arguments, build_config, check_preset_stages
+from training.configs import (
+    AllConfig,
+    EvaluateConfig,
+    ExportConfig,
+    FinetuneConfig,
+    PretrainConfig,
+    TokenizerConfig,
+)
 from training.data import add_data_commands
+from training.feedback import add_command as add_feedback_command
 
 STAGES = {"tokenizer", "pretrain", "finetune", "evaluate", "export"}
 
 
 def _stage(
-    commands: argparse._SubParsersAction, name: str, help_text: str, config_cls: type, run: Callable[..., Any]
+    commands: argparse._SubParsersAction, name: str, help_text: str, config_cls: type, module: str
 ) -> None:
-    """A subcommand whose flags are ``config_cls``'s fields plus --preset."""
-    parser = commands.add_parser(
-        name, help=help_text, description=(run.__module__ and sys.modules[run.__module__].__doc__)
-    )
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    """A subcommand whose flags are ``config_cls``'s fields plus --preset; the stage's module
+    (and torch with it) is imported only when the stage runs."""
+    parser = commands.add_parser(name, help=help_text, description=help_text)
     parser.add_argument(
         "--preset", help="settings file: a name in training/presets (tiny, default) or a JSON path; flags win"
     )
@@ -36,6 +40,7 @@ def _stage(
         if args.preset:
             check_preset_stages(args.preset, STAGES | {"all"})
         config = build_config(config_cls, name, args, args.preset)
+        run = importlib.import_module(f"training.{module}").run
         if name == "all":
             run(config, args.preset)
         else:
@@ -46,8 +51,6 @@ def _stage(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from training import evaluate, export, feedback, finetune, pipeline, pretrain, tokenizer
-
     parser = argparse.ArgumentParser(
         prog="treelens-train",
         description="Build the Treelens tokenizer and model from the data set.",
@@ -58,47 +61,38 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "tokenizer",
         "train the byte-level BPE tokenizer on model texts",
-        tokenizer.TokenizerConfig,
-        tokenizer.run,
+        TokenizerConfig,
+        "tokenizer",
     )
     _stage(
         commands,
         "pretrain",
         "masked-language-model pretraining (Longformer from scratch)",
-        pretrain.PretrainConfig,
-        pretrain.run,
+        PretrainConfig,
+        "pretrain",
     )
     _stage(
-        commands,
-        "finetune",
-        "multi-label classifier from the pretrained model",
-        finetune.FinetuneConfig,
-        finetune.run,
+        commands, "finetune", "multi-label classifier from the pretrained model", FinetuneConfig, "finetune"
     )
     _stage(
-        commands,
-        "evaluate",
-        "metrics of the model and both baselines on a split",
-        evaluate.EvaluateConfig,
-        evaluate.run,
+        commands, "evaluate", "metrics of the model and both baselines on a split", EvaluateConfig, "evaluate"
     )
-    _stage(
-        commands, "export", "ONNX graphs, parity checks, int8, model bundle", export.ExportConfig, export.run
-    )
-    _stage(commands, "all", "every stage in order (continues a killed run)", pipeline.AllConfig, pipeline.run)
-    feedback.add_command(commands)
+    _stage(commands, "export", "ONNX graphs, parity checks, int8, model bundle", ExportConfig, "export")
+    _stage(commands, "all", "every stage in order (continues a killed run)", AllConfig, "pipeline")
+    add_feedback_command(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="treelens-train: %(message)s", stream=sys.stderr)
-    transformers_logging.set_verbosity_error()  # its notes (new head weights, padding) are expected here
-    from training.export import ParityError
+    if args.command not in ("data", "export-feedback"):
+        from transformers.utils import logging as transformers_logging
 
+        transformers_logging.set_verbosity_error()  # its notes (new head weights, padding) are expected
     try:
         return args.run(args)
-    except (DatasetError, TokenizerError, BundleError, ParityError, ValueError, FileNotFoundError) as error:
+    except (DatasetError, TokenizerError, BundleError, StageError, ValueError, FileNotFoundError) as error:
         print(f"treelens-train: {error}", file=sys.stderr)
         return 1
 

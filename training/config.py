@@ -23,6 +23,10 @@ DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 C = TypeVar("C")
 
 
+class StageError(RuntimeError):
+    """A stage cannot go on (a failed check); the CLI prints the message, which says what to do."""
+
+
 def option(default: Any, help: str, **kwargs: Any) -> Any:
     """A config field with its help text (list defaults are copied per instance)."""
     if isinstance(default, list):
@@ -67,7 +71,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     for item in dataclasses.fields(cls):
         kind, is_list, _optional = _scalar_type(hints[item.name])
         default = item.default if item.default is not dataclasses.MISSING else item.default_factory()  # type: ignore[misc]
-        text = f"{item.metadata.get('help', '')} (default: {default})"
+        text = item.metadata.get("help", "")
+        if "default" not in text:
+            text += f" (default: {default})"
         kwargs: dict[str, Any] = {"dest": item.name, "default": argparse.SUPPRESS, "help": text}
         if "choices" in item.metadata:
             kwargs["choices"] = item.metadata["choices"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,8 @@ from model.runtime import Classifier
 from model.tokenizer import PAD, line_counter, load_tokenizer
 from training import modeling
 from training.baselines import TfidfBaseline, rules_labels
-from training.config import DEFAULT_DATA_DIR, option, prepare_output_dir, to_json
+from training.config import prepare_output_dir, to_json
+from training.configs import EvaluateConfig
 from training.finetune import THRESHOLDS_FILE, predict
 from training.metrics import apply_thresholds, multilabel_metrics
 from training.pretrain import MODEL_DIR
@@ -31,28 +31,6 @@ from training.texts import labelled_splits, load_records
 log = logging.getLogger(__name__)
 
 SPLIT_CHOICES = ["test", "validation", "train", "all"]
-
-
-@dataclass
-class EvaluateConfig:
-    output_dir: Path = option(Path("runs/evaluate"), "folder for metrics.json, report.md, confusion.png")
-    overwrite_output_dir: bool = option(False, "write into a non-empty --output-dir")
-    model: Path | None = option(None, "output folder of the finetune stage (PyTorch)")
-    bundle: Path | None = option(None, "an exported model bundle (ONNX Runtime); instead of --model")
-    data_dir: Path = option(DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz) data files")
-    data: list[Path] = option([], "data files (override --data-dir)")
-    split: str = option("test", "which labelled records to score ('all': every one)", choices=SPLIT_CHOICES)
-    baselines: bool = option(True, "also score the rules and TF-IDF baselines (fit on the train split)")
-    max_train_samples: int | None = option(None, "fit the TF-IDF baseline on at most this many records")
-    max_eval_samples: int | None = option(None, "score at most this many records")
-    batch_size: int = option(8, "texts per forward pass")
-    device: str = option("auto", "auto, cpu or cuda", choices=["auto", "cpu", "cuda"])
-    threads: int | None = option(None, "CPU threads")
-    seed: int = option(0, "random seed of the TF-IDF baseline")
-
-    def validate(self) -> None:
-        if (self.model is None) == (self.bundle is None):
-            raise ValueError("give exactly one of --model (finetune output) or --bundle (exported bundle)")
 
 
 class TorchModel:

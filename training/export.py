@@ -20,7 +20,6 @@ import logging
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,6 @@ from transformers import LongformerForSequenceClassification
 
 from model.bundle import (
     BUNDLE_FORMAT,
-    DEFAULT_BUNDLE_DIR,
     GRAPH_INPUTS,
     file_entries,
     load_bundle,
@@ -42,7 +40,8 @@ from model.labels import LABELS
 from model.runtime import Classifier
 from model.tokenizer import PAD, SEP, line_counter, load_tokenizer
 from training import modeling, onnx_patch
-from training.config import DEFAULT_DATA_DIR, option, prepare_output_dir, to_json
+from training.config import StageError, prepare_output_dir, to_json
+from training.configs import ExportConfig
 from training.finetune import DATA_SUMMARY_FILE, THRESHOLDS_FILE
 from training.pretrain import MODEL_DIR
 from training.texts import labelled_splits, load_records, render
@@ -54,32 +53,8 @@ FP32_TOLERANCE = 1e-4
 INT8_TOLERANCE = 0.01
 
 
-class ParityError(RuntimeError):
+class ParityError(StageError):
     """An exported graph disagrees with the PyTorch model it came from."""
-
-
-@dataclass
-class ExportConfig:
-    output_dir: Path = option(Path("runs/export"), "folder for bundle/ (int8) and bundle-fp32/")
-    overwrite_output_dir: bool = option(False, "write into a non-empty --output-dir")
-    model: Path = option(Path("runs/finetune"), "output folder of the finetune stage")
-    metrics: Path | None = option(None, "metrics.json of the evaluate stage, recorded in the manifest")
-    data_dir: Path = option(
-        DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz); validation texts check parity"
-    )
-    data: list[Path] = option([], "data files (override --data-dir)")
-    buckets: list[int] = option([512, 1024, 2048, 4096], "sequence lengths to export and check")
-    shared_graph: bool = option(
-        True, "one graph with a dynamic length for every bucket (checked at each) instead of one per bucket"
-    )
-    max_parity_samples: int = option(64, "validation texts checked per bucket")
-    max_eval_samples: int | None = option(None, "alias of --max-parity-samples for smoke runs")
-    name: str = option("treelens-longformer", "model name in the manifest")
-    version: str | None = option(None, "model version (default: date and graph hash)")
-    install: bool = option(False, f"also install the int8 bundle to {DEFAULT_BUNDLE_DIR}")
-    install_dir: Path = option(DEFAULT_BUNDLE_DIR, "where --install puts the bundle")
-    threads: int | None = option(None, "torch and onnxruntime CPU threads")
-    seed: int = option(0, "unused (export is deterministic); kept for a uniform CLI")
 
 
 class LogitsOnly(torch.nn.Module):

@@ -18,7 +18,6 @@ import math
 import random
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,8 @@ from model.dataset import label_counts
 from model.labels import LABELS
 from model.tokenizer import PAD, line_counter, load_tokenizer
 from training import modeling
-from training.config import DEFAULT_DATA_DIR, option, prepare_output_dir, to_json
+from training.config import prepare_output_dir, to_json
+from training.configs import FinetuneConfig
 from training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
 from training.modeling import RunContext
 from training.pretrain import MODEL_DIR, count, write_metrics
@@ -43,50 +43,6 @@ log = logging.getLogger(__name__)
 THRESHOLDS_FILE = "thresholds.json"
 DATA_SUMMARY_FILE = "data_summary.json"
 MAX_POS_WEIGHT = 5.0
-
-
-@dataclass
-class FinetuneConfig:
-    # I/O
-    output_dir: Path = option(Path("runs/finetune"), "folder for checkpoints and the classifier")
-    overwrite_output_dir: bool = option(False, "start over in a non-empty --output-dir (else resume)")
-    pretrained: Path = option(Path("runs/pretrain"), "output folder of the pretrain stage")
-    data_dir: Path = option(DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz) data files")
-    data: list[Path] = option([], "data files (override --data-dir); labelled records are used")
-    max_train_samples: int | None = option(None, "use at most this many training records (smoke runs)")
-    max_eval_samples: int | None = option(None, "use at most this many validation records")
-    # the report's epoch rule: max_epochs for small data sets, min_epochs for large ones
-    max_epochs: int = option(40, "epochs when the training set has at most --min-size records")
-    min_epochs: int = option(4, "epochs when it has at least --max-size records")
-    min_size: int = option(1_000, "training-set size up to which max_epochs apply")
-    max_size: int = option(1_000_000, "training-set size from which min_epochs apply")
-    early_stopping_patience: int = option(
-        8, "stop after this many epochs without a better validation macro-F1"
-    )
-    overfit_ratio: float = option(5.0, "warn when validation loss exceeds this multiple of training loss")
-    # optimizer
-    batch_size: int = option(8, "records per micro-batch (per process)")
-    grad_accum: int = option(1, "micro-batches per optimizer step")
-    learning_rate: float = option(2e-4, "peak AdamW learning rate")
-    weight_decay: float = option(0.01, "AdamW weight decay of matrices")
-    warmup_ratio: float = option(0.1, "share of steps with linear warm-up")
-    max_grad_norm: float = option(1.0, "gradient clipping norm")
-    pos_weight: bool = option(True, "weight positives of rare labels up (negatives/positives, capped at 5)")
-    augment_drop: float = option(0.5, "chance a training record is shown with some files dropped, per epoch")
-    augment_drop_share: float = option(0.25, "share of non-manifest files dropped then")
-    # system
-    device: str = option("auto", "auto, cpu or cuda", choices=["auto", "cpu", "cuda"])
-    threads: int | None = option(None, "torch CPU threads (default: torch's choice)")
-    seed: int = option(0, "random seed")
-
-    def validate(self) -> None:
-        if self.min_epochs > self.max_epochs or self.min_size >= self.max_size:
-            raise ValueError("need --min-epochs <= --max-epochs and --min-size < --max-size")
-
-    def epochs_for(self, size: int) -> int:
-        """max_epochs -> min_epochs linearly between min_size and max_size records."""
-        share = min(max((size - self.min_size) / (self.max_size - self.min_size), 0.0), 1.0)
-        return round(self.max_epochs + share * (self.min_epochs - self.max_epochs))
 
 
 def predict(model, ids: list[list[int]], pad_id: int, batch_size: int, ctx: RunContext) -> np.ndarray:

@@ -12,26 +12,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
-from model.bundle import DEFAULT_BUNDLE_DIR
 from training import evaluate, export, finetune, pretrain, tokenizer
-from training.config import DEFAULT_DATA_DIR, build_config, option, prepare_output_dir
+from training.config import build_config, prepare_output_dir
+from training.configs import (
+    AllConfig,
+    EvaluateConfig,
+    ExportConfig,
+    FinetuneConfig,
+    PretrainConfig,
+    TokenizerConfig,
+)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class AllConfig:
-    output_dir: Path = option(Path("runs/default"), "root folder of the run (one sub-folder per stage)")
-    overwrite_output_dir: bool = option(False, "start every stage over (else continue a killed run)")
-    data_dir: Path = option(DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz) data files")
-    data: list[Path] = option([], "data files (override --data-dir)")
-    install: bool = option(False, f"install the int8 bundle to {DEFAULT_BUNDLE_DIR} at the end")
-    device: str = option("auto", "auto, cpu or cuda", choices=["auto", "cpu", "cuda"])
-    threads: int | None = option(None, "torch / onnxruntime CPU threads")
-    seed: int = option(0, "random seed of every stage")
 
 
 def run(config: AllConfig, preset: str | Path | None) -> Path:
@@ -45,9 +39,7 @@ def run(config: AllConfig, preset: str | Path | None) -> Path:
     def stage_config(cls: type, stage: str, **values):
         return build_config(cls, stage, argparse.Namespace(**values), preset)
 
-    tok = stage_config(
-        tokenizer.TokenizerConfig, "tokenizer", output_dir=root / "tokenizer", **common, **fresh
-    )
+    tok = stage_config(TokenizerConfig, "tokenizer", output_dir=root / "tokenizer", **common, **fresh)
     tokenizer_path = tok.output_dir / tokenizer.TOKENIZER_FILE
     if tokenizer_path.is_file() and not config.overwrite_output_dir:
         log.info("all: keeping the tokenizer in %s", tokenizer_path)
@@ -56,7 +48,7 @@ def run(config: AllConfig, preset: str | Path | None) -> Path:
         tokenizer.run(tok)
 
     pre = stage_config(
-        pretrain.PretrainConfig,
+        PretrainConfig,
         "pretrain",
         output_dir=root / "pretrain",
         tokenizer=tokenizer_path,
@@ -65,7 +57,7 @@ def run(config: AllConfig, preset: str | Path | None) -> Path:
     pretrain.run(pre)
 
     fine = stage_config(
-        finetune.FinetuneConfig,
+        FinetuneConfig,
         "finetune",
         output_dir=root / "finetune",
         pretrained=pre.output_dir,
@@ -74,7 +66,7 @@ def run(config: AllConfig, preset: str | Path | None) -> Path:
     finetune.run(fine)
 
     ev = stage_config(
-        evaluate.EvaluateConfig,
+        EvaluateConfig,
         "evaluate",
         output_dir=root / "evaluate",
         model=fine.output_dir,
@@ -84,12 +76,13 @@ def run(config: AllConfig, preset: str | Path | None) -> Path:
     evaluate.run(ev)
 
     ex = stage_config(
-        export.ExportConfig,
+        ExportConfig,
         "export",
         output_dir=root / "export",
         model=fine.output_dir,
         metrics=ev.output_dir / "metrics.json",
         install=config.install,
+        install_dir=config.install_dir,
         overwrite_output_dir=True,
         threads=config.threads,
         **common,
@@ -97,7 +90,7 @@ def run(config: AllConfig, preset: str | Path | None) -> Path:
     bundle = export.run(ex)
 
     shipped = stage_config(
-        evaluate.EvaluateConfig,
+        EvaluateConfig,
         "evaluate",
         output_dir=root / "evaluate-bundle",
         bundle=bundle,

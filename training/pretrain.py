@@ -16,7 +16,7 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -29,10 +29,10 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
-from model.input import DEFAULT_MAX_TOKENS
 from model.tokenizer import line_counter, load_tokenizer
 from training import modeling
-from training.config import DEFAULT_DATA_DIR, option, prepare_output_dir, to_json
+from training.config import prepare_output_dir, to_json
+from training.configs import PretrainConfig
 from training.modeling import Architecture, RunContext
 from training.texts import SubtreeRule, labelled_splits, load_records, pretraining_trees, render
 from training.tokenizer import HF_SPECIAL_TOKENS, save_hf_files
@@ -43,61 +43,17 @@ MODEL_DIR = "model"
 EVAL_MLM_PROBABILITY = 0.15
 
 
-@dataclass
-class PretrainConfig:
-    # I/O
-    output_dir: Path = option(Path("runs/pretrain"), "folder for checkpoints and the pretrained model")
-    overwrite_output_dir: bool = option(False, "start over in a non-empty --output-dir (else resume)")
-    tokenizer: Path = option(Path("runs/tokenizer/tokenizer.json"), "tokenizer.json from the tokenizer stage")
-    data_dir: Path = option(DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz) data files")
-    data: list[Path] = option([], "data files (override --data-dir)")
-    # data
-    subtrees: bool = option(True, "add sub-trees of large repositories as extra samples")
-    max_train_samples: int | None = option(None, "use at most this many training texts (smoke runs)")
-    max_eval_samples: int | None = option(None, "use at most this many evaluation texts")
-    # model
-    layers: int = option(4, "transformer layers")
-    hidden: int = option(256, "hidden size")
-    heads: int = option(4, "attention heads")
-    intermediate: int = option(1024, "feed-forward size")
-    attention_window: int = option(128, "Longformer local attention window (tokens, both sides)")
-    max_tokens: int = option(DEFAULT_MAX_TOKENS, "longest input, special tokens included")
-    dropout: float = option(0.1, "hidden and attention dropout")
-    # optimizer and schedule
-    epochs: int = option(20, "passes over the training texts")
-    batch_size: int = option(8, "texts per micro-batch (per process)")
-    grad_accum: int = option(1, "micro-batches per optimizer step")
-    learning_rate: float = option(5e-4, "peak AdamW learning rate")
-    weight_decay: float = option(0.01, "AdamW weight decay of matrices")
-    warmup_ratio: float = option(0.06, "share of steps with linear warm-up")
-    max_grad_norm: float = option(1.0, "gradient clipping norm")
-    mlm_probability_start: float = option(0.38, "masking probability of the first epoch")
-    mlm_probability_end: float = option(0.08, "masking probability of the last epoch")
-    max_steps: int | None = option(None, "stop after this many optimizer steps (smoke runs)")
-    # logging, checkpoints, system
-    log_steps: int = option(10, "log loss and tokens/s every N steps")
-    checkpoint_steps: int = option(50, "evaluate and checkpoint every N steps")
-    device: str = option("auto", "auto, cpu or cuda", choices=["auto", "cpu", "cuda"])
-    threads: int | None = option(None, "torch CPU threads (default: torch's choice)")
-    seed: int = option(0, "random seed")
-
-    def validate(self) -> None:
-        if not 0 < self.mlm_probability_end <= self.mlm_probability_start < 1:
-            raise ValueError("need 0 < --mlm-probability-end <= --mlm-probability-start < 1")
-        if self.hidden % self.heads:
-            raise ValueError(f"--hidden {self.hidden} must be a multiple of --heads {self.heads}")
-
-    def architecture(self, vocab_size: int) -> Architecture:
-        return Architecture(
-            layers=self.layers,
-            hidden=self.hidden,
-            heads=self.heads,
-            intermediate=self.intermediate,
-            attention_window=self.attention_window,
-            max_tokens=self.max_tokens,
-            vocab_size=vocab_size,
-            dropout=self.dropout,
-        )
+def build_architecture(config: PretrainConfig, vocab_size: int) -> Architecture:
+    return Architecture(
+        layers=config.layers,
+        hidden=config.hidden,
+        heads=config.heads,
+        intermediate=config.intermediate,
+        attention_window=config.attention_window,
+        max_tokens=config.max_tokens,
+        vocab_size=vocab_size,
+        dropout=config.dropout,
+    )
 
 
 def mlm_probability(config: PretrainConfig, epoch: int) -> float:
@@ -187,7 +143,9 @@ def run(config: PretrainConfig) -> Path:
     # model ------------------------------------------------------------------------------
     state = modeling.load_checkpoint(checkpoint_path) if resume else None
     architecture = (
-        Architecture(**state["model_args"]) if state else config.architecture(tokenizer.get_vocab_size())
+        Architecture(**state["model_args"])
+        if state
+        else build_architecture(config, tokenizer.get_vocab_size())
     )
     model = LongformerForMaskedLM(architecture.longformer_config(tokenizer)).to(ctx.device)
     if state:

@@ -13,14 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from model.input import DEFAULT_MAX_TOKENS
 from model.tokenizer import CLS, MASK, PAD, SEP, SPECIAL_TOKENS, UNK, check_tokenizer
-from training.config import DEFAULT_DATA_DIR, option, prepare_output_dir, to_json
+from training.config import prepare_output_dir, to_json
+from training.configs import TokenizerConfig
 from training.texts import SubtreeRule, load_records, pretraining_trees, render
 
 log = logging.getLogger(__name__)
@@ -28,26 +27,6 @@ log = logging.getLogger(__name__)
 TOKENIZER_FILE = "tokenizer.json"
 PIECES = r" {2,}| ?[A-Z]?[a-z]+| ?[A-Z]+(?![a-z])| ?\d+| ?[^\sA-Za-z\d]|\s"
 """Indentation runs, words (camelCase humps), acronyms, numbers, single symbols."""
-
-
-@dataclass
-class TokenizerConfig:
-    output_dir: Path = option(Path("runs/tokenizer"), "folder for tokenizer.json")
-    overwrite_output_dir: bool = option(False, "write into a non-empty --output-dir")
-    data_dir: Path = option(DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz) data files")
-    data: list[Path] = option([], "data files (override --data-dir)")
-    vocab_size: int = option(8000, "vocabulary size, special tokens included")
-    min_frequency: int = option(2, "a merge must occur this often")
-    max_tokens: int = option(DEFAULT_MAX_TOKENS, "model-text budget the texts are rendered with")
-    subtrees: bool = option(True, "also train on sub-trees of large repositories")
-    max_train_samples: int | None = option(None, "use at most this many records (smoke runs)")
-    seed: int = option(0, "unused by BPE (deterministic); kept for a uniform CLI")
-
-    def validate(self) -> None:
-        if self.vocab_size < 300:
-            raise ValueError(
-                f"--vocab-size must be at least 300 (256 bytes + specials), got {self.vocab_size}"
-            )
 
 
 def new_tokenizer() -> Tokenizer:

@@ -1,0 +1,169 @@
+"""Every training stage end to end on the tiny preset and a few real records.
+
+The session fixture ``tiny_run`` (tests/conftest.py) has run tokenizer -> pretrain (1 step)
+-> finetune (1 epoch) -> export; these tests check what each stage left behind, run
+evaluate on it, and run ``treelens-train all`` through the real CLI once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tokenizers import Tokenizer
+from transformers import PreTrainedTokenizerFast
+
+from model.bundle import load_bundle
+from model.dataset import read_records
+from model.labels import LABELS
+from model.runtime import Classifier
+from model.tokenizer import SPECIAL_TOKENS, line_counter, load_tokenizer
+from training import evaluate
+from training.config import build_config
+from training.texts import render
+
+
+def test_tokenizer_loads_in_both_libraries(tiny_run):
+    folder = tiny_run / "tokenizer"
+    fast = PreTrainedTokenizerFast.from_pretrained(folder)
+    plain = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    text = "src/components/UserProfile.tsx\n  package.json\n"
+    assert fast(text)["input_ids"] == plain.encode(text).ids
+    assert [plain.id_to_token(i) for i in range(len(SPECIAL_TOKENS))] == list(SPECIAL_TOKENS)
+    assert fast.cls_token == SPECIAL_TOKENS[0] and fast.mask_token_id == 4 and fast.pad_token_id == 1
+    encoded = plain.encode(text)
+    assert encoded.tokens[0] == "[CLS]" and encoded.tokens[-1] == "[SEP]"
+
+
+def test_tokenizer_splits_paths_and_isolates_newlines(tiny_run):
+    tokenizer = load_tokenizer(tiny_run / "tokenizer" / "tokenizer.json")
+    tokens = tokenizer.encode("myApp/user_profile-view.py\n", add_special_tokens=False).tokens
+    pieces = "".join(tokens).replace("Ġ", " ")
+    assert pieces == "myApp/user_profile-view.py\u010a"
+    for boundary in ("/", "_", "-", ".", "\u010a"):  # never merged with a neighbour
+        assert boundary in tokens
+    assert not any(t.startswith("my") and "A" in t for t in tokens)  # camelCase hump split
+
+
+def test_line_counts_add_up_on_real_texts(tiny_run, tiny_data):
+    tokenizer = load_tokenizer(tiny_run / "tokenizer" / "tokenizer.json")
+    counter = line_counter(tokenizer)
+    for record in read_records(tiny_data):
+        (text,) = render([record.tree], 512, counter)
+        lines = text.splitlines(keepends=True)
+        whole = len(tokenizer.encode(text, add_special_tokens=False).ids)
+        assert whole == sum(counter(lines)) <= 512 - 2
+
+
+def test_training_texts_equal_runtime_texts(tiny_run, tiny_bundle, tiny_data):
+    """What finetune trained on is byte for byte what the runtime shows the model."""
+    tokenizer = load_tokenizer(tiny_run / "finetune" / "tokenizer.json")
+    classifier = Classifier.load(tiny_bundle, device="cpu", threads=1)
+    for record in read_records(tiny_data):
+        (training_text,) = render([record.tree], classifier.max_tokens, line_counter(tokenizer))
+        assert training_text == classifier.describe(record.tree).text
+
+
+def test_pretrain_and_finetune_outputs(tiny_run):
+    pre = json.loads((tiny_run / "pretrain" / "all_results.json").read_text())
+    assert pre["train"]["steps"] == 1 and pre["train"]["nan_batches_skipped"] == 0
+    assert pre["validation"]["eval_loss"] > 0
+    assert (tiny_run / "pretrain" / "model" / "config.json").is_file()
+    fine = tiny_run / "finetune"
+    thresholds = json.loads((fine / "thresholds.json").read_text())
+    assert list(thresholds) == list(LABELS) and all(0 < t < 1 for t in thresholds.values())
+    for split in ("train", "validation"):
+        metrics = json.loads((fine / f"{split}_results.json").read_text())
+        assert set(metrics["labels"]) == set(LABELS) and 0 <= metrics["macro_f1"] <= 1
+    config = json.loads((fine / "model" / "config.json").read_text())
+    assert config["id2label"] == {str(i): name for i, name in enumerate(LABELS)}
+
+
+def test_export_bundle(tiny_run, tiny_bundle):
+    bundle = load_bundle(tiny_bundle)
+    manifest = bundle.manifest
+    assert manifest["precision"] == "int8" and manifest["max_tokens"] == 512
+    assert set(manifest["parity"]["int8"]) == {"256", "512"}
+    assert all(
+        p["max_abs_dprob"] <= 0.01 and p["label_flips"] == 0 for p in manifest["parity"]["int8"].values()
+    )
+    assert all(p["max_abs_dprob"] <= 1e-4 for p in manifest["parity"]["fp32"].values())
+    assert manifest["training"]["data"]["records"]["train"] == 4
+    assert load_bundle(tiny_run / "export" / "bundle-fp32").manifest["precision"] == "fp32"
+
+
+def test_evaluate_model_and_baselines(tiny_run, tiny_data, tmp_path):
+    args = argparse.Namespace(output_dir=tmp_path / "ev", data=[tiny_data], model=tiny_run / "finetune")
+    result = evaluate.run(build_config(evaluate.EvaluateConfig, "evaluate", args, "tiny"))
+    assert result["split"] == "test" and result["samples"] == 3
+    assert set(result["systems"]) == {"model", "rules baseline", "tf-idf baseline"}
+    for metrics in result["systems"].values():
+        assert {"micro_f1", "macro_f1", "exact_match", "label_accuracy"} <= set(metrics)
+        row = metrics["labels"]["backend"]
+        assert {"precision", "recall", "f1", "support", "accuracy", "confusion"} <= set(row)
+        assert sum(map(sum, row["confusion"])) == 3
+    out = tmp_path / "ev"
+    assert "| rules baseline |" in (out / "report.md").read_text()
+    assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 3
+
+
+def test_evaluate_the_bundle(tiny_bundle, tiny_data, tmp_path):
+    args = argparse.Namespace(
+        output_dir=tmp_path / "ev", data=[tiny_data], bundle=tiny_bundle, baselines=False, split="all"
+    )
+    result = evaluate.run(build_config(evaluate.EvaluateConfig, "evaluate", args, "tiny"))
+    assert result["samples"] == 10 and list(result["systems"]) == ["model"]
+
+
+def test_all_through_the_cli(tiny_data, tmp_path):
+    """`treelens-train all` runs every stage and installs the bundle where it is told."""
+    install_dir = tmp_path / "installed"
+    command = [sys.executable, "-m", "training.cli", "all", "--preset", "tiny", "--data", str(tiny_data)]
+    command += ["--output-dir", str(tmp_path / "run"), "--install", "--install-dir", str(install_dir)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "world size 1" in done.stderr  # the start-up summary line
+    assert load_bundle(install_dir).manifest["precision"] == "int8"
+    for folder in ("tokenizer", "pretrain", "finetune", "evaluate", "export", "evaluate-bundle"):
+        assert (tmp_path / "run" / folder).is_dir()
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "keeping the tokenizer" in again.stderr and "resuming from" in again.stderr
+
+
+@pytest.mark.parametrize("stage", ["tokenizer", "pretrain", "finetune", "evaluate", "export", "all"])
+def test_every_stage_has_help(stage):
+    done = subprocess.run(
+        [sys.executable, "-m", "training.cli", stage, "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0
+    assert "--output-dir" in done.stdout and "--seed" in done.stdout and "--preset" in done.stdout
+
+
+def test_output_dir_must_be_empty(tiny_data, tmp_path: Path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    command = [
+        sys.executable,
+        "-m",
+        "training.cli",
+        "tokenizer",
+        "--preset",
+        "tiny",
+        "--data",
+        str(tiny_data),
+    ]
+    done = subprocess.run([*command, "--output-dir", str(tmp_path / "out")], capture_output=True, text=True)
+    assert done.returncode == 1 and "is not empty; pass --overwrite-output-dir" in done.stderr
+    done = subprocess.run(
+        [*command, "--output-dir", str(tmp_path / "out"), "--overwrite-output-dir"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and (tmp_path / "out" / "tokenizer.json").is_file()
+    assert (tmp_path / "out" / "notes.txt").read_text() == "mine"

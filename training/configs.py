@@ -1,0 +1,184 @@
+"""The settings of every training stage: one dataclass each, fields with defaults and help.
+
+Kept apart from the stages so that ``treelens-train --help`` and argument errors answer
+without importing torch. training/config.py turns these into flags and reads presets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from model.bundle import DEFAULT_BUNDLE_DIR
+from model.input import DEFAULT_MAX_TOKENS
+from training.config import DEFAULT_DATA_DIR, option
+
+SPLIT_CHOICES = ["test", "validation", "train", "all"]
+
+
+@dataclass
+class TokenizerConfig:
+    output_dir: Path = option(Path("runs/tokenizer"), "folder for tokenizer.json")
+    overwrite_output_dir: bool = option(False, "write into a non-empty --output-dir")
+    data_dir: Path = option(DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz) data files")
+    data: list[Path] = option([], "data files (override --data-dir)")
+    vocab_size: int = option(8000, "vocabulary size, special tokens included")
+    min_frequency: int = option(2, "a merge must occur this often")
+    max_tokens: int = option(DEFAULT_MAX_TOKENS, "model-text budget the texts are rendered with")
+    subtrees: bool = option(True, "also train on sub-trees of large repositories")
+    max_train_samples: int | None = option(None, "use at most this many records (smoke runs)")
+    seed: int = option(0, "unused by BPE (deterministic); kept for a uniform CLI")
+
+    def validate(self) -> None:
+        if self.vocab_size < 300:
+            raise ValueError(
+                f"--vocab-size must be at least 300 (256 bytes + specials), got {self.vocab_size}"
+            )
+
+
+@dataclass
+class PretrainConfig:
+    # I/O
+    output_dir: Path = option(Path("runs/pretrain"), "folder for checkpoints and the pretrained model")
+    overwrite_output_dir: bool = option(False, "start over in a non-empty --output-dir (else resume)")
+    tokenizer: Path = option(Path("runs/tokenizer/tokenizer.json"), "tokenizer.json from the tokenizer stage")
+    data_dir: Path = option(DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz) data files")
+    data: list[Path] = option([], "data files (override --data-dir)")
+    # data
+    subtrees: bool = option(True, "add sub-trees of large repositories as extra samples")
+    max_train_samples: int | None = option(None, "use at most this many training texts (smoke runs)")
+    max_eval_samples: int | None = option(None, "use at most this many evaluation texts")
+    # model
+    layers: int = option(4, "transformer layers")
+    hidden: int = option(256, "hidden size")
+    heads: int = option(4, "attention heads")
+    intermediate: int = option(1024, "feed-forward size")
+    attention_window: int = option(128, "Longformer local attention window (tokens, both sides)")
+    max_tokens: int = option(DEFAULT_MAX_TOKENS, "longest input, special tokens included")
+    dropout: float = option(0.1, "hidden and attention dropout")
+    # optimizer and schedule
+    epochs: int = option(20, "passes over the training texts")
+    batch_size: int = option(8, "texts per micro-batch (per process)")
+    grad_accum: int = option(1, "micro-batches per optimizer step")
+    learning_rate: float = option(5e-4, "peak AdamW learning rate")
+    weight_decay: float = option(0.01, "AdamW weight decay of matrices")
+    warmup_ratio: float = option(0.06, "share of steps with linear warm-up")
+    max_grad_norm: float = option(1.0, "gradient clipping norm")
+    mlm_probability_start: float = option(0.38, "masking probability of the first epoch")
+    mlm_probability_end: float = option(0.08, "masking probability of the last epoch")
+    max_steps: int | None = option(None, "stop after this many optimizer steps (smoke runs)")
+    # logging, checkpoints, system
+    log_steps: int = option(10, "log loss and tokens/s every N steps")
+    checkpoint_steps: int = option(50, "evaluate and checkpoint every N steps")
+    device: str = option("auto", "auto, cpu or cuda", choices=["auto", "cpu", "cuda"])
+    threads: int | None = option(None, "torch CPU threads (default: torch's choice)")
+    seed: int = option(0, "random seed")
+
+    def validate(self) -> None:
+        if not 0 < self.mlm_probability_end <= self.mlm_probability_start < 1:
+            raise ValueError("need 0 < --mlm-probability-end <= --mlm-probability-start < 1")
+        if self.hidden % self.heads:
+            raise ValueError(f"--hidden {self.hidden} must be a multiple of --heads {self.heads}")
+
+
+@dataclass
+class FinetuneConfig:
+    # I/O
+    output_dir: Path = option(Path("runs/finetune"), "folder for checkpoints and the classifier")
+    overwrite_output_dir: bool = option(False, "start over in a non-empty --output-dir (else resume)")
+    pretrained: Path = option(Path("runs/pretrain"), "output folder of the pretrain stage")
+    data_dir: Path = option(DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz) data files")
+    data: list[Path] = option([], "data files (override --data-dir); labelled records are used")
+    max_train_samples: int | None = option(None, "use at most this many training records (smoke runs)")
+    max_eval_samples: int | None = option(None, "use at most this many validation records")
+    # the report's epoch rule: max_epochs for small data sets, min_epochs for large ones
+    max_epochs: int = option(40, "epochs when the training set has at most --min-size records")
+    min_epochs: int = option(4, "epochs when it has at least --max-size records")
+    min_size: int = option(1_000, "training-set size up to which max_epochs apply")
+    max_size: int = option(1_000_000, "training-set size from which min_epochs apply")
+    early_stopping_patience: int = option(
+        8, "stop after this many epochs without a better validation macro-F1"
+    )
+    overfit_ratio: float = option(5.0, "warn when validation loss exceeds this multiple of training loss")
+    # optimizer
+    batch_size: int = option(8, "records per micro-batch (per process)")
+    grad_accum: int = option(1, "micro-batches per optimizer step")
+    learning_rate: float = option(2e-4, "peak AdamW learning rate")
+    weight_decay: float = option(0.01, "AdamW weight decay of matrices")
+    warmup_ratio: float = option(0.1, "share of steps with linear warm-up")
+    max_grad_norm: float = option(1.0, "gradient clipping norm")
+    pos_weight: bool = option(True, "weight positives of rare labels up (negatives/positives, capped at 5)")
+    augment_drop: float = option(0.5, "chance a training record is shown with some files dropped, per epoch")
+    augment_drop_share: float = option(0.25, "share of non-manifest files dropped then")
+    # system
+    device: str = option("auto", "auto, cpu or cuda", choices=["auto", "cpu", "cuda"])
+    threads: int | None = option(None, "torch CPU threads (default: torch's choice)")
+    seed: int = option(0, "random seed")
+
+    def validate(self) -> None:
+        if self.min_epochs > self.max_epochs or self.min_size >= self.max_size:
+            raise ValueError("need --min-epochs <= --max-epochs and --min-size < --max-size")
+
+    def epochs_for(self, size: int) -> int:
+        """max_epochs -> min_epochs linearly between min_size and max_size records."""
+        share = min(max((size - self.min_size) / (self.max_size - self.min_size), 0.0), 1.0)
+        return round(self.max_epochs + share * (self.min_epochs - self.max_epochs))
+
+
+@dataclass
+class EvaluateConfig:
+    output_dir: Path = option(Path("runs/evaluate"), "folder for metrics.json, report.md, confusion.png")
+    overwrite_output_dir: bool = option(False, "write into a non-empty --output-dir")
+    model: Path | None = option(None, "output folder of the finetune stage (PyTorch)")
+    bundle: Path | None = option(None, "an exported model bundle (ONNX Runtime); instead of --model")
+    data_dir: Path = option(DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz) data files")
+    data: list[Path] = option([], "data files (override --data-dir)")
+    split: str = option("test", "which labelled records to score ('all': every one)", choices=SPLIT_CHOICES)
+    baselines: bool = option(True, "also score the rules and TF-IDF baselines (fit on the train split)")
+    max_train_samples: int | None = option(None, "fit the TF-IDF baseline on at most this many records")
+    max_eval_samples: int | None = option(None, "score at most this many records")
+    batch_size: int = option(8, "texts per forward pass")
+    device: str = option("auto", "auto, cpu or cuda", choices=["auto", "cpu", "cuda"])
+    threads: int | None = option(None, "CPU threads")
+    seed: int = option(0, "random seed of the TF-IDF baseline")
+
+    def validate(self) -> None:
+        if (self.model is None) == (self.bundle is None):
+            raise ValueError("give exactly one of --model (finetune output) or --bundle (exported bundle)")
+
+
+@dataclass
+class ExportConfig:
+    output_dir: Path = option(Path("runs/export"), "folder for bundle/ (int8) and bundle-fp32/")
+    overwrite_output_dir: bool = option(False, "write into a non-empty --output-dir")
+    model: Path = option(Path("runs/finetune"), "output folder of the finetune stage")
+    metrics: Path | None = option(None, "metrics.json of the evaluate stage, recorded in the manifest")
+    data_dir: Path = option(
+        DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz); validation texts check parity"
+    )
+    data: list[Path] = option([], "data files (override --data-dir)")
+    buckets: list[int] = option([512, 1024, 2048, 4096], "sequence lengths to export and check")
+    shared_graph: bool = option(
+        True, "one graph with a dynamic length for every bucket (checked at each) instead of one per bucket"
+    )
+    max_parity_samples: int = option(64, "validation texts checked per bucket")
+    max_eval_samples: int | None = option(None, "alias of --max-parity-samples for smoke runs")
+    name: str = option("treelens-longformer", "model name in the manifest")
+    version: str | None = option(None, "model version (default: date and graph hash)")
+    install: bool = option(False, f"also install the int8 bundle to {DEFAULT_BUNDLE_DIR}")
+    install_dir: Path = option(DEFAULT_BUNDLE_DIR, "where --install puts the bundle")
+    threads: int | None = option(None, "torch and onnxruntime CPU threads")
+    seed: int = option(0, "unused (export is deterministic); kept for a uniform CLI")
+
+
+@dataclass
+class AllConfig:
+    output_dir: Path = option(Path("runs/default"), "root folder of the run (one sub-folder per stage)")
+    overwrite_output_dir: bool = option(False, "start every stage over (else continue a killed run)")
+    data_dir: Path = option(DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz) data files")
+    data: list[Path] = option([], "data files (override --data-dir)")
+    install: bool = option(False, "install the int8 bundle to --install-dir at the end")
+    install_dir: Path = option(DEFAULT_BUNDLE_DIR, "where --install puts the bundle")
+    device: str = option("auto", "auto, cpu or cuda", choices=["auto", "cpu", "cuda"])
+    threads: int | None = option(None, "torch / onnxruntime CPU threads")
+    seed: int = option(0, "random seed of every stage")
