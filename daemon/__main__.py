@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("pygls").setLevel(logging.WARNING)  # at INFO it logs every message body
+    logging.getLogger("watchdog").setLevel(max(logging.INFO, logging.getLogger().level))  # one line per event
     if args.check:
         from daemon.check import run_check
 

@@ -448,26 +448,31 @@ class TreelensServer(LanguageServer):
             start = time.perf_counter()
             text = classifier.describe(tree.snapshot(), path_filter)
             if previous is not None and text.text == previous.text:
-                return text, None, 0.0  # same model text: the answer cannot change
+                return text, None, (time.perf_counter() - start) * 1000  # the answer cannot change
             classification = classifier.classify_text(text, thresholds)
             return text, classification, (time.perf_counter() - start) * 1000
 
         text, classification, elapsed_ms = await self.run(work)
         folder.text = text
+        outcome = "same model text"
         if classification is not None:
             folder.classification = classification
             result = {**classification.to_json(), "folder": folder.uri, "elapsedMs": round(elapsed_ms, 1)}
             folder.result = result
-            self._announce(folder, result)
+            outcome = (
+                "labelsChanged sent" if self._announce(folder, result) else "same labels and probabilities"
+            )
         folder.result_version = version
+        log.debug("%s: refreshed in %.1f ms: %s", folder.name, elapsed_ms, outcome)
 
-    def _announce(self, folder: FolderState, result: dict[str, Any]) -> None:
+    def _announce(self, folder: FolderState, result: dict[str, Any]) -> bool:
         """Send labelsChanged when labels or probabilities differ from the last one sent."""
         current = (result["labels"], result["probabilities"])
         if current == folder.sent or folder.removed:
-            return
+            return False
         folder.sent = current
         self.protocol.notify(LABELS_CHANGED, dict(result))
+        return True
 
     async def classify_tree(self, tree: ProjectTree) -> dict[str, Any]:
         classifier = await self.require_model()
