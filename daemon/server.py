@@ -48,6 +48,7 @@ from daemon.protocol import (
 from daemon.scan import ScanError, check_folder
 from daemon.settings import Settings
 from daemon.watch import RESCAN, FolderEvents, Watcher
+from model.bundle import DEFAULT_BUNDLE_DIR
 from model.filters import PathFilter
 from model.input import ModelText, analyze, describe
 from model.tree import ProjectTree
@@ -76,8 +77,10 @@ def package_version() -> str:
 def no_model_message(error: Exception) -> str:
     """Why classifying is impossible and how to fix it."""
     message = f"Treelens has no usable model: {error}"
-    if "modelPath" not in message:
-        message += "; set the treelens.modelPath setting to a model bundle folder"
+    if "modelPath" not in message and "device" not in message:
+        message += (
+            "; build one with `treelens-train all --install` or set treelens.modelPath to a bundle folder"
+        )
     return message
 
 
@@ -116,6 +119,18 @@ class FolderState:
         self.result_version = -1
         if text_too:
             self.text = None
+
+
+class ProgressReport:
+    """What slow work tells the client while it runs (nothing when it has no progress UI)."""
+
+    def __init__(self, server: LanguageServer, token: str | None) -> None:
+        self._server, self._token = server, token
+        self.outcome: str | None = None  # the end message
+
+    def report(self, message: str) -> None:
+        if self._token is not None:
+            self._server.work_done_progress.report(self._token, types.WorkDoneProgressReport(message=message))
 
 
 class TreelensServer(LanguageServer):
@@ -191,7 +206,7 @@ class TreelensServer(LanguageServer):
         """What a support question needs: interpreter, folder, model and settings."""
         return (
             f"Treelens daemon {self.version} (Python {sys.version.split()[0]} at {sys.executable}), "
-            f"cwd {os.getcwd()}, model {self.settings.model_path or 'default bundle'}, "
+            f"cwd {os.getcwd()}, model {self.settings.model_path or DEFAULT_BUNDLE_DIR}, "
             f"settings {self.settings.to_json()}, folders {list(self.folders)}"
         )
 
@@ -225,11 +240,14 @@ class TreelensServer(LanguageServer):
         self._model_generation += 1
         generation, settings = self._model_generation, self.settings
         classifier, problem = None, ""
-        async with self.progress("Treelens: loading the model"):
+        where = str(settings.model_path or DEFAULT_BUNDLE_DIR)
+        async with self.progress("Treelens: loading the model", where) as progress:
             try:
                 classifier = await self.run(_load_classifier, settings.model_path, settings.device)
+                progress.outcome = f"model {classifier.version}"
             except Exception as error:  # BundleError, a bad device, onnxruntime's own errors
                 classifier, problem = None, no_model_message(error)
+                progress.outcome = "no usable model"
         if generation != self._model_generation:
             return  # the settings changed meanwhile: a newer load decides
         if classifier is None:
@@ -310,8 +328,10 @@ class TreelensServer(LanguageServer):
                 root = await self.run(check_folder, folder.root)
                 folder.tree = FolderTree(root, self.path_filter)
                 self._watch(folder, folder.tree)
-                async with self.progress(f"Treelens: scanning {folder.name}"):
+                async with self.progress(f"Treelens: scanning {folder.name}", str(root)) as progress:
+                    progress.report("listing files")
                     await self.run(folder.tree.rescan)
+                    progress.outcome = f"{len(folder.tree.files)} files"
                 folder.version += 1
                 info = folder.tree.info
                 log.info("%s: %d files (%s)", root, len(folder.tree.files), info.method)
@@ -569,16 +589,18 @@ class TreelensServer(LanguageServer):
             log.error("background work failed", exc_info=task.exception())
 
     @contextlib.asynccontextmanager
-    async def progress(self, title: str) -> AsyncIterator[None]:
-        """``$/progress`` begin/end around slow work, when the client supports it."""
+    async def progress(self, title: str, message: str | None = None) -> AsyncIterator[ProgressReport]:
+        """``$/progress`` begin / report / end around slow work, when the client supports it."""
         token = await self._progress_token()
+        report = ProgressReport(self, token)
         if token is not None:
-            self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, cancellable=False))
+            begin = types.WorkDoneProgressBegin(title=title, message=message, cancellable=False)
+            self.work_done_progress.begin(token, begin)
         try:
-            yield
+            yield report
         finally:
             if token is not None:
-                self.work_done_progress.end(token, types.WorkDoneProgressEnd())
+                self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=report.outcome))
 
     async def _progress_token(self) -> str | None:
         capabilities = self.client_capabilities

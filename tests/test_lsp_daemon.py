@@ -102,6 +102,7 @@ async def test_initialize_reports_progress_and_first_labels(ws: Workspace) -> No
     assert {"Treelens: scanning web", "Treelens: scanning app"} <= set(titles)
     for reports in ws.daemon.progress_reports.values():
         assert isinstance(reports[-1], types.WorkDoneProgressEnd)
+        assert reports[-1].message.startswith("model ") or reports[-1].message.endswith(" files")
 
 
 async def test_classify_answers_per_folder(ws: Workspace) -> None:
