@@ -58,6 +58,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+ResultKey = tuple[int, int, tuple[tuple[str, float], ...]]
+"""What a folder's result was computed from: tree version, model generation, thresholds."""
 
 WORKERS = 2
 """Threads for scans and inference: the budget machine has 2 cores."""
@@ -96,7 +98,6 @@ class FolderState:
         self.error: str | None = None  # why the folder cannot be served
         self.ready = asyncio.Event()  # the first scan finished (or failed)
         self.lock = asyncio.Lock()  # one operation on the tree at a time
-        self.started = False
         self.removed = False
         self.watch: ObservedWatch | None = None
         # changes reported by the watcher, not yet applied
@@ -104,21 +105,13 @@ class FolderState:
         self.rescan = False
         self.first_pending: float | None = None
         self.timer: asyncio.TimerHandle | None = None
-        # what the model saw and said; valid while result_version == version
-        self.version = 0
+        # what the model saw and said, valid while result_key is (version, model, thresholds) now
+        self.version = 0  # bumped by every change of the tree
         self.text: ModelText | None = None
         self.classification: Classification | None = None
         self.result: dict[str, Any] | None = None
-        self.result_version = -1
+        self.result_key: ResultKey | None = None
         self.sent: tuple[list[str], dict[str, float]] | None = None  # last labelsChanged
-
-    def forget_results(self, text_too: bool) -> None:
-        """The model or thresholds changed: results must be computed again."""
-        self.classification = None
-        self.result = None
-        self.result_version = -1
-        if text_too:
-            self.text = None
 
 
 class ProgressReport:
@@ -150,7 +143,8 @@ class TreelensServer(LanguageServer):
         self.classifier: Classifier | None = None
         self.model_error: str | None = None
         self.model_task: asyncio.Task[None] | None = None
-        self._model_generation = 0
+        self._model_generation = 0  # bumped by every load started
+        self._loaded_generation = 0  # the load self.classifier came from
         self.executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="treelens")
         self.watcher: Watcher | None = None
         self._started = False
@@ -221,12 +215,9 @@ class TreelensServer(LanguageServer):
             return
         if (new.model_path, new.device) != (old.model_path, old.device):
             log.info("model settings changed: loading %s on %s", new.model_path or "default", new.device)
-            for folder in self.folders.values():
-                folder.forget_results(text_too=True)
-            self.model_task = asyncio.ensure_future(self._load_model())
+            self.model_task = asyncio.ensure_future(self._load_model())  # refreshes every folder
         elif new.thresholds != old.thresholds:
             for folder in self.folders.values():
-                folder.forget_results(text_too=False)
                 self._spawn(self._refresh(folder))
         if new.extra_ignores != old.extra_ignores:
             for folder in self.folders.values():
@@ -254,7 +245,7 @@ class TreelensServer(LanguageServer):
             self.classifier, self.model_error = None, problem
             log.warning("%s", problem)
             return
-        self.classifier, self.model_error = classifier, None
+        self.classifier, self.model_error, self._loaded_generation = classifier, None, generation
         for folder in list(self.folders.values()):
             if folder.ready.is_set():
                 self._spawn(self._refresh(folder))
@@ -445,24 +436,21 @@ class TreelensServer(LanguageServer):
         tree = folder.tree
         if tree is None:
             raise FolderUnavailable(f"workspace folder {folder.uri} has not been scanned")
-        if (
-            folder.result is None
-            or folder.text is None
-            or folder.classification is None
-            or folder.result_version != folder.version
-        ):
-            await self._refresh_locked(folder, classifier, tree)
+        await self._refresh_locked(folder, classifier, tree)
         if folder.result is None or folder.text is None or folder.classification is None:
             raise InternalError(f"{folder.uri}: classification left no result")
         return folder.result, folder.text, folder.classification
 
     async def _refresh_locked(self, folder: FolderState, classifier: Classifier, tree: FolderTree) -> None:
         """Describe the tree; classify when the model text changed; announce a change."""
-        if folder.result is not None and folder.result_version == folder.version:
-            return
-        version, path_filter = folder.version, self.path_filter
         thresholds = dict(self.settings.thresholds)
-        previous = folder.text if folder.classification is not None else None
+        generation = self._loaded_generation if classifier is self.classifier else -1
+        key = (folder.version, generation, tuple(thresholds.items()))
+        if folder.result is not None and folder.result_key == key:
+            return
+        path_filter = self.path_filter
+        same_model = folder.result_key is not None and folder.result_key[1:] == key[1:]
+        previous = folder.text if same_model and folder.classification is not None else None
 
         def work() -> tuple[ModelText, Classification | None, float]:
             start = time.perf_counter()
@@ -482,7 +470,7 @@ class TreelensServer(LanguageServer):
             outcome = (
                 "labelsChanged sent" if self._announce(folder, result) else "same labels and probabilities"
             )
-        folder.result_version = version
+        folder.result_key = key
         log.debug("%s: refreshed in %.1f ms: %s", folder.name, elapsed_ms, outcome)
 
     def _announce(self, folder: FolderState, result: dict[str, Any]) -> bool:

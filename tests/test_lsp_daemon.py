@@ -182,6 +182,19 @@ async def test_ignored_paths_trigger_no_work(ws: Workspace) -> None:
     await ws.daemon.next_labels(ws.web)
 
 
+async def test_a_change_that_leaves_the_model_text_alone_is_not_classified(ws: Workspace) -> None:
+    _quiet(ws.daemon)
+    mark = len(ws.daemon.log)
+    write_files(ws.app, {"assets/logo.png": "", "assets/icon.svg": ""})  # noise: not in the model text
+    async with asyncio.timeout(30):
+        while not any("app: refreshed in" in line for line in ws.daemon.log[mark:]):
+            await asyncio.sleep(0.05)
+    refreshed = [line for line in ws.daemon.log[mark:] if "app: refreshed in" in line]
+    assert refreshed[-1].endswith("same model text")
+    await _nothing_for(ws.daemon, QUIET_S)
+    shutil.rmtree(ws.app / "assets")
+
+
 async def test_gitignore_change_rescans(ws: Workspace) -> None:
     _quiet(ws.daemon)
     before = await ws.daemon.call(CLASSIFY, {"folder": uri(ws.web)})
