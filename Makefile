@@ -25,8 +25,27 @@ lint: setup-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check model daemon training tests bench
 
-test: setup-dev lint             ## every test suite
+test: setup-dev lint test-extension  ## every test suite (test-e2e runs on its own)
 	$(BIN)/pytest
 
 bench: setup-dev
 	$(BIN)/python bench/tree_build.py
+
+# VS Code extension (package.json, extension/): Node 20 and npm; `npm ci` again when the lockfile changes.
+.PHONY: test-extension package-extension test-e2e
+
+node_modules/.ci-stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+test-extension: setup-dev node_modules/.ci-stamp  ## compile, lint, unit tests, protocol test against the daemon
+	npm run compile
+	npm run lint
+	npm test
+
+package-extension: node_modules/.ci-stamp  ## treelens.vsix
+	npm run package
+
+test-e2e: setup-dev package-extension  ## real editor: the .vsix in code-server, driven through Chromium (installs both)
+	extension/e2e/install-tools.sh
+	npm run test:e2e

@@ -261,29 +261,39 @@ test("Suggest SAST Query Set opens the semgrep config and saves it to the worksp
   await runCommand("Treelens: Suggest SAST Query Set");
   const engines = page.locator(".quick-input-list .monaco-list-row", { hasText: "Semgrep" });
   await engines.first().waitFor({ timeout: STEP_TIMEOUT_MS });
+  await page.locator(".quick-input-widget", { hasText: "SAST query set for sample-api" }).waitFor({ timeout: STEP_TIMEOUT_MS });
   await page.locator(".quick-input-widget input").fill("Semgrep");
   await page.keyboard.press("Enter");
   const editor = page.locator(".monaco-editor .view-lines", { hasText: "Treelens Semgrep query set" });
   await editor.first().waitFor({ timeout: STEP_TIMEOUT_MS });
   const toast = await notification(/Kept [\d,]+ of [\d,]+ Semgrep rules/);
+  const fileName = /Save it as (\S+)\?/.exec(await toast.innerText())?.[1];
+  assert.ok(fileName, "the notification names the file to save");
   await screenshot("query-set.png");
   await toast.locator(".monaco-button", { hasText: "Save to Workspace" }).click();
-  await notification("Saved treelens-semgrep.yml");
-  const saved = path.join(workspace, "treelens-semgrep.yml");
-  assert.ok(existsSync(saved), "the config was saved in the workspace folder");
+  await notification(`Saved ${fileName}`);
+  const saved = path.join(workspace, fileName);
+  assert.ok(existsSync(saved), `${fileName} was saved in the workspace folder`);
   const content = readFileSync(saved, "utf8");
-  assert.match(content, /^# Treelens Semgrep query set for sample-api/);
-  assert.match(content, /# Kept [\d,]+ of [\d,]+ Semgrep rules/);
+  assert.ok(content.trim().length > 0);
+  await page.locator(".tabs-container .tab", { hasText: fileName }).first().waitFor({ timeout: STEP_TIMEOUT_MS });
+  if (/\.ya?ml$/.test(fileName)) {
+    assert.match(content, /^# Treelens Semgrep query set for sample-api/);
+  } else {
+    // a list of rule files, saved exactly as the daemon wrote it
+    assert.ok(content.trim().split("\n").every((line) => /\.ya?ml$/.test(line)), content.slice(0, 300));
+  }
 });
 
 test("Send Feedback submits the pre-ticked labels with a comment", async () => {
   await runCommand("Treelens: Send Feedback");
-  const rows = page.locator(".quick-input-list .monaco-list-row");
-  await rows.first().waitFor({ timeout: STEP_TIMEOUT_MS });
+  await page.locator(".quick-input-widget", { hasText: "Treelens feedback for sample-api" }).waitFor({ timeout: STEP_TIMEOUT_MS });
+  await page.locator(".quick-input-list .monaco-list-row[aria-checked]").first().waitFor({ timeout: STEP_TIMEOUT_MS });
   const ticked = await page
     .locator(".quick-input-list .monaco-list-row[aria-checked='true'] .label-name")
     .allInnerTexts();
   assert.deepEqual(ticked.map((label) => label.trim()), expectedLabels, "the current labels are pre-ticked");
+  await screenshot("feedback-pick.png");
   await page.keyboard.press("Enter");
   const input = page.locator(".quick-input-widget input");
   await page.locator(".quick-input-widget", { hasText: "Comment (optional)" }).waitFor({ timeout: STEP_TIMEOUT_MS });
@@ -291,6 +301,7 @@ test("Send Feedback submits the pre-ticked labels with a comment", async () => {
   await page.keyboard.press("Enter");
   const toast = await notification(/Thank you: feedback #\d+ for sample-api stored/);
   const id = Number(/#(\d+)/.exec(await toast.innerText())?.[1]);
+  await page.waitForTimeout(500); // let the toast finish sliding in
   await screenshot("treelens-e2e.png");
   const row = execFileSync(
     VENV_PYTHON,

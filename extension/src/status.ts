@@ -68,7 +68,7 @@ export function resultTooltip(folder: Folder, result: ClassifyResult): string {
     const predicted = result.labels.includes(label);
     const name = predicted ? `**${escapeMarkdown(label)}**` : escapeMarkdown(label);
     const threshold = result.thresholds[label];
-    return `| ${name} | ${probability.toFixed(2)} | ${threshold === undefined ? "" : threshold.toFixed(2)} | ${predicted ? "$(check)" : ""} |`;
+    return `| ${name} | ${probability.toFixed(3)} | ${threshold === undefined ? "" : threshold.toFixed(3)} | ${predicted ? "$(check)" : ""} |`;
   });
   const list = (items: string[]) => (items.length > 0 ? items.map(escapeMarkdown).join(", ") : "none detected");
   return [

@@ -4,7 +4,7 @@
  * `git ls-files` would see an ignored folder and no files).
  */
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 
@@ -13,13 +13,13 @@ export const VENV_PYTHON = path.join(REPO_ROOT, ".venv", "bin", "python");
 export const FIXTURES = path.join(REPO_ROOT, "extension", "test", "fixtures");
 export const SAMPLE_WORKSPACE = path.join(FIXTURES, "sample-api");
 export const DEFAULT_BUNDLE = path.join(REPO_ROOT, "model", "assets", "default");
-/** Where a tiny bundle is built when the repository has no default model yet (git-ignored). */
+/** Where the tiny bundle is built when the repository has no default model yet (git-ignored). */
 export const TINY_RUN = path.join(REPO_ROOT, ".e2e", "tiny-model");
 
 /**
- * The bundle to test against: $TREELENS_TEST_MODEL, else the shipped default bundle, else a
- * tiny one trained with the `tiny` preset (seconds to a couple of minutes on CPU, kept
- * for the next run). Returns undefined for "the daemon's default".
+ * The bundle to test against: $TREELENS_TEST_MODEL, else the shipped default bundle, else
+ * the pytest suites' tiny bundle (tests/tiny_model.py: the real pipeline on a few records,
+ * seconds on CPU), built once and kept in .e2e/. Returns undefined for "the daemon's default".
  */
 export function testBundle(): string | undefined {
   const fromEnv = process.env.TREELENS_TEST_MODEL;
@@ -31,11 +31,18 @@ export function testBundle(): string | undefined {
   }
   const bundle = path.join(TINY_RUN, "export", "bundle");
   if (!existsSync(path.join(bundle, "manifest.json"))) {
-    process.stderr.write(`no default model: training a tiny one in ${TINY_RUN}\n`);
+    process.stderr.write(`no default model in ${DEFAULT_BUNDLE}: building the tiny test bundle in ${TINY_RUN}\n`);
+    rmSync(TINY_RUN, { recursive: true, force: true });
+    mkdirSync(TINY_RUN, { recursive: true });
     execFileSync(
-      path.join(REPO_ROOT, ".venv", "bin", "treelens-train"),
-      ["all", "--preset", "tiny", "--output-dir", TINY_RUN, "--threads", "1"],
-      { stdio: ["ignore", "ignore", "inherit"] },
+      VENV_PYTHON,
+      [
+        "-c",
+        "import sys; from pathlib import Path; from tests.tiny_model import build_tiny_run, tiny_records, write_records; " +
+          "root = Path(sys.argv[1]); build_tiny_run(root, write_records(root / 'projects-tiny.jsonl', tiny_records()))",
+        TINY_RUN,
+      ],
+      { cwd: REPO_ROOT, stdio: ["ignore", "ignore", "inherit"] },
     );
   }
   return bundle;
@@ -56,7 +63,7 @@ export interface CliClassification {
 
 /** What `treelens classify --json` says about a folder with a bundle: the labels to expect. */
 export function cliClassify(folder: string, bundle: string | undefined): CliClassification {
-  const args = ["classify", folder, "--json", ...(bundle ? ["--model-path", bundle] : [])];
+  const args = ["classify", folder, "--json", ...(bundle ? ["--model", bundle] : [])];
   const output = execFileSync(path.join(REPO_ROOT, ".venv", "bin", "treelens"), args, { encoding: "utf8" });
   return JSON.parse(output) as CliClassification;
 }

@@ -32,10 +32,10 @@ test("the tooltip has every label's probability and what the model saw", () => {
   const { tooltip } = statusView(running, app, { kind: "result", result });
   for (const [label, probability] of Object.entries(result.probabilities)) {
     assert.ok(tooltip.includes(`${escapeMarkdown(label)}`), label);
-    assert.ok(tooltip.includes(`| ${probability.toFixed(2)} |`), `${label} ${probability}`);
+    assert.ok(tooltip.includes(`| ${probability.toFixed(3)} |`), `${label} ${probability}`);
   }
-  assert.match(tooltip, /\| \*\*backend\*\* \| 0\.93 \| 0\.50 \| \$\(check\) \|/);
-  assert.match(tooltip, /\| frontend \| 0\.04 \| 0\.50 \| {2}\|/);
+  assert.match(tooltip, /\| \*\*backend\*\* \| 0\.930 \| 0\.500 \| \$\(check\) \|/);
+  assert.match(tooltip, /\| frontend \| 0\.040 \| 0\.500 \| {2}\|/);
   assert.match(tooltip, /Tokens: 1,234 \(truncated/);
   assert.match(tooltip, /Model: treelens\\-default\\-1\\\.0\\\.0/);
   assert.match(tooltip, /Languages: python, c\\\+\\\+/);
