@@ -46,7 +46,7 @@ test("suggest: the engine's config opens with counts and reasons, and is saved o
   assert.equal(doc.language, "yaml");
   assert.match(doc.content, /^# Treelens Semgrep query set for app\n# Kept 2 of 1,967 Semgrep rules \(1,965 left out\)\./);
   assert.match(doc.content, /# Decided on: model, languages and technologies\n/);
-  assert.match(doc.content, /# Left out, by reason:\n# {7}2  language java not in the project\n# {7}1  technology django/);
+  assert.match(doc.content, /# Left out, by reason:\n# {7}2 {2}language java not in the project\n# {7}1 {2}technology django/);
   assert.ok(doc.content.endsWith(querySetResult().config.text));
   assert.match(api.messages("info")[0], /Kept 2 of 1,967 Semgrep rules .* Save it as treelens-semgrep\.yaml\?/);
   assert.equal(api.files.get("/work/app/treelens-semgrep.yaml"), doc.content);
@@ -128,7 +128,7 @@ test("reasons are grouped by count, capped", () => {
   const many = Object.fromEntries(Array.from({ length: MAX_REASON_LINES + 5 }, (_, i) => [`q${i}`, `reason ${i}`]));
   const header = configHeader(querySetResult({ reasons: many }), "app", []);
   assert.match(header, /\(labels: none\)/);
-  assert.match(header, /# {7}5  other reasons\n/);
+  assert.match(header, /# {7}5 {2}other reasons\n/);
   assert.ok(header.split("\n").every((line) => line === "" || line.startsWith("#")));
 });
 
