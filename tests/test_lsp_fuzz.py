@@ -69,7 +69,7 @@ setting_keys = st.sampled_from(
 )
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(raw=json_values | st.dictionaries(setting_keys, json_values, max_size=4))
 async def test_random_settings_never_stop_the_daemon(target: Target, raw: Any) -> None:
     target.daemon.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=raw))
