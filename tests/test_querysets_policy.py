@@ -217,6 +217,19 @@ def test_paths_include_decides_generic_rules(rules: Catalog) -> None:
     assert "no file matches its paths" in suggest(without, "semgrep", catalog).reasons["docs.leak"]
 
 
+def test_semgrep_javascript_rules_stay_for_typescript_only_projects() -> None:
+    """semgrep runs `languages: [javascript]` rules on .ts/.tsx files too (found by the bench)."""
+    js_only = Query(id="js.only", engine="semgrep", languages=("javascript",))
+    ts_only = Query(id="ts.only", engine="semgrep", languages=("typescript",))
+    catalog = Catalog(engine="semgrep", source="test", kind="index", queries=(js_only, ts_only))
+    typescript = analyze(ProjectTree.from_paths(["src/ids.ts", "src/App.tsx"]))
+    assert [q.id for q in suggest(typescript, "semgrep", catalog).selected] == ["js.only", "ts.only"]
+    javascript = analyze(ProjectTree.from_paths(["src/ids.js"]))
+    assert suggest(javascript, "semgrep", catalog).reasons == {
+        "ts.only": "language typescript not in the project"
+    }
+
+
 def test_codeql_queries_by_language_and_gates(analyses: dict[str, Analysis]) -> None:
     catalog = load_catalog("codeql", FIXTURES / "codeql")
     result = suggest(analyses["flask_app"], "codeql", catalog)
