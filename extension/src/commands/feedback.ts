@@ -13,7 +13,7 @@ import { target, type CommandContext } from "./context";
 export function labelPicks(result: ClassifyResult): Pick<string>[] {
   return Object.entries(result.probabilities).map(([label, probability]) => ({
     label,
-    description: `p = ${probability.toFixed(2)}`,
+    description: `p = ${probability.toFixed(3)}`,
     picked: result.labels.includes(label),
     value: label,
   }));
