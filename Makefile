@@ -20,6 +20,7 @@ setup-dev: $(VENV)/.dev          ## plus training, tests and lint tools
 
 demo: setup                      ## the main job on FOLDER (default: this repository)
 	$(BIN)/treelens inspect $(FOLDER)
+	$(BIN)/treelens suggest $(FOLDER) --engine semgrep
 
 lint: setup-dev
 	$(BIN)/ruff check .
@@ -30,6 +31,11 @@ test: setup-dev lint test-extension  ## every test suite (test-e2e runs on its o
 
 bench: setup-dev
 	$(BIN)/python bench/tree_build.py
+
+.PHONY: bench-scan
+bench-scan: setup-dev            ## semgrep time saved by the suggested query sets (installs the [bench] extra)
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[bench]"
+	$(BIN)/python bench/scan_savings.py
 
 # VS Code extension (package.json, extension/): Node 20 and npm; `npm ci` again when the lockfile changes.
 .PHONY: test-extension package-extension test-e2e
