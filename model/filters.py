@@ -204,7 +204,11 @@ class PathFilter:
 
     def project_paths(self, paths: list[str]) -> list[str]:
         """Paths that are part of the project proper: skips and extra ignores removed."""
-        venvs = {posixpath.dirname(p) for p in paths if p.rsplit("/", 1)[-1] == VENV_MARKER}
+        venvs = {
+            posixpath.dirname(p)
+            for p in paths
+            if p.endswith(VENV_MARKER) and p.rsplit("/", 1)[-1] == VENV_MARKER
+        }
         skipped: dict[str, bool] = {}  # per folder: files share folders, so decide once each
         kept = []
         for path in paths:

@@ -29,7 +29,7 @@ tokenizer when one is given (``count_tokens``), else from an estimate.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from model.detect import detect_languages, detect_technologies
@@ -252,6 +252,7 @@ class _TreeLayout:
         self.counter = counter
         self.root = _Dir("", -1)
         self._nodes = {"": self.root}
+        self._listing: dict[str, list[_Dir | str]] = {}
         for path in paths:
             folder, _, _name = path.rpartition("/")
             self._folder(folder).files.append(path)
@@ -288,25 +289,52 @@ class _TreeLayout:
         return sum(sum(d.hidden.values()) for d in self._shown_dirs())
 
     def _children(self, node: _Dir) -> list[_Dir | str]:
-        """A folder's entries in listing order: folders, then files, each sorted."""
-        return [*(node.dirs[n] for n in sorted(node.dirs)), *sorted(node.files)]
+        """A folder's entries in listing order: folders, then files, each sorted (memoised)."""
+        children = self._listing.get(node.path)
+        if children is None:
+            children = [*(node.dirs[n] for n in sorted(node.dirs)), *sorted(node.files)]
+            self._listing[node.path] = children
+        return children
 
-    def _queue(self) -> list[tuple[tuple, _Dir | str, _Dir]]:
-        """Every entry with its parent, in the order entries are offered to the budget."""
-        queue = []
+    def _offers(self) -> Iterator[tuple[_Dir | str, _Dir]]:
+        """Entries with their parents in the order they are offered to the budget.
+
+        The order is (forced first, depth, rank among its folder's entries, path):
+        manifests and their folders, then level by level, each folder's first entry
+        before any folder's second. It is produced lazily, level by level and rank by
+        rank, because filling usually stops long before the deep levels of a large tree.
+        """
+        forced = []
         for parent in self._nodes.values():
             for rank, child in enumerate(self._children(parent)):
                 path = child.path if isinstance(child, _Dir) else child
-                key = (path not in self.forced, path.count("/"), rank, path)
-                queue.append((key, child, parent))
-        queue.sort(key=lambda item: item[0])
-        return queue
+                if path in self.forced:
+                    forced.append(((path.count("/"), rank, path), child, parent))
+        forced.sort(key=lambda item: item[0])
+        yield from ((child, parent) for _key, child, parent in forced)
+
+        parents = [self.root]
+        while parents:
+            listings = [(parent, self._children(parent)) for parent in parents]
+            widest = max(len(children) for _parent, children in listings)
+            for rank in range(widest):
+                offers = [
+                    (child.path if isinstance(child, _Dir) else child, child, parent)
+                    for parent, children in listings
+                    if rank < len(children)
+                    for child in (children[rank],)
+                ]
+                offers.sort(key=lambda item: item[0])
+                yield from ((child, parent) for path, child, parent in offers if path not in self.forced)
+            parents = [
+                child for _parent, children in listings for child in children if isinstance(child, _Dir)
+            ]
 
     def fill(self, budget: int) -> None:
         """Show everything when it fits; else entries in priority order until one does not."""
         if self._fits_whole(budget):
             return
-        for _key, child, parent in self._queue():
+        for child, parent in self._offers():
             if isinstance(child, _Dir):
                 taken = child.counts
                 child_cost = self._node_cost(child, child.counts, shown=False)
