@@ -12,7 +12,17 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import * as path from "node:path";
@@ -321,4 +331,74 @@ test("Send Feedback submits the pre-ticked labels with a comment", async () => {
     expectedLabels,
   );
   assert.equal(comment, "e2e: labels look right");
+});
+
+test("Show Tokenization renders the model text token by token under its CSP", async () => {
+  await runCommand("Treelens: Show Tokenization");
+  await page
+    .locator(".tabs-container .tab", { hasText: "Treelens Tokens: sample-api" })
+    .first()
+    .waitFor({ timeout: STEP_TIMEOUT_MS });
+  // the page lives in the webview's inner iframe
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  let summary = "";
+  let spans = 0;
+  let background = "";
+  while (Date.now() < deadline && spans === 0) {
+    for (const frame of page.frames()) {
+      const found = frame.locator("#summary");
+      if ((await found.count().catch(() => 0)) > 0) {
+        summary = await found.innerText();
+        spans = await frame.locator("pre span").count();
+        background = await frame
+          .locator("pre span")
+          .first()
+          .evaluate("(span) => getComputedStyle(span).backgroundColor") as string;
+      }
+    }
+    if (spans === 0) {
+      await page.waitForTimeout(250);
+    }
+  }
+  assert.match(summary, /^[\d,]+ tokens · (not truncated|truncated to fit the model)$/);
+  assert.equal(spans, Number(summary.replace(/,/g, "").split(" ")[0]), "one coloured span per token");
+  assert.notEqual(background, "rgba(0, 0, 0, 0)", "the nonce'd stylesheet applies under the CSP");
+  await screenshot("tokenization.png");
+});
+
+/** The daemon this test's code-server started: our venv's Python running in the scratch workspace. */
+function daemonPid(): number | undefined {
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) {
+      continue;
+    }
+    try {
+      const args = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+      if (args.includes("daemon") && args.includes("-m") && readlinkSync(`/proc/${entry}/cwd`) === workspace) {
+        return Number(entry);
+      }
+    } catch {
+      // the process ended meanwhile, or is not ours to read
+    }
+  }
+  return undefined;
+}
+
+test("a daemon killed with SIGKILL is restarted and the labels come back", async () => {
+  const pid = daemonPid();
+  assert.ok(pid, "the daemon runs in the workspace folder");
+  process.kill(pid, "SIGKILL");
+  const expected = expectedLabels.length > 0 ? expectedLabels.join(" · ") : "no labels";
+  const deadline = Date.now() + LABELS_TIMEOUT_MS;
+  let restarted: number | undefined;
+  while (Date.now() < deadline && (restarted === undefined || restarted === pid)) {
+    await page.waitForTimeout(250);
+    restarted = daemonPid();
+  }
+  assert.ok(restarted && restarted !== pid, "a new daemon process was started");
+  await page
+    .locator("#workbench\\.parts\\.statusbar .statusbar-item:has(.codicon-shield)", { hasText: expected })
+    .first()
+    .waitFor({ timeout: LABELS_TIMEOUT_MS });
+  assert.equal(await statusText(), expected);
 });
