@@ -48,7 +48,8 @@ export function checkPython(command: string[]): Promise<PythonReport | Problem> 
     execFile(
       python,
       [...args, "-c", CHECK_SCRIPT],
-      { timeout: CHECK_TIMEOUT_MS, windowsHide: true },
+      // -P would keep the working folder off sys.path but is Python 3.11+; this folder holds no .py
+      { timeout: CHECK_TIMEOUT_MS, windowsHide: true, cwd: __dirname },
       (error, stdout, stderr) => {
         if (error && typeof error.code === "string") {
           resolve(noPython(python, error.code === "ENOENT" ? "not found" : error.code));
