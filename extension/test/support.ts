@@ -30,7 +30,7 @@ export function testBundle(): string | undefined {
     return undefined;
   }
   const bundle = path.join(TINY_RUN, "export", "bundle");
-  if (!existsSync(path.join(bundle, "manifest.json"))) {
+  if (!existsSync(path.join(bundle, "manifest.json")) || !loads(bundle)) {
     process.stderr.write(`no default model in ${DEFAULT_BUNDLE}: building the tiny test bundle in ${TINY_RUN}\n`);
     rmSync(TINY_RUN, { recursive: true, force: true });
     mkdirSync(TINY_RUN, { recursive: true });
@@ -46,6 +46,19 @@ export function testBundle(): string | undefined {
     );
   }
   return bundle;
+}
+
+/** Whether the runtime accepts a bundle (hashes, input-format version): a cached one may be stale. */
+function loads(bundle: string): boolean {
+  try {
+    execFileSync(VENV_PYTHON, ["-c", "import sys; from model.bundle import load_bundle; load_bundle(sys.argv[1])", bundle], {
+      cwd: REPO_ROOT,
+      stdio: "ignore",
+    });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A fresh copy of the sample workspace in a temporary folder; returns its path. */
