@@ -230,8 +230,10 @@ after(async () => {
       // already gone
     }
   }
-  if (scratch) {
-    rmSync(scratch, { recursive: true, force: true });
+  for (const dir of [scratch, workspace && path.dirname(workspace)]) {
+    if (dir) {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
   process.stderr.write(`e2e took ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${OUT}\n`);
 });

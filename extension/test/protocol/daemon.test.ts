@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { pathToFileURL } from "node:url";
@@ -150,6 +150,7 @@ after(async () => {
     ).catch(() => daemon.kill());
   }
   connection.dispose();
+  rmSync(path.dirname(workspace), { recursive: true, force: true });
 });
 
 test("classify answers with the result the status bar shows, the CLI's labels", async () => {
