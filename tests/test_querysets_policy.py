@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pathspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from model.input import Analysis, analyze
 from model.querysets import Policy, PolicyError, Query, load_catalog, suggest
 from model.querysets.catalog import Catalog
+from model.querysets.policy import Project
 from model.tree import ProjectTree
 from tests.querysets_fixtures import FIXTURES, PROJECTS, RULES, analysis_of, copy_project
 from tests.shared_data import DATA_DIR
@@ -250,6 +254,42 @@ def test_bandit_drops_framework_tests_on_a_plain_cli() -> None:
     assert {"B101", "B602", "B301", "B501"} <= {q.id for q in result.selected}
     no_python = suggest(analyze(ProjectTree.from_paths(["main.go"])), "bandit", catalog)
     assert no_python.selected == [] and no_python.config["args"] == []
+
+
+PATTERNS = [
+    "*.conf",
+    "**/templates/**/*.html",
+    "**/k8s/**",
+    "manage.py",
+    "sites-available/*",
+    "*.y*ml",
+    "a/*.md",
+]
+
+
+@given(
+    paths=st.lists(
+        st.lists(
+            st.sampled_from(["a", "k8s", "templates", "x.conf", "manage.py", "s.yml", "r.md", "t.html"]),
+            min_size=1,
+            max_size=4,
+        ).map("/".join),
+        max_size=12,
+    ),
+    patterns=st.lists(st.sampled_from(PATTERNS), min_size=1, max_size=3).map(tuple),
+    exclude=st.lists(st.sampled_from(PATTERNS), max_size=1).map(tuple),
+)
+def test_file_matching_agrees_with_pathspec(
+    paths: list[str], patterns: tuple[str, ...], exclude: tuple[str, ...]
+) -> None:
+    """The literal-prefiltered matcher gives the same answer as pathspec path by path."""
+    project = Project(paths, frozenset(), frozenset(), frozenset(), frozenset())
+    include, excluded = (
+        pathspec.GitIgnoreSpec.from_lines(patterns),
+        pathspec.GitIgnoreSpec.from_lines(exclude),
+    )
+    expected = any(include.match_file(p) and not (exclude and excluded.match_file(p)) for p in paths)
+    assert project.has_file(patterns, exclude) is expected
 
 
 def test_a_malformed_policy_file_is_named(tmp_path: Path) -> None:

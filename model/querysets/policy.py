@@ -10,7 +10,7 @@ the plain rules would have dropped.
 from __future__ import annotations
 
 import fnmatch
-import posixpath
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -37,6 +37,18 @@ class PolicyError(Exception):
 @lru_cache(maxsize=1024)
 def _spec(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec:
     return pathspec.GitIgnoreSpec.from_lines(patterns)
+
+
+_GLOB_PARTS = re.compile(r"\[[^\]]*\]|[*?/]")
+
+
+@lru_cache(maxsize=4096)
+def _literal(pattern: str) -> str | None:
+    """The longest literal run every path matching ``pattern`` contains, or None (negated
+    or escaped patterns): a C-speed ``str.find`` over all paths narrows the candidates."""
+    if pattern.startswith("!") or "\\" in pattern:
+        return None
+    return max(_GLOB_PARTS.split(pattern), key=len) or None
 
 
 @dataclass(frozen=True)
@@ -171,7 +183,8 @@ class Project:
     technologies: frozenset[str]
     dependency_names: frozenset[str]
     ecosystems: frozenset[str]
-    _matches: dict[tuple[str, ...], bool] = field(default_factory=dict, repr=False)
+    _matches: dict[tuple[Any, ...], bool] = field(default_factory=dict, repr=False)
+    _texts: dict[frozenset[str] | None, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_analysis(cls, analysis: Analysis, policy: Policy) -> Project:
@@ -186,22 +199,58 @@ class Project:
             ecosystems=frozenset(analysis.dependencies),
         )
 
-    def has_file(self, patterns: tuple[str, ...]) -> bool:
-        """True when some project path matches one of the gitignore-style patterns."""
+    def has_file(
+        self,
+        patterns: tuple[str, ...],
+        exclude: tuple[str, ...] = (),
+        languages: frozenset[str] | None = None,
+    ) -> bool:
+        """True when a project path (of one of ``languages``, when given) matches one of the
+        gitignore-style ``patterns`` and none of ``exclude`` (memoised per project)."""
         if not patterns:
             return False
-        if patterns not in self._matches:
-            spec = _spec(patterns)
-            self._matches[patterns] = any(spec.match_file(p) for p in self.paths)
-        return self._matches[patterns]
+        key = (patterns, exclude, languages)
+        if key not in self._matches:
+            self._matches[key] = self._match(patterns, exclude, languages)
+        return self._matches[key]
+
+    def _match(
+        self, patterns: tuple[str, ...], exclude: tuple[str, ...], languages: frozenset[str] | None
+    ) -> bool:
+        excluded = _spec(exclude).match_file if exclude else None
+        literals = [_literal(p) for p in patterns]
+        if None in literals:
+            include = _spec(patterns).match_file
+            return any(include(p) and not (excluded and excluded(p)) for p in self._paths_of(languages))
+        text = self._text(languages)  # one path per line
+        for pattern, literal in zip(patterns, literals, strict=True):
+            matches = _spec((pattern,)).match_file
+            found = text.find(literal)
+            while found >= 0:
+                start = text.rfind("\n", 0, found) + 1
+                end = text.find("\n", found)
+                end = len(text) if end < 0 else end
+                path = text[start:end]
+                if matches(path) and not (excluded and excluded(path)):
+                    return True
+                found = text.find(literal, end)
+        return False
+
+    def _paths_of(self, languages: frozenset[str] | None) -> list[str]:
+        return self.paths if languages is None else [p for p in self.paths if language_of(p) in languages]
+
+    def _text(self, languages: frozenset[str] | None) -> str:
+        if languages not in self._texts:
+            self._texts[languages] = "\n".join(self._paths_of(languages))
+        return self._texts[languages]
 
     def detected(self, family: Family) -> list[str]:
         return sorted(m for m in family.members if m in self.technologies or m in self.dependency_names)
 
 
 def _is_script(path: str, folders: frozenset[str]) -> bool:
-    folder, name = posixpath.split(path)
-    return "." not in name and bool(folder) and any(part in folders for part in folder.split("/"))
+    folder, _, name = path.rpartition("/")
+    return bool(folder) and "." not in name and not folders.isdisjoint(folder.split("/"))
 
 
 @dataclass(frozen=True)
@@ -278,9 +327,8 @@ class Decider:
         """The drop reason of the language step, or '' when a matching file exists."""
         if not languages:
             return ""  # no language declared: nothing to rule out
-        if generic:
-            candidates = self.project.paths
-        else:
+        scope: frozenset[str] | None = None
+        if not generic:
             wanted: set[str] = set()
             for lang in languages:
                 if lang in self.policy.language_files:
@@ -296,20 +344,14 @@ class Decider:
                 return f"language {', '.join(dict.fromkeys(languages))} not in the project"
             if not query.include and not query.exclude:
                 return ""
-            candidates = [p for p in self.project.paths if language_of(p) in present] if present else []
-            if file_languages:
-                candidates = self.project.paths
-        if not candidates:
+            scope = None if file_languages else frozenset(present)
+        if not self.project.paths:
             return "the project has no files"
-        if query.include or query.exclude:
-            include = _spec(query.include) if query.include else None
-            exclude = _spec(query.exclude) if query.exclude else None
-            if not any(
-                (include is None or include.match_file(p)) and (exclude is None or not exclude.match_file(p))
-                for p in candidates
-            ):
-                paths = f"include {list(query.include)}, exclude {list(query.exclude)}"
-                return f"no file matches its paths ({paths})"
+        if (query.include or query.exclude) and not self.project.has_file(
+            query.include or ("*",), query.exclude, scope
+        ):
+            paths = f"include {list(query.include)}, exclude {list(query.exclude)}"
+            return f"no file matches its paths ({paths})"
         return ""
 
     # step 2 ----------------------------------------------------------------------------
