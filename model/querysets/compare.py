@@ -158,6 +158,7 @@ def run_semgrep(
         "--metrics=off",
         "--disable-version-check",
         "--quiet",
+        "--timeout=0",  # no per-rule time-outs: a busy machine must not change the findings
         str(target.resolve()),
     ]
     start = time.perf_counter()
