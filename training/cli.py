@@ -30,7 +30,7 @@ def _stage(
 ) -> None:
     """A subcommand whose flags are ``config_cls``'s fields plus --preset; the stage's module
     (and torch with it) is imported only when the stage runs."""
-    parser = commands.add_parser(name, help=help_text, description=help_text)
+    parser = commands.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
     parser.add_argument(
         "--preset", help="settings file: a name in training/presets (tiny, default) or a JSON path; flags win"
     )
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="treelens-train",
         description="Build the Treelens tokenizer and model from the data set.",
+        allow_abbrev=False,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_data_commands(commands)

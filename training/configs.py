@@ -157,10 +157,7 @@ class ExportConfig:
         DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz); validation texts check parity"
     )
     data: list[Path] = option([], "data files (override --data-dir)")
-    buckets: list[int] = option([512, 1024, 2048, 4096], "sequence lengths to export and check")
-    shared_graph: bool = option(
-        True, "one graph with a dynamic length for every bucket (checked at each) instead of one per bucket"
-    )
+    buckets: list[int] = option([512, 1024, 2048, 4096], "lengths the runtime pads to; each is checked")
     max_parity_samples: int = option(64, "validation texts checked per bucket")
     max_eval_samples: int | None = option(None, "alias of --max-parity-samples for smoke runs")
     name: str = option("treelens-longformer", "model name in the manifest")

@@ -24,6 +24,7 @@ from training.baselines import TfidfBaseline, rules_labels
 from training.config import prepare_output_dir, to_json
 from training.configs import EvaluateConfig
 from training.finetune import THRESHOLDS_FILE, predict
+from training.longformer_fast import fast_longformer
 from training.metrics import apply_thresholds, multilabel_metrics
 from training.pretrain import MODEL_DIR
 from training.texts import labelled_splits, load_records
@@ -56,7 +57,8 @@ class TorchModel:
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
         ids = modeling.encode(self.tokenizer, texts, self.max_tokens)
-        return predict(self.model, ids, self.tokenizer.token_to_id(PAD), self.batch_size, self.ctx)
+        with fast_longformer():
+            return predict(self.model, ids, self.tokenizer.token_to_id(PAD), self.batch_size, self.ctx)
 
 
 class BundleModel:

@@ -1,12 +1,15 @@
-"""`treelens-train export`: ONNX graphs, parity checks, int8 quantization and the bundle.
+"""`treelens-train export`: the ONNX graph, parity checks, int8 quantization and the bundle.
 
-Longformer's forward pads to its attention window and branches on shapes, so a traced
-graph is only trusted at the sequence lengths it was checked at. The export therefore
-works per length bucket: every bucket length is checked against PyTorch on the
-validation texts (each padded to the bucket, as the runtime pads it), for the fp32
-graph (max |Δprob| <= 1e-4) and for its dynamic int8 quantization (<= 0.01), with
-identical labels after thresholds. Any miss stops the export with the bucket, the
-graph and the text that failed: a graph that disagrees with its weights never ships.
+transformers' Longformer does not trace into a trustworthy graph (its strided chunking
+exports wrong numbers and its shape branches are baked in at the traced length), so the
+graph is ``training.longformer_fast.ClassifierGraph``: the same weights through blocked
+attention, dynamic in batch and length. A traced graph is only trusted where it was
+checked, so every length bucket the runtime pads to is checked against stock
+transformers eager on the validation texts (each padded to the bucket, as the runtime
+pads it, and run as one batch): max |Δprob| <= 1e-4 for fp32, <= 0.01 for its dynamic
+int8 quantization, and identical labels after thresholds. Any miss stops the export
+with the bucket, the graph and the text that failed: a graph that disagrees with its
+weights never ships.
 
 Output: ``bundle/`` (int8, what ships; ``--install`` copies it to model/assets/default)
 and ``bundle-fp32/`` (same model in fp32, for the latency benchmark).
@@ -39,10 +42,11 @@ from model.input import INPUT_FORMAT
 from model.labels import LABELS
 from model.runtime import Classifier
 from model.tokenizer import PAD, SEP, line_counter, load_tokenizer
-from training import modeling, onnx_patch
+from training import modeling
 from training.config import StageError, prepare_output_dir, to_json
 from training.configs import ExportConfig
 from training.finetune import DATA_SUMMARY_FILE, THRESHOLDS_FILE
+from training.longformer_fast import ClassifierGraph
 from training.pretrain import MODEL_DIR
 from training.texts import labelled_splits, load_records, render
 
@@ -57,38 +61,24 @@ class ParityError(StageError):
     """An exported graph disagrees with the PyTorch model it came from."""
 
 
-class LogitsOnly(torch.nn.Module):
-    """(input_ids, attention_mask) -> logits: the graph's whole interface."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
-
-
-def export_graph(model: torch.nn.Module, path: Path, length: int, dynamic_length: bool, pad_id: int) -> None:
-    """Trace ``model`` at ``length`` with batch size 1 (the length dynamic when asked).
-
-    The batch stays fixed at 1: Longformer's global-attention gather is traced with the
-    batch size it saw, and the runtime runs one text at a time anyway.
-    """
-    input_ids = torch.full((1, length), pad_id, dtype=torch.long)
-    input_ids[0, : length // 2] = 5
-    mask = torch.zeros((1, length), dtype=torch.long)
-    mask[0, : length // 2] = 1
-    axes = {1: "length"} if dynamic_length else {}
-    with torch.no_grad(), onnx_patch.exportable_longformer(), warnings.catch_warnings():
-        # the tracer warns about every shape assert and Python bool in Longformer; parity checks decide
-        warnings.simplefilter("ignore")
+def export_graph(model: LongformerForSequenceClassification, path: Path, length: int, pad_id: int) -> None:
+    """Trace ClassifierGraph once (2 texts of ``length`` tokens, one half padding) with a
+    dynamic batch and length."""
+    cls_id = model.config.bos_token_id
+    input_ids = torch.full((2, length), pad_id, dtype=torch.long)
+    mask = torch.zeros((2, length), dtype=torch.long)
+    input_ids[:, 0], input_ids[0, 1:], input_ids[1, 1 : length // 2] = cls_id, 5, 6
+    mask[0], mask[1, : length // 2] = 1, 1
+    axes = {0: "batch", 1: "length"}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes on shape arithmetic; the parity checks decide
         torch.onnx.export(
-            LogitsOnly(model).eval(),
+            ClassifierGraph(model),
             (input_ids, mask),
             str(path),
             input_names=list(GRAPH_INPUTS),
             output_names=["logits"],
-            dynamic_axes={"input_ids": axes, "attention_mask": axes} if axes else None,
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "logits": {0: "batch"}},
             opset_version=OPSET,
             do_constant_folding=True,
             dynamo=False,
@@ -97,11 +87,12 @@ def export_graph(model: torch.nn.Module, path: Path, length: int, dynamic_length
 
 
 def quantize(fp32: Path, int8: Path) -> None:
-    """Dynamic int8 quantization of the MatMul weights (activations quantized at run time)."""
+    """Dynamic int8 quantization: MatMul weights and the embedding tables (activations
+    are quantized at run time)."""
     level = logging.root.level
     logging.root.setLevel(logging.ERROR)  # the quantizer logs every node it skips on the root logger
     try:
-        quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+        quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8)
     finally:
         logging.root.setLevel(level)
 
@@ -240,23 +231,13 @@ def run(config: ExportConfig) -> Path:
         samples = parity_samples(ids, length, sep_id, limit)
         reference[length] = (samples, torch_probabilities(model, samples))
 
-    # fp32 graphs: one shared graph with a dynamic length, or one per bucket
+    # one fp32 graph serves every bucket; its int8 quantization
     work = config.output_dir / "graphs"
     work.mkdir(exist_ok=True)
-    fp32: dict[int, Path] = {}
-    if config.shared_graph:
-        path = work / "model-fp32.onnx"
-        export_graph(model, path, buckets[-1], dynamic_length=True, pad_id=pad_id)
-        fp32 = dict.fromkeys(buckets, path)
-    else:
-        for length in buckets:
-            fp32[length] = work / f"model-{length}-fp32.onnx"
-            export_graph(model, fp32[length], length, dynamic_length=False, pad_id=pad_id)
-    int8 = {}
-    for path in dict.fromkeys(fp32.values()):
-        target = path.with_name(path.name.replace("-fp32", "-int8"))
-        quantize(path, target)
-        int8.update({n: target for n, p in fp32.items() if p == path})
+    fp32_path, int8_path = work / "model-fp32.onnx", work / "model-int8.onnx"
+    export_graph(model, fp32_path, buckets[0], pad_id)
+    quantize(fp32_path, int8_path)
+    fp32, int8 = dict.fromkeys(buckets, fp32_path), dict.fromkeys(buckets, int8_path)
 
     # bundles, each checked at every bucket before anything is installed
     summary_path = config.model / DATA_SUMMARY_FILE

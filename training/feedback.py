@@ -25,7 +25,7 @@ def cmd_export_feedback(args: argparse.Namespace) -> int:
     if output.exists() and not args.overwrite:
         raise ValueError(f"--output {output} exists; pass --overwrite to replace it")
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
+    tmp = output.with_name(".partial-" + output.name)  # same suffix: read back like the real file
     opener = gzip.open if output.suffix == ".gz" else open
     try:
         with opener(tmp, "wt", encoding="utf-8") as handle:

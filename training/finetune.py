@@ -32,6 +32,7 @@ from model.tokenizer import PAD, line_counter, load_tokenizer
 from training import modeling
 from training.config import prepare_output_dir, to_json
 from training.configs import FinetuneConfig
+from training.longformer_fast import fast_longformer
 from training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
 from training.modeling import RunContext
 from training.pretrain import MODEL_DIR, count, write_metrics
@@ -73,7 +74,18 @@ def bce_loss(probabilities: np.ndarray, y: np.ndarray) -> float:
 
 def run(config: FinetuneConfig) -> Path:
     """Finetune; returns the folder of the saved classifier."""
+    with fast_longformer():  # exact, faster attention (training/longformer_fast.py)
+        return _run(config)
+
+
+def _run(config: FinetuneConfig) -> Path:
     # setup ------------------------------------------------------------------------------
+    pretrained_model = config.pretrained / MODEL_DIR
+    tokenizer_path = config.pretrained / "tokenizer.json"
+    if not (pretrained_model / "config.json").is_file():
+        raise ValueError(
+            f"--pretrained {config.pretrained}: no {MODEL_DIR}/config.json; run the pretrain stage"
+        )
     ctx = modeling.setup_run(config.device, config.threads)
     checkpoint_path = config.output_dir / modeling.CHECKPOINT_FILE
     resume = checkpoint_path.is_file() and not config.overwrite_output_dir
@@ -82,12 +94,6 @@ def run(config: FinetuneConfig) -> Path:
         if config.overwrite_output_dir:
             checkpoint_path.unlink(missing_ok=True)
     modeling.seed_everything(config.seed)
-    pretrained_model = config.pretrained / MODEL_DIR
-    tokenizer_path = config.pretrained / "tokenizer.json"
-    if not (pretrained_model / "config.json").is_file():
-        raise ValueError(
-            f"--pretrained {config.pretrained}: no {MODEL_DIR}/config.json; run the pretrain stage"
-        )
 
     # data -------------------------------------------------------------------------------
     tokenizer = load_tokenizer(tokenizer_path)

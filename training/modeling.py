@@ -8,6 +8,7 @@ anyway), so a 300-token project does not pay for 4,096 positions.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -158,8 +159,8 @@ def length_batches(
 
     Indices are shuffled, cut into chunks of 50 batches, sorted by length inside a chunk,
     and batched; the batch order is then shuffled. Under torchrun every rank gets the
-    same number of batches (the list is cut to a multiple of the world size) so DDP's
-    collective calls line up.
+    same number of batches (the list is padded by repeating its first batches, as
+    DistributedSampler pads), so DDP's collective calls line up.
     """
     rng = random.Random(seed * 1000 + epoch)  # noqa: S311 - shuffling, not security
     order = list(range(len(lengths)))
@@ -170,8 +171,9 @@ def length_batches(
         part = sorted(order[start : start + chunk], key=lambda i: lengths[i])
         batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
     rng.shuffle(batches)
-    usable = len(batches) - len(batches) % ctx.world_size if len(batches) >= ctx.world_size else len(batches)
-    return batches[ctx.rank : usable : ctx.world_size]
+    missing = -len(batches) % ctx.world_size
+    batches.extend(itertools.islice(itertools.cycle(batches), missing))
+    return batches[ctx.rank :: ctx.world_size]
 
 
 def pad_batch(ids: Sequence[list[int]], pad_id: int, multiple: int) -> tuple[torch.Tensor, torch.Tensor]:

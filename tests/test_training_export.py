@@ -1,0 +1,118 @@
+"""Export checks: a tampered graph fails the parity check loudly; blocked attention and the
+export graph compute what transformers computes; install verifies before it replaces."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+from transformers import LongformerConfig, LongformerForMaskedLM, LongformerForSequenceClassification
+from transformers.models.longformer.modeling_longformer import LongformerSelfAttention
+
+from model.bundle import BundleError, file_entries, load_bundle
+from model.tokenizer import SEP, load_tokenizer
+from training.export import (
+    FP32_TOLERANCE,
+    ParityError,
+    check_parity,
+    install,
+    parity_samples,
+    torch_probabilities,
+)
+from training.longformer_fast import ClassifierGraph, blocked_attention, fast_longformer
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_run):
+    """PyTorch probabilities of a few real texts at both buckets of the tiny model."""
+    model = LongformerForSequenceClassification.from_pretrained(tiny_run / "finetune" / "model").eval()
+    tokenizer = load_tokenizer(tiny_run / "finetune" / "tokenizer.json")
+    text = (tiny_run / "finetune" / "tokenizer.json").read_text()[
+        :4000
+    ]  # any text: a long one, cut per bucket
+    ids = [tokenizer.encode(text).ids, tokenizer.encode("src/main.py\nsetup.py\n").ids]
+    samples = {n: parity_samples(ids, n, tokenizer.token_to_id(SEP), 8) for n in (256, 512)}
+    return {n: (s, torch_probabilities(model, s)) for n, s in samples.items()}
+
+
+def rebundle(folder) -> None:
+    """Record the current files' sha256 in the manifest (a well-formed bundle, bad graph)."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"] = file_entries(folder, sorted(manifest["files"]))
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_untouched_graph_passes(tiny_run, reference):
+    report = check_parity(tiny_run / "export" / "bundle-fp32", reference, FP32_TOLERANCE, threads=1)
+    assert set(report) == {"256", "512"} and all(
+        r["max_abs_dprob"] <= FP32_TOLERANCE for r in report.values()
+    )
+
+
+def test_tampered_graph_fails_parity(tiny_run, reference, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_run / "export" / "bundle-fp32", bundle)
+    graph_path = bundle / "model-fp32.onnx"
+    graph = onnx.load(graph_path)
+    weight = next(t for t in graph.graph.initializer if "classifier.out_proj.weight" in t.name)
+    weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight) * 1.5, weight.name))
+    onnx.save(graph, graph_path)
+    with pytest.raises(BundleError, match="sha256"):
+        load_bundle(bundle)  # the runtime would refuse it anyway...
+    rebundle(bundle)  # ...so make the hashes match: only the parity check stands between it and users
+    with pytest.raises(ParityError, match=r"model-fp32\.onnx: at length 256, .*do not ship it"):
+        check_parity(bundle, reference, FP32_TOLERANCE, threads=1)
+
+
+def test_install_verifies_and_replaces(tiny_bundle, tmp_path):
+    target = tmp_path / "assets" / "default"
+    target.mkdir(parents=True)
+    (target / "old.onnx").write_text("old")
+    install(tiny_bundle, target)
+    assert sorted(p.name for p in target.iterdir()) == sorted(p.name for p in tiny_bundle.iterdir())
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bundle, broken)
+    (broken / "tokenizer.json").write_text("{}")
+    with pytest.raises(BundleError):
+        install(broken, target)
+    assert load_bundle(target)  # the installed bundle is untouched
+
+
+@pytest.fixture(scope="module")
+def small_longformer():
+    config = LongformerConfig(
+        vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        attention_window=32, max_position_embeddings=1026, pad_token_id=1, bos_token_id=0, num_labels=8,
+        type_vocab_size=1,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    return LongformerForSequenceClassification(config).eval(), LongformerForMaskedLM(config).eval()
+
+
+@pytest.mark.parametrize(("length", "padding"), [(64, 0), (128, 40), (512, 100)])
+def test_blocked_attention_computes_what_transformers_computes(small_longformer, length, padding):
+    classifier, mlm = small_longformer
+    ids = torch.randint(5, 60, (2, length))
+    ids[:, 0] = 0
+    mask = torch.ones(2, length, dtype=torch.long)
+    mask[1, length - padding :] = 0
+    kept = length - padding
+    with torch.no_grad():
+        stock = classifier(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        stock_mlm = mlm(input_ids=ids, attention_mask=mask).logits
+        with fast_longformer():
+            fast = classifier(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+            fast_mlm = mlm(input_ids=ids, attention_mask=mask).logits
+        graph = torch.cat([ClassifierGraph(classifier)(ids[i : i + 1], mask[i : i + 1]) for i in range(2)])
+        batched = ClassifierGraph(classifier)(ids, mask)
+    torch.testing.assert_close(fast.logits, stock.logits, atol=1e-6, rtol=0)
+    for layer_stock, layer_fast in zip(stock.hidden_states, fast.hidden_states, strict=True):
+        torch.testing.assert_close(layer_fast[1, :kept], layer_stock[1, :kept], atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast_mlm[:, :kept], stock_mlm[:, :kept], atol=1e-5, rtol=0)
+    torch.testing.assert_close(graph, stock.logits, atol=1e-6, rtol=0)
+    torch.testing.assert_close(batched, stock.logits, atol=1e-6, rtol=0)
+    assert LongformerSelfAttention.forward is not blocked_attention  # restored after the block

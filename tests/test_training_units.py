@@ -1,0 +1,107 @@
+"""The small pure pieces of training: sub-trees, augmentation, metrics, thresholds, rules,
+the epoch and masking schedules, length batching."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from model.input import analyze
+from model.labels import LABELS
+from model.tree import FileEntry, ProjectTree
+from training.baselines import rules_labels
+from training.configs import FinetuneConfig, PretrainConfig
+from training.metrics import multilabel_metrics, tune_thresholds
+from training.modeling import RunContext, length_batches
+from training.texts import SubtreeRule, drop_files, subtrees
+
+
+def monorepo() -> ProjectTree:
+    files = [FileEntry(f"packages/web/src/c{i}.tsx") for i in range(30)]
+    files += [FileEntry("packages/web/package.json"), FileEntry("packages/tiny/package.json")]
+    files += [FileEntry(f"services/api/app/m{i}.py") for i in range(25)] + [
+        FileEntry("services/api/pyproject.toml")
+    ]
+    files += [FileEntry(f"docs/page{i}.md") for i in range(200)] + [FileEntry("package.json")]
+    manifests = {"packages/web/package.json": '{"dependencies": {"react": "1"}}', "package.json": "{}"}
+    return ProjectTree(files, manifests)
+
+
+def test_subtrees_are_the_packages_of_a_monorepo():
+    found = subtrees(monorepo(), SubtreeRule())
+    assert [sorted(t.paths)[0] for t in found] == ["package.json", "app/m0.py"]
+    web = found[0]
+    assert "src/c0.tsx" in web.paths and web.manifests == {"package.json": '{"dependencies": {"react": "1"}}'}
+    assert subtrees(monorepo(), SubtreeRule(min_repo_files=10_000)) == []
+    assert len(subtrees(monorepo(), SubtreeRule(max_per_repo=1))) == 1
+
+
+def test_drop_files_keeps_manifests():
+    tree = monorepo()
+    dropped = drop_files(tree, 0.5, random.Random(1))
+    assert set(tree.manifests) == set(dropped.manifests)
+    assert {p for p in tree.paths if p.endswith(("package.json", "pyproject.toml"))} <= set(dropped.paths)
+    assert 0.3 * len(tree.paths) < len(dropped.paths) < 0.8 * len(tree.paths)
+
+
+def test_metrics_by_hand():
+    y = np.array([[1, 0, 0, 0, 0, 0, 0, 1], [1, 1, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0]])
+    p = np.array([[1, 0, 0, 0, 0, 0, 0, 1], [0, 1, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 1, 0]])
+    m = multilabel_metrics(y, p)
+    backend = {"precision": 1.0, "recall": 0.5, "f1": 0.6667, "support": 2, "accuracy": 0.6667}
+    assert m["labels"]["backend"] == {**backend, "confusion": [[1, 0], [1, 1]]}
+    assert m["labels"]["library"]["precision"] == 0.0 and m["labels"]["library"]["support"] == 0
+    assert m["exact_match"] == pytest.approx(1 / 3, abs=1e-4)
+    assert m["micro_f1"] == pytest.approx(2 * 4 / (2 * 4 + 1 + 1), abs=1e-4)
+    assert m["label_accuracy"] == pytest.approx(22 / 24, abs=1e-4)
+
+
+def test_thresholds_tuned_per_label():
+    y = np.zeros((6, len(LABELS)), dtype=int)
+    y[:3, 0] = 1
+    probs = np.full((6, len(LABELS)), 0.1)
+    probs[:, 0] = [0.35, 0.3, 0.32, 0.2, 0.1, 0.05]  # backend separates at 0.3
+    thresholds = tune_thresholds(y, probs)
+    assert 0.2 < thresholds["backend"] <= 0.3
+    assert thresholds["cli"] == 0.5  # no positives: left alone
+
+
+def test_rules_baseline_reads_the_evidence():
+    django = ProjectTree(
+        [FileEntry(p) for p in ("manage.py", "shop/views.py", "api/urls.py", "requirements.txt")],
+        {"requirements.txt": "django\ndjangorestframework\n"},
+    )
+    found = dict(zip(LABELS, rules_labels(analyze(django)), strict=True))
+    assert found["backend"] == 1 and found["has_api"] == 1 and found["mobile"] == 0 and found["library"] == 0
+    terraform = ProjectTree([FileEntry("main.tf"), FileEntry("variables.tf")])
+    assert dict(zip(LABELS, rules_labels(analyze(terraform)), strict=True))["iac"] == 1
+
+
+def test_schedules():
+    config = PretrainConfig(epochs=11)
+    from training.pretrain import mlm_probability
+
+    assert mlm_probability(config, 0) == pytest.approx(0.38)
+    assert mlm_probability(config, 5) == pytest.approx(0.23)
+    assert mlm_probability(config, 10) == pytest.approx(0.08)
+    finetune = FinetuneConfig(max_epochs=40, min_epochs=4, min_size=1_000, max_size=1_000_000)
+    assert finetune.epochs_for(200) == 40 and finetune.epochs_for(5_000_000) == 4
+    assert finetune.epochs_for(500_500) == 22
+
+
+def test_length_batches_group_lengths_and_split_ranks():
+    lengths = [random.Random(i).randint(10, 4000) for i in range(100)]
+    one = RunContext(device=None, dtype=None, rank=0, world_size=1, local_rank=0)  # type: ignore[arg-type]
+    batches = length_batches(lengths, 8, seed=0, epoch=0, ctx=one)
+    assert sorted(i for b in batches for i in b) == list(range(100))
+    assert batches == length_batches(lengths, 8, seed=0, epoch=0, ctx=one)
+    assert batches != length_batches(lengths, 8, seed=0, epoch=1, ctx=one)
+    spread = np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches])
+    assert spread < 1000  # similar lengths share a batch
+    ranks = [length_batches(lengths, 8, 0, 0, RunContext(None, None, r, 2, r)) for r in (0, 1)]  # type: ignore[arg-type]
+    assert len(ranks[0]) == len(ranks[1]) == 7  # 13 batches, padded to 14 by repeating one
+    assert {i for r in ranks for b in r for i in b} == set(range(100))
+    few = [length_batches([5, 6, 7], 8, 0, 0, RunContext(None, None, r, 2, r)) for r in (0, 1)]  # type: ignore[arg-type]
+    assert few[0] == few[1] == [[0, 1, 2]]  # one batch: both ranks run it, neither waits forever
