@@ -17,10 +17,10 @@ from pathlib import Path
 from daemon import clone
 from daemon.clone import CloneError
 from daemon.scan import ScanError, ScanResult, scan
-from model.bundle import BundleError
+from model.bundle import DEFAULT_BUNDLE_DIR, BundleError, load_bundle
 from model.dataset import DatasetError, read_records
 from model.filters import NOISE_CATEGORIES, PathFilter
-from model.input import DEFAULT_MAX_TOKENS, ModelText, analyze, describe
+from model.input import DEFAULT_MAX_TOKENS, ModelText, TokenCounter, analyze, describe
 from model.labels import LABELS
 from model.querysets import (
     ENGINES,
@@ -32,6 +32,7 @@ from model.querysets import (
     suggest,
 )
 from model.querysets.compare import DEFAULT_TIMEOUT_S, SemgrepError, compare
+from model.tokenizer import line_counter, load_tokenizer
 from model.tree import ProjectTree
 from model.tree_text import parse_tree_text
 
@@ -41,10 +42,16 @@ Command = Callable[[argparse.Namespace], int]
 def _add_tree_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", type=Path, help="the project folder")
     parser.add_argument(
+        "--model",
+        type=Path,
+        help="model bundle whose tokenizer counts the tokens (default: the shipped one; "
+        "without a bundle, token counts are estimates)",
+    )
+    parser.add_argument(
         "--max-tokens",
         type=int,
-        default=DEFAULT_MAX_TOKENS,
-        help=f"token budget of the model text, special tokens included (default {DEFAULT_MAX_TOKENS})",
+        help="token budget of the model text, special tokens included "
+        f"(default: the bundle's, else {DEFAULT_MAX_TOKENS})",
     )
     parser.add_argument(
         "--ignore",
@@ -71,13 +78,28 @@ def path_filter_from(args: argparse.Namespace) -> PathFilter:
     )
 
 
+def token_counting(args: argparse.Namespace) -> tuple[TokenCounter | None, int]:
+    """The bundle's token counter and budget, so `tree` prints exactly the text the model
+    sees; the estimate (and the default budget) when no usable bundle is there."""
+    try:
+        bundle = load_bundle(args.model or DEFAULT_BUNDLE_DIR)
+    except BundleError as error:
+        if args.model is not None:
+            raise
+        print(f"treelens: note: token counts are estimates ({error})", file=sys.stderr)
+        return None, args.max_tokens or DEFAULT_MAX_TOKENS
+    counter = line_counter(load_tokenizer(bundle.file(bundle.tokenizer)))
+    return counter, args.max_tokens or bundle.max_tokens
+
+
 def scan_and_describe(args: argparse.Namespace) -> tuple[ScanResult, ModelText]:
     """Scan the folder named on the command line and render its model text."""
     path_filter = path_filter_from(args)
     result = scan(args.path, path_filter=path_filter, use_git=not args.no_git)
     for folder in result.unreadable:
         print(f"treelens: warning: cannot read folder {folder}; left out", file=sys.stderr)
-    text = describe(result.tree, max_tokens=args.max_tokens, path_filter=path_filter)
+    counter, max_tokens = token_counting(args)
+    text = describe(result.tree, max_tokens=max_tokens, count_tokens=counter, path_filter=path_filter)
     return result, text
 
 

@@ -101,3 +101,27 @@ def test_data_stats_bad_file_names_the_record(tmp_path: Path) -> None:
     done = run("treelens-train", "data", "stats", "--data", str(bad))
     assert done.returncode == 1
     assert "projects-x.jsonl:1 (id o/r): unknown label(s) ['web']" in done.stderr
+
+
+def test_tree_counts_with_the_bundle_tokenizer(flask_app: Path, tiny_bundle: Path) -> None:
+    """With a bundle, `tree` prints exactly the model's text: counted by its tokenizer,
+    within its budget."""
+    from model.bundle import load_bundle
+    from model.tokenizer import load_tokenizer
+
+    bundle = load_bundle(tiny_bundle)
+    done = run("treelens", "tree", str(flask_app), "--model", str(tiny_bundle))
+    assert done.returncode == 0, done.stderr
+    assert "estimate" not in done.stderr
+    tokens = load_tokenizer(bundle.file(bundle.tokenizer)).encode(done.stdout).ids
+    assert len(tokens) <= bundle.max_tokens
+    report = json.loads(
+        run("treelens", "inspect", str(flask_app), "--json", "--model", str(tiny_bundle)).stdout
+    )
+    assert report["tokenCount"] == len(tokens) - 2  # [CLS] and [SEP] are not part of the text
+
+
+def test_tree_with_a_missing_bundle_is_an_error(flask_app: Path, tmp_path: Path) -> None:
+    done = run("treelens", "tree", str(flask_app), "--model", str(tmp_path / "nope"))
+    assert done.returncode == 1
+    assert "nope" in done.stderr and "treelens-train all --install" in done.stderr
