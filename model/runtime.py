@@ -173,46 +173,35 @@ class Classifier:
             ids = [*ids[: self.max_tokens - 1], self._sep_id]
         return ids
 
-    def probabilities(
-        self, texts: Sequence[str], batch_size: int = 8, progress: Progress | None = None
-    ) -> np.ndarray:
+    def probabilities(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """Sigmoid probabilities (one row per text, LABELS order); cached by text hash."""
         keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
-        missing = [i for i, key in enumerate(keys) if key not in self._cache]
-        if missing:
-            ids = {i: self.encode(texts[i]) for i in missing}
-            by_bucket: dict[int, list[int]] = {}
-            for i in missing:
-                by_bucket.setdefault(self.bundle.bucket_for(len(ids[i])).length, []).append(i)
-            for length, members in sorted(by_bucket.items()):
-                for start in range(0, len(members), batch_size):
-                    part = members[start : start + batch_size]
-                    rows = self._run(length, [ids[i] for i in part])
-                    for i, row in zip(part, rows, strict=True):
-                        self._remember(keys[i], row)
-                    if progress:
-                        progress(len(part))
-        cached = len(texts) - len(missing)
-        if progress and cached:
-            progress(cached)
+        for text, key in zip(texts, keys, strict=True):
+            if key not in self._cache:
+                ids = self.encode(text)
+                self._remember(key, self._run(len(ids), [ids])[0])
+            if progress:
+                progress(1)
         return np.stack([self._cache[key] for key in keys]) if keys else np.zeros((0, len(self.labels)))
 
-    def _run(self, length: int, batch: list[list[int]]) -> np.ndarray:
+    def _run(self, length: int, texts: list[list[int]]) -> np.ndarray:
+        """Probabilities of token-id lists padded to the bucket of ``length``, one run each.
+
+        One text per run, never a batch: int8 graphs quantize activations with a scale
+        computed over the whole input tensor, so a batch would make a project's
+        probabilities depend on the projects run beside it.
+        """
         bucket = self.bundle.bucket_for(length)
         session = self._session(bucket.graph)
-        fixed = session.get_inputs()[0].shape[0]
-        step = fixed if isinstance(fixed, int) else len(batch)
-        out = []
-        for start in range(0, len(batch), step):
-            part = batch[start : start + step]
-            input_ids = np.full((len(part), bucket.length), self._pad_id, dtype=np.int64)
-            mask = np.zeros((len(part), bucket.length), dtype=np.int64)
-            for row, ids in enumerate(part):
-                input_ids[row, : len(ids)] = ids
-                mask[row, : len(ids)] = 1
+        rows = []
+        for ids in texts:
+            input_ids = np.full((1, bucket.length), self._pad_id, dtype=np.int64)
+            mask = np.zeros((1, bucket.length), dtype=np.int64)
+            input_ids[0, : len(ids)] = ids
+            mask[0, : len(ids)] = 1
             (logits,) = session.run(None, {"input_ids": input_ids, "attention_mask": mask})
-            out.append(1.0 / (1.0 + np.exp(-logits.astype(np.float64))))
-        return np.concatenate(out)
+            rows.append(1.0 / (1.0 + np.exp(-logits[0].astype(np.float64))))
+        return np.stack(rows)
 
     def _remember(self, key: str, row: np.ndarray) -> None:
         with self._lock:
@@ -257,12 +246,11 @@ class Classifier:
         self,
         model_texts: Sequence[ModelText],
         thresholds: dict[str, float] | None = None,
-        batch_size: int = 8,
         progress: Progress | None = None,
     ) -> list[Classification]:
-        """Many projects at once: texts of one bucket run as a batch."""
+        """Many projects (e.g. a data set), one run each; ``progress`` hears of every one."""
         merged = self.effective_thresholds(thresholds)
-        rows = self.probabilities([t.text for t in model_texts], batch_size, progress)
+        rows = self.probabilities([t.text for t in model_texts], progress)
         return [self._result(text, row, merged) for text, row in zip(model_texts, rows, strict=True)]
 
     def classify(

@@ -137,7 +137,7 @@ class EvaluateConfig:
     baselines: bool = option(True, "also score the rules and TF-IDF baselines (fit on the train split)")
     max_train_samples: int | None = option(None, "fit the TF-IDF baseline on at most this many records")
     max_eval_samples: int | None = option(None, "score at most this many records")
-    batch_size: int = option(8, "texts per forward pass")
+    batch_size: int = option(8, "texts per forward pass of a PyTorch --model (a --bundle runs one by one)")
     device: str = option("auto", "auto, cpu or cuda", choices=["auto", "cpu", "cuda"])
     threads: int | None = option(None, "CPU threads")
     seed: int = option(0, "random seed of the TF-IDF baseline")

@@ -75,7 +75,7 @@ class BundleModel:
         return self.classifier.describe(record.tree)
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
-        return self.classifier.probabilities(texts, self.batch_size)
+        return self.classifier.probabilities(texts)
 
 
 def markdown_report(systems: dict[str, dict], split: str, samples: int) -> str:
