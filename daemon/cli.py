@@ -53,6 +53,11 @@ def _add_tree_options(parser: argparse.ArgumentParser) -> None:
         help="token budget of the model text, special tokens included "
         f"(default: the bundle's, else {DEFAULT_MAX_TOKENS})",
     )
+    _add_filter_options(parser)
+
+
+def _add_filter_options(parser: argparse.ArgumentParser) -> None:
+    """--ignore, --keep-noise and --no-git: which files of the folder count."""
     parser.add_argument(
         "--ignore",
         action="append",
@@ -151,14 +156,7 @@ def _add_query_set_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--no-model", action="store_true", help="decide on languages and technologies alone, no labels"
     )
-    parser.add_argument(
-        "--ignore",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="extra pattern to leave out (repeatable)",
-    )
-    parser.add_argument("--no-git", action="store_true", help="walk the folder even inside a git work tree")
+    _add_filter_options(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -191,10 +189,9 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     if args.out and len(engines) != 1:
         raise ValueError("--out writes one engine's config: give exactly one --engine")
     catalogs = {e: load_catalog(e, p) for e, p in _catalog_paths(engines, args.catalog).items()}
-    result = scan(
-        args.path, path_filter=PathFilter(extra_ignores=tuple(args.ignore)), use_git=not args.no_git
-    )
-    analysis = analyze(result.tree, PathFilter(extra_ignores=tuple(args.ignore)))
+    path_filter = path_filter_from(args)
+    result = scan(args.path, path_filter=path_filter, use_git=not args.no_git)
+    analysis = analyze(result.tree, path_filter)
     labels = _labels_for(args, result.tree)
     sets = {
         e: suggest(
@@ -217,10 +214,9 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 def cmd_scan_compare(args: argparse.Namespace) -> int:
     """Run semgrep with every rule, then with the suggested set, and list what was missed."""
     catalog = load_catalog("semgrep", args.catalog)
-    result = scan(
-        args.path, path_filter=PathFilter(extra_ignores=tuple(args.ignore)), use_git=not args.no_git
-    )
-    analysis = analyze(result.tree, PathFilter(extra_ignores=tuple(args.ignore)))
+    path_filter = path_filter_from(args)
+    result = scan(args.path, path_filter=path_filter, use_git=not args.no_git)
+    analysis = analyze(result.tree, path_filter)
     labels = _labels_for(args, result.tree)
     query_set = suggest(
         analysis,
@@ -276,21 +272,7 @@ def _add_classify_options(parser: argparse.ArgumentParser) -> None:
         metavar="LABEL=P",
         help="override a label's threshold, e.g. cli=0.4 (repeatable)",
     )
-    parser.add_argument(
-        "--ignore",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="extra pattern to leave out (repeatable)",
-    )
-    parser.add_argument(
-        "--keep-noise",
-        action="append",
-        default=[],
-        choices=NOISE_CATEGORIES,
-        help="show a noise category that is filtered by default (repeatable)",
-    )
-    parser.add_argument("--no-git", action="store_true", help="walk the folder even inside a git work tree")
+    _add_filter_options(parser)
     parser.add_argument("--json", action="store_true", help="print the classify result as JSON")
 
 
