@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,18 +39,12 @@ from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 from pygls.uris import from_fs_path
 
+from bench.workspaces import commit_all
 from daemon.folder_tree import FolderTree
 from daemon.protocol import CLASSIFY, LABELS_CHANGED, json_converter
 from model.bundle import DEFAULT_BUNDLE_DIR
 from model.filters import PathFilter
 
-GIT_ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "bench",
-    "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-    "GIT_COMMITTER_NAME": "bench",
-    "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-}
 WORDS = [
     "api",
     "core",
@@ -96,9 +89,7 @@ def generate(root: Path, files: int) -> None:
         dep = root / "node_modules" / f"dep{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}"
         dep.mkdir(parents=True, exist_ok=True)
         (dep / f"index{chr(97 + i // 676 % 26)}.js").touch()
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True, env=GIT_ENV)
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True, env=GIT_ENV)
-    subprocess.run(["git", "commit", "-q", "-m", "bench"], cwd=root, check=True, env=GIT_ENV)
+    commit_all(root)
 
 
 def rss_mb(pid: int) -> tuple[float, float]:

@@ -32,16 +32,10 @@ import pathspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.workspaces import commit_all
 from daemon.scan import scan
 from model.input import describe
 
-GIT_ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "bench",
-    "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-    "GIT_COMMITTER_NAME": "bench",
-    "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-}
 EXTENSIONS = [".py", ".ts", ".tsx", ".json", ".css", ".md", ".go", ".yaml", ".png", ".log"]
 
 
@@ -120,9 +114,7 @@ def bench_size(base: Path, files: int, runs: int) -> list[tuple[str, float, floa
     print(f"generating {files:,} files twice ...", file=sys.stderr)
     generate(plain, files)
     shutil.copytree(plain, repo, symlinks=True)
-    subprocess.run(["git", "init", "-q", str(repo)], check=True, env=GIT_ENV)
-    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True, env=GIT_ENV)
-    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "bench"], check=True, env=GIT_ENV)
+    commit_all(repo)
 
     rows = []
     cases: list[tuple[str, Callable[[], object], Callable[[], int]]] = [
