@@ -67,6 +67,26 @@ def predict(model, ids: list[list[int]], pad_id: int, batch_size: int, ctx: RunC
     return probabilities
 
 
+def copy_local_to_global(model: LongformerForSequenceClassification) -> None:
+    """Start each layer's global query/key/value from its local ones.
+
+    MLM pretraining gives no token global attention, so the global projections leave it
+    as they were initialised, at random; yet [CLS] reads the tree only through them.
+    Copying the trained local projections (as Longformer itself was started from
+    RoBERTa's) gives [CLS] a meaningful attention from the first step.
+    """
+    with torch.no_grad():
+        for layer in model.longformer.encoder.layer:
+            attention = layer.attention.self
+            for local, global_ in (
+                (attention.query, attention.query_global),
+                (attention.key, attention.key_global),
+                (attention.value, attention.value_global),
+            ):
+                global_.weight.copy_(local.weight)
+                global_.bias.copy_(local.bias)
+
+
 def bce_loss(probabilities: np.ndarray, y: np.ndarray) -> float:
     p = np.clip(probabilities, 1e-7, 1 - 1e-7)
     return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
@@ -102,6 +122,8 @@ def _run(config: FinetuneConfig) -> Path:
     model = LongformerForSequenceClassification.from_pretrained(
         pretrained_model, **modeling.classifier_labels()
     )
+    if config.global_from_local:
+        copy_local_to_global(model)
     max_tokens = model.config.max_position_embeddings - pad_id - 1
     splits = labelled_splits(load_records(config.data, config.data_dir))
     train_records = splits["train"][: config.max_train_samples]

@@ -309,7 +309,7 @@ def _run(config: PretrainConfig) -> Path:
         save_hf_files(config.output_dir, config.max_tokens)
         train_metrics = {
             "steps": step,
-            "epochs_done": epoch,
+            "epochs_done": round(step / steps_per_epoch, 2),
             "nan_batches_skipped": nan_batches,
             "train_samples": len(train_ids),
             "seconds_this_session": round(seconds, 1),
