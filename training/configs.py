@@ -108,8 +108,11 @@ class FinetuneConfig:
     warmup_ratio: float = option(0.1, "share of steps with linear warm-up")
     max_grad_norm: float = option(1.0, "gradient clipping norm")
     pos_weight: bool = option(True, "weight positives of rare labels up (negatives/positives, capped at 5)")
-    global_from_local: bool = option(
-        True, "start the global ([CLS]) attention projections from the pretrained local ones"
+    global_init: str = option(
+        "local",
+        "how the global ([CLS]) attention starts: 'local' copies the pretrained local projections, "
+        "'mean' also zeroes its query (uniform attention: mean pooling at first), 'random' as pretrained",
+        choices=["local", "mean", "random"],
     )
     augment_drop: float = option(0.5, "chance a training record is shown with some files dropped, per epoch")
     augment_drop_share: float = option(0.25, "share of non-manifest files dropped then")

@@ -67,13 +67,15 @@ def predict(model, ids: list[list[int]], pad_id: int, batch_size: int, ctx: RunC
     return probabilities
 
 
-def copy_local_to_global(model: LongformerForSequenceClassification) -> None:
+def init_global_attention(model: LongformerForSequenceClassification, uniform: bool) -> None:
     """Start each layer's global query/key/value from its local ones.
 
     MLM pretraining gives no token global attention, so the global projections leave it
     as they were initialised, at random; yet [CLS] reads the tree only through them.
     Copying the trained local projections (as Longformer itself was started from
-    RoBERTa's) gives [CLS] a meaningful attention from the first step.
+    RoBERTa's) gives [CLS] a meaningful attention from the first step. ``uniform`` also
+    zeroes the global query: [CLS] then starts as the mean of every token's value (a
+    bag of contextual tokens, quick to fit on few examples) and learns where to look.
     """
     with torch.no_grad():
         for layer in model.longformer.encoder.layer:
@@ -85,6 +87,9 @@ def copy_local_to_global(model: LongformerForSequenceClassification) -> None:
             ):
                 global_.weight.copy_(local.weight)
                 global_.bias.copy_(local.bias)
+            if uniform:
+                attention.query_global.weight.zero_()
+                attention.query_global.bias.zero_()
 
 
 def bce_loss(probabilities: np.ndarray, y: np.ndarray) -> float:
@@ -122,8 +127,8 @@ def _run(config: FinetuneConfig) -> Path:
     model = LongformerForSequenceClassification.from_pretrained(
         pretrained_model, **modeling.classifier_labels()
     )
-    if config.global_from_local:
-        copy_local_to_global(model)
+    if config.global_init != "random":
+        init_global_attention(model, uniform=config.global_init == "mean")
     max_tokens = model.config.max_position_embeddings - pad_id - 1
     splits = labelled_splits(load_records(config.data, config.data_dir))
     train_records = splits["train"][: config.max_train_samples]
