@@ -19,7 +19,7 @@ setup: $(VENV)/.runtime          ## runtime only: the CLI and the daemon
 setup-dev: $(VENV)/.dev          ## plus training, tests and lint tools
 
 demo: setup                      ## the main job on FOLDER (default: this repository)
-	$(BIN)/treelens inspect $(FOLDER)
+	$(BIN)/treelens classify $(FOLDER)
 	$(BIN)/treelens suggest $(FOLDER) --engine semgrep
 
 lint: setup-dev

@@ -107,13 +107,23 @@ def cls_path_nodes(graph_path: Path) -> list[str]:
 
 
 def quantize(fp32: Path, int8: Path) -> None:
-    """Dynamic int8 quantization, per output channel: MatMul weights and the embedding
-    tables (activations are quantized at run time), the [CLS] path left in fp32."""
+    """Dynamic int8 quantization of the MatMul weights, per output channel (activations are
+    quantized at run time); the [CLS] path and the embedding tables stay in fp32.
+
+    Quantizing the embedding tables too saves 5 MB but doubles the error (max |dprob|
+    0.010 vs 0.005 on the shipped model's validation texts), past the parity tolerance,
+    and buys no speed: a lookup costs the same in either precision.
+    """
     level = logging.root.level
     logging.root.setLevel(logging.ERROR)  # the quantizer logs every node it skips on the root logger
     try:
         quantize_dynamic(
-            fp32, int8, weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=cls_path_nodes(fp32)
+            fp32,
+            int8,
+            op_types_to_quantize=["MatMul"],
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_exclude=cls_path_nodes(fp32),
         )
     finally:
         logging.root.setLevel(level)
@@ -219,7 +229,9 @@ def write_bundle(
 def install(bundle_dir: Path, target: Path) -> None:
     """Replace ``target`` with a verified copy of ``bundle_dir``."""
     load_bundle(bundle_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".install-", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the installed bundle is read by everyone
     try:
         for item in bundle_dir.iterdir():
             shutil.copyfile(item, staging / item.name)
