@@ -16,6 +16,7 @@ import os
 import re
 import stat
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,8 +106,11 @@ def git_listing(root: Path, timeout: float = GIT_TIMEOUT_S) -> Listing | None:
     Tracked entries carry their kind from the index mode (no stat per file); untracked
     ones get None. Files deleted from the work tree but still in the index are dropped.
     """
-    listing = _git(root, "ls-files", "-co", "-s", "--exclude-standard", "-z", timeout=timeout)
-    deleted = _git(root, "ls-files", "-d", "-z", timeout=timeout)
+    # the two listings run side by side: together they take as long as the slower one
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        listed = pool.submit(_git, root, "ls-files", "-co", "-s", "--exclude-standard", "-z", timeout=timeout)
+        deleted = _git(root, "ls-files", "-d", "-z", timeout=timeout)
+        listing = listed.result()
     if listing is None or deleted is None:
         return None
     # one decode per listing; undecodable bytes survive as surrogates (os.fsdecode's way)

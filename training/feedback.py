@@ -1,9 +1,10 @@
 """`treelens-train export-feedback`: the daemon's feedback database as data-set records.
 
 The records (DESIGN.md's JSONL format, the person's labels as ``labels``) go to a file
-that the other stages read like any data file, e.g. ``--data ../shared/data/
-projects-labelled.jsonl.gz --data feedback.jsonl``. The export is checked by reading
-it back with the data-set reader, so a record the stages would refuse is caught here.
+that the other stages read like any data file, e.g.
+``--data ../shared/data/projects-labelled.jsonl.gz feedback.jsonl``. The export is
+checked by reading it back with the data-set reader, so a record the stages would
+refuse is caught here.
 """
 
 from __future__ import annotations
