@@ -30,7 +30,7 @@ from model.dataset import label_counts
 from model.labels import LABELS
 from model.tokenizer import PAD, line_counter, load_tokenizer
 from training import modeling
-from training.config import prepare_output_dir, to_json
+from training.config import to_json
 from training.configs import FinetuneConfig
 from training.longformer_fast import fast_longformer
 from training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
@@ -111,14 +111,9 @@ def _run(config: FinetuneConfig) -> Path:
         raise ValueError(
             f"--pretrained {config.pretrained}: no {MODEL_DIR}/config.json; run the pretrain stage"
         )
-    ctx = modeling.setup_run(config.device, config.threads)
-    checkpoint_path = config.output_dir / modeling.CHECKPOINT_FILE
-    resume = checkpoint_path.is_file() and not config.overwrite_output_dir
-    if ctx.main:
-        prepare_output_dir(config.output_dir, config.overwrite_output_dir, resume_ok=resume)
-        if config.overwrite_output_dir:
-            checkpoint_path.unlink(missing_ok=True)
-    modeling.seed_everything(config.seed)
+    ctx, checkpoint_path, resume = modeling.start_run(
+        config.output_dir, config.overwrite_output_dir, config.device, config.threads, config.seed
+    )
 
     # data -------------------------------------------------------------------------------
     tokenizer = load_tokenizer(tokenizer_path)

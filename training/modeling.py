@@ -26,6 +26,7 @@ from transformers import LongformerConfig
 
 from model.labels import LABELS
 from model.tokenizer import CLS, PAD, SEP, UNK
+from training.config import prepare_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,23 @@ def setup_run(device: str, threads: int | None) -> RunContext:
         torch.bfloat16 if torch_device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
     )
     return RunContext(torch_device, dtype, rank, world_size, local_rank)
+
+
+def start_run(
+    output_dir: Path, overwrite: bool, device: str, threads: int | None, seed: int
+) -> tuple[RunContext, Path, bool]:
+    """What pretrain and finetune do first: set up the process, prepare ``output_dir``
+    (the main process only) and seed. Returns the context, the checkpoint path and
+    whether to resume from it (it exists and ``overwrite`` was not asked for)."""
+    ctx = setup_run(device, threads)
+    checkpoint_path = output_dir / CHECKPOINT_FILE
+    resume = checkpoint_path.is_file() and not overwrite
+    if ctx.main:
+        prepare_output_dir(output_dir, overwrite, resume_ok=resume)
+        if overwrite:
+            checkpoint_path.unlink(missing_ok=True)
+    seed_everything(seed)
+    return ctx, checkpoint_path, resume
 
 
 def teardown_run(ctx: RunContext) -> None:

@@ -31,7 +31,7 @@ from transformers import (
 
 from model.tokenizer import line_counter, load_tokenizer
 from training import modeling
-from training.config import prepare_output_dir, to_json
+from training.config import to_json
 from training.configs import PretrainConfig
 from training.longformer_fast import fast_longformer
 from training.modeling import Architecture, RunContext
@@ -146,14 +146,9 @@ def run(config: PretrainConfig) -> Path:
 def _run(config: PretrainConfig) -> Path:
     # setup ------------------------------------------------------------------------------
     tokenizer = load_tokenizer(config.tokenizer)  # before anything is written: a wrong path fails fast
-    ctx = modeling.setup_run(config.device, config.threads)
-    checkpoint_path = config.output_dir / modeling.CHECKPOINT_FILE
-    resume = checkpoint_path.is_file() and not config.overwrite_output_dir
-    if ctx.main:
-        prepare_output_dir(config.output_dir, config.overwrite_output_dir, resume_ok=resume)
-        if config.overwrite_output_dir:
-            checkpoint_path.unlink(missing_ok=True)
-    modeling.seed_everything(config.seed)
+    ctx, checkpoint_path, resume = modeling.start_run(
+        config.output_dir, config.overwrite_output_dir, config.device, config.threads, config.seed
+    )
 
     # data -------------------------------------------------------------------------------
     counter = line_counter(tokenizer)
