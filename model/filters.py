@@ -69,6 +69,10 @@ SKIP_DIRS: frozenset[str] = frozenset(
 )
 """Directory names skipped wherever they appear."""
 
+OUTPUT_PREFIX = "treelens-"
+"""Files at the project root named so are Treelens' own query-set files
+(treelens-semgrep.yml, treelens-codeql.qls, ...): saving one must not change the labels."""
+
 VENV_MARKER = "pyvenv.cfg"
 """A directory holding this file is a virtualenv, whatever its name."""
 
@@ -203,7 +207,8 @@ class PathFilter:
         return pathspec.GitIgnoreSpec.from_lines(self.extra_ignores)
 
     def project_paths(self, paths: list[str]) -> list[str]:
-        """Paths that are part of the project proper: skips and extra ignores removed."""
+        """Paths that are part of the project proper: skips, Treelens' own files and extra
+        ignores removed."""
         venvs = {
             posixpath.dirname(p)
             for p in paths
@@ -213,6 +218,8 @@ class PathFilter:
         kept = []
         for path in paths:
             folder = path.rpartition("/")[0]
+            if not folder and path.startswith(OUTPUT_PREFIX):
+                continue
             skip = skipped.get(folder)
             if skip is None:
                 skip = skipped[folder] = _folder_skipped(folder, venvs)

@@ -13,6 +13,7 @@ import pytest
 
 from daemon.scan import ScanError, scan
 from model.filters import PathFilter
+from model.querysets import bandit, codeql, semgrep
 from tests.folders import make_git_repo, write_files
 
 GITIGNORE_TREE = {
@@ -144,6 +145,17 @@ def test_extra_ignores_and_default_skips(tmp_path: Path) -> None:
     assert paths_of(tmp_path, use_git=False) == {"src/main.go", "vendor/lib.go"}
     flt = PathFilter(extra_ignores=("vendor/",))
     assert paths_of(tmp_path, use_git=False, path_filter=flt) == {"src/main.go"}
+
+
+def test_saved_query_sets_are_not_part_of_the_project(tmp_path: Path) -> None:
+    """Saving "Suggest SAST Query Set"'s file at the root must not change the model text."""
+    saved = (semgrep.MERGED_FILE_NAME, semgrep.PATHS_FILE_NAME)
+    saved += (codeql.SUITE_FILE_NAME, bandit.CONFIG_FILE_NAME)
+    write_files(tmp_path, {"app.py": "", "src/treelens-notes.txt": "", **dict.fromkeys(saved, "")})
+    expected = {"app.py", "src/treelens-notes.txt"}
+    assert paths_of(tmp_path, use_git=False) == expected
+    make_git_repo(tmp_path)
+    assert paths_of(tmp_path) == expected
 
 
 def test_bad_roots_raise_scan_error(tmp_path: Path) -> None:

@@ -15,9 +15,10 @@ from typing import Any
 
 import yaml
 
+from model.filters import OUTPUT_PREFIX
 from model.querysets.catalog import Catalog, CatalogError, Query
 
-CONFIG_FILE_NAME = "treelens-bandit.yaml"
+CONFIG_FILE_NAME = f"{OUTPUT_PREFIX}bandit.yaml"  # left out of the tree (model/filters.py)
 _WORD = re.compile(r"[a-z][a-z0-9]*")
 
 

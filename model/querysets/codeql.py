@@ -16,10 +16,11 @@ from typing import Any
 
 import yaml
 
+from model.filters import OUTPUT_PREFIX
 from model.querysets.catalog import Catalog, CatalogError, Query, cwe_numbers
 
 PACK_FILE = "qlpack.yml"
-SUITE_FILE_NAME = "treelens-codeql.qls"
+SUITE_FILE_NAME = f"{OUTPUT_PREFIX}codeql.qls"  # left out of the tree (model/filters.py)
 CATEGORY_TAGS = ("security", "correctness", "maintainability", "reliability", "performance", "readability")
 _DOC = re.compile(r"^\s*/\*\*(.*?)\*/", re.DOTALL)
 _PACK_LANGUAGE = re.compile(r"^codeql/([a-z]+)-(?:all|queries)$")

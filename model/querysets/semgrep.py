@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from model.filters import OUTPUT_PREFIX
 from model.querysets.catalog import (
     SHARED_SEMGREP_INDEX,
     Catalog,
@@ -38,8 +39,8 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 RULE_SUFFIXES = (".yaml", ".yml")
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
-MERGED_FILE_NAME = "treelens-semgrep.yml"
-PATHS_FILE_NAME = "treelens-semgrep-rules.txt"
+MERGED_FILE_NAME = f"{OUTPUT_PREFIX}semgrep.yml"  # left out of the tree (model/filters.py)
+PATHS_FILE_NAME = f"{OUTPUT_PREFIX}semgrep-rules.txt"  # left out of the tree (model/filters.py)
 
 
 def load(path: Path | None) -> Catalog:
