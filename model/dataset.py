@@ -46,7 +46,7 @@ def parse_record(data: Any, where: str) -> Record:
         raise DatasetError(f"{where}: expected a JSON object")
     record_id = data.get("id")
     if not isinstance(record_id, str) or not record_id:
-        raise DatasetError(f"{where}: missing or empty 'id'")
+        raise DatasetError(f"{where}: 'id' must be a non-empty string, got {record_id!r}")
     where = f"{where} (id {record_id})"
     try:
         tree = ProjectTree.from_record(data, where)

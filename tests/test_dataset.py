@@ -58,7 +58,8 @@ def test_reads_the_shared_data_set() -> None:
         (json.dumps({**GOOD, "labels": {"backend": 1}}), r"id owner/app\): missing label\(s\)"),
         (json.dumps({**GOOD, "labels": {**GOOD["labels"], "cli": 2}}), "must be 0 or 1"),
         (json.dumps({**GOOD, "files": [["a.py", "big", "file"]]}), r"files\[0\] must be"),
-        (json.dumps({**GOOD, "id": ""}), "missing or empty 'id'"),
+        (json.dumps({**GOOD, "id": ""}), "'id' must be a non-empty string, got ''"),
+        (json.dumps({**GOOD, "id": 7}), "'id' must be a non-empty string, got 7"),
     ],
 )
 def test_bad_records_name_the_line_and_record(tmp_path: Path, line: str, message: str) -> None:

@@ -45,7 +45,7 @@ def fails(args: list[str], capsys) -> str:
     ("records", "message"),
     [
         ([GOOD, {"id": "o/no-files", "labels": GOOD["labels"]}], ":2 (id o/no-files): missing key 'files'"),
-        ([GOOD, {"files": []}], ":2: missing or empty 'id'"),
+        ([GOOD, {"files": []}], ":2: 'id' must be a non-empty string, got None"),
         (
             [{**GOOD, "id": "o/odd", "labels": {**GOOD["labels"], "gui": 1}}],
             "(id o/odd): unknown label(s) ['gui']",
