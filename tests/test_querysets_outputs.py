@@ -16,6 +16,7 @@ import yaml
 
 from daemon.cli import main
 from model.input import analyze
+from model.labels import LABELS
 from model.querysets import load_catalog, suggest
 from model.tree import ProjectTree
 from tests.querysets_fixtures import FIXTURES, RULES, analysis_of, copy_project
@@ -168,23 +169,18 @@ def test_suggest_errors_are_one_line(
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+def suggest_semgrep_json(capsys: pytest.CaptureFixture[str], app: Path, model: Path) -> dict:
+    """`treelens suggest APP --engine semgrep --json` with the test rules and ``model``."""
+    flags = ["--engine", "semgrep", "--catalog", str(RULES), "--model", str(model), "--json"]
+    code, out, _ = run_cli(capsys, "suggest", str(app), *flags)
+    assert code == 0
+    return json.loads(out)["semgrep"]
+
+
 def test_suggest_with_a_broken_model_falls_back_and_says_so(
     flask_app: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run_cli(
-        capsys,
-        "suggest",
-        str(flask_app),
-        "--engine",
-        "semgrep",
-        "--catalog",
-        str(RULES),
-        "--model",
-        str(tmp_path / "none"),
-        "--json",
-    )
-    assert code == 0
-    result = json.loads(out)["semgrep"]
+    result = suggest_semgrep_json(capsys, flask_app, tmp_path / "none")
     assert result["basis"] == "languages and technologies"
     assert result["note"].startswith("no model (") and str(tmp_path / "none") in result["note"]
 
@@ -192,30 +188,8 @@ def test_suggest_with_a_broken_model_falls_back_and_says_so(
 def test_suggest_with_a_real_model_uses_its_labels(
     flask_app: Path, tiny_bundle: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run_cli(
-        capsys,
-        "suggest",
-        str(flask_app),
-        "--engine",
-        "semgrep",
-        "--catalog",
-        str(RULES),
-        "--model",
-        str(tiny_bundle),
-        "--json",
-    )
-    assert code == 0
-    result = json.loads(out)["semgrep"]
+    result = suggest_semgrep_json(capsys, flask_app, tiny_bundle)
     assert result["basis"] == "model, languages and technologies"
     assert result["note"].startswith("model ")
-    assert set(result["labelStates"]) == {
-        "backend",
-        "frontend",
-        "mobile",
-        "has_api",
-        "desktop",
-        "cli",
-        "library",
-        "iac",
-    }
+    assert set(result["labelStates"]) == set(LABELS)
     assert set(result["labelStates"].values()) <= {"present", "uncertain", "absent"}
