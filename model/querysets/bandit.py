@@ -84,7 +84,7 @@ def config(selected: list[Query]) -> dict[str, Any]:
             "args": [],
             "note": "no bandit test applies: do not run bandit",
         }
-    text = "# bandit -c treelens-bandit.yaml -r PATH: the tests Treelens suggests\n" + yaml.safe_dump(
+    text = f"# bandit -c {CONFIG_FILE_NAME} -r PATH: the tests Treelens suggests\n" + yaml.safe_dump(
         {"tests": ids}, sort_keys=False
     )
     return {
