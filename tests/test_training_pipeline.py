@@ -136,7 +136,9 @@ def test_all_through_the_cli(tiny_data, tmp_path):
     assert "keeping the tokenizer" in again.stderr and "resuming from" in again.stderr
 
 
-@pytest.mark.parametrize("stage", ["tokenizer", "pretrain", "finetune", "evaluate", "export", "all"])
+@pytest.mark.parametrize(
+    "stage", ["tokenizer", "pretrain", "finetune", "evaluate", "export", "all", "crossval"]
+)
 def test_every_stage_has_help(stage):
     done = subprocess.run(
         [sys.executable, "-m", "training.cli", stage, "--help"], capture_output=True, text=True, timeout=120
@@ -167,3 +169,28 @@ def test_output_dir_must_be_empty(tiny_data, tmp_path: Path):
     )
     assert done.returncode == 0 and (tmp_path / "out" / "tokenizer.json").is_file()
     assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
+
+
+def test_crossval_scores_every_system_on_the_same_folds(tiny_run, tiny_data, tmp_path):
+    """Two folds of the tiny records through the real CLI: the model and both baselines are
+    scored on the same test folds, every record out of fold once; a second run keeps the
+    finished folds."""
+    out = tmp_path / "cv"
+    command = [sys.executable, "-m", "training.cli", "crossval", "--preset", "tiny", "--data", str(tiny_data)]
+    command += ["--pretrained", str(tiny_run / "pretrain"), "--folds", "2", "--output-dir", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((out / "crossval.json").read_text())
+    assert result["folds"] == 2 and result["samples"] == 10
+    assert list(result["systems"]) == ["model", "wide", "wide+deep", "tf-idf baseline", "rules baseline"]
+    for system in result["systems"].values():
+        assert len(system["macro_f1"]["folds"]) == 2
+        assert system["macro_f1"]["mean"] == pytest.approx(sum(system["macro_f1"]["folds"]) / 2, abs=1e-4)
+        assert set(system["labels"]) == set(LABELS)
+    folds = json.loads((out / "folds.json").read_text())
+    assert sorted(sum(folds, [])) == sorted(r.id for r in read_records(tiny_data) if r.labelled)
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 10 and all(set(row["probabilities"]) == set(result["systems"]) for row in rows)
+    assert "| tf-idf baseline |" in (out / "crossval.md").read_text()
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and again.stderr.count("already done") == 2, again.stderr[-3000:]

@@ -13,6 +13,7 @@ from model.tokenizer import TokenizerError
 from training.config import StageError, add_config_arguments, build_config, check_preset_stages
 from training.configs import (
     AllConfig,
+    CrossvalConfig,
     EvaluateConfig,
     ExportConfig,
     FinetuneConfig,
@@ -23,6 +24,7 @@ from training.data import add_data_commands
 from training.feedback import add_command as add_feedback_command
 
 STAGES = {"tokenizer", "pretrain", "finetune", "evaluate", "export"}
+WITH_PRESET = {"all", "crossval"}  # stages whose run() also reads other stages' preset sections
 
 
 def _stage(
@@ -38,10 +40,10 @@ def _stage(
 
     def execute(args: argparse.Namespace) -> int:
         if args.preset:
-            check_preset_stages(args.preset, STAGES | {"all"})
+            check_preset_stages(args.preset, STAGES | WITH_PRESET)
         config = build_config(config_cls, name, args, args.preset)
         run = importlib.import_module(f"training.{module}").run
-        if name == "all":
+        if name in WITH_PRESET:
             run(config, args.preset)
         else:
             run(config)
@@ -80,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _stage(commands, "export", "ONNX graphs, parity checks, int8, model bundle", ExportConfig, "export")
     _stage(commands, "all", "every stage in order (continues a killed run)", AllConfig, "pipeline")
+    _stage(
+        commands,
+        "crossval",
+        "k-fold cross-validation of the model (preset's finetune settings) and both baselines",
+        CrossvalConfig,
+        "crossval",
+    )
     add_feedback_command(commands)
     return parser
 

@@ -185,3 +185,29 @@ class AllConfig:
     device: str = option("auto", "auto, cpu or cuda", choices=["auto", "cpu", "cuda"])
     threads: int | None = option(None, "torch / onnxruntime CPU threads")
     seed: int = option(0, "random seed of every stage")
+
+
+@dataclass
+class CrossvalConfig:
+    output_dir: Path = option(Path("runs/crossval"), "folder for crossval.json, crossval.md and fold-K/")
+    overwrite_output_dir: bool = option(False, "start over in a non-empty --output-dir (else continue)")
+    pretrained: Path = option(Path("runs/default/pretrain"), "output folder of the pretrain stage")
+    data_dir: Path = option(DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz) data files")
+    data: list[Path] = option([], "data files (override --data-dir); labelled records are used")
+    folds: int = option(5, "number of folds")
+    validation_share: float = option(
+        0.15, "share of each fold's training records held out to pick the epoch and the thresholds"
+    )
+    wide_weight: float = option(0.5, "weight of the wide path's logits in wide+deep (0: deep only)")
+    skip_model: bool = option(False, "score the baselines and the wide path only (no finetuning)")
+    device: str = option("auto", "auto, cpu or cuda", choices=["auto", "cpu", "cuda"])
+    threads: int | None = option(None, "torch CPU threads")
+    seed: int = option(0, "random seed of the folds and of every system")
+
+    def validate(self) -> None:
+        if self.folds < 2:
+            raise ValueError(f"--folds must be at least 2, got {self.folds}")
+        if not 0 < self.validation_share < 0.5:
+            raise ValueError(f"--validation-share must be between 0 and 0.5, got {self.validation_share}")
+        if not 0 <= self.wide_weight <= 1:
+            raise ValueError(f"--wide-weight must be between 0 and 1, got {self.wide_weight}")

@@ -26,7 +26,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 from transformers import LongformerForSequenceClassification, get_linear_schedule_with_warmup
 
-from model.dataset import label_counts
+from model.dataset import Record, label_counts
 from model.labels import LABELS
 from model.tokenizer import PAD, line_counter, load_tokenizer
 from training import modeling
@@ -104,6 +104,20 @@ def run(config: FinetuneConfig) -> Path:
 
 
 def _run(config: FinetuneConfig) -> Path:
+    splits = labelled_splits(load_records(config.data, config.data_dir))
+    summary = {
+        "records": {name: len(records) for name, records in splits.items()},
+        "labels": {name: label_counts(records) for name, records in splits.items()},
+    }
+    return fit(config, splits["train"], splits["validation"], summary)
+
+
+def fit(
+    config: FinetuneConfig, train_records: list[Record], val_records: list[Record], summary: dict
+) -> Path:
+    """Finetune on ``train_records``, pick the epoch and the thresholds on ``val_records``;
+    returns the folder of the saved classifier. ``summary`` describes the data for the
+    bundle's manifest. Cross-validation calls this once per fold."""
     # setup ------------------------------------------------------------------------------
     pretrained_model = config.pretrained / MODEL_DIR
     tokenizer_path = config.pretrained / "tokenizer.json"
@@ -125,9 +139,8 @@ def _run(config: FinetuneConfig) -> Path:
     if config.global_init != "random":
         init_global_attention(model, uniform=config.global_init == "mean")
     max_tokens = model.config.max_position_embeddings - pad_id - 1
-    splits = labelled_splits(load_records(config.data, config.data_dir))
-    train_records = splits["train"][: config.max_train_samples]
-    val_records = splits["validation"][: config.max_eval_samples]
+    train_records = train_records[: config.max_train_samples]
+    val_records = val_records[: config.max_eval_samples]
     if not train_records or not val_records:
         raise ValueError(
             f"finetuning needs labelled records in both train and validation splits, got "
@@ -287,9 +300,8 @@ def _run(config: FinetuneConfig) -> Path:
         save_hf_files(config.output_dir, max_tokens)
         (config.output_dir / THRESHOLDS_FILE).write_text(json.dumps(thresholds, indent=2) + "\n")
         summary = {
-            "records": {name: len(records) for name, records in splits.items()},
+            **summary,
             "used": {"train": len(train_records), "validation": len(val_records)},
-            "labels": {name: label_counts(records) for name, records in splits.items()},
             "pretrained": str(config.pretrained),
         }
         (config.output_dir / DATA_SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")

@@ -1,0 +1,287 @@
+"""`treelens-train crossval`: k-fold cross-validation of the model and both baselines on the
+same folds, in one run.
+
+Every labelled record lands in exactly one test fold. Inside a fold, a fixed share of the
+other records is held out as validation: the Longformer picks its best epoch there and every
+system tunes its per-label thresholds there, never on the test fold. Per fold it scores
+
+- ``model``: the Longformer finetuned from ``--pretrained`` with the preset's finetune
+  settings (the shipped configuration);
+- ``wide``: logistic regression on the TF-IDF of the model text's token ids (training/wide.py);
+- ``wide+deep``: the two mixed as the bundle mixes them (``--wide-weight``);
+- ``tf-idf baseline`` and ``rules baseline`` (training/baselines.py).
+
+Writes ``crossval.json`` (per system: mean, std and per-fold values of macro/micro F1, exact
+match, label accuracy and per-label F1), ``crossval.md`` (the same as tables),
+``predictions.jsonl`` (out-of-fold probabilities of every system) and one ``fold-K/`` folder
+per fold. A killed run continues where it stopped: finished folds are kept, a fold's
+finetuning resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import KFold
+
+from model.dataset import Record, label_counts
+from model.input import DEFAULT_MAX_TOKENS, analyze
+from model.labels import LABELS
+from model.tokenizer import PAD, line_counter, load_tokenizer
+from training import finetune, modeling
+from training.baselines import TfidfBaseline, rules_labels
+from training.config import build_config, prepare_output_dir, to_json
+from training.configs import CrossvalConfig, FinetuneConfig
+from training.longformer_fast import fast_longformer
+from training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
+from training.pretrain import MODEL_DIR
+from training.texts import load_records, render
+from training.wide import WidePath, mix
+
+log = logging.getLogger(__name__)
+
+SYSTEMS = ("model", "wide", "wide+deep", "tf-idf baseline", "rules baseline")
+PREDICTIONS_FILE = "predictions.npz"
+SCORES = ("macro_f1", "micro_f1", "exact_match", "label_accuracy")
+
+
+def fold_indices(records: list[Record], config: CrossvalConfig) -> list[tuple[list, list, list]]:
+    """(train, validation, test) index lists per fold; the same for the same records and seed."""
+    folds = []
+    splitter = KFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
+    for k, (rest, test) in enumerate(splitter.split(np.arange(len(records)))):
+        rng = np.random.default_rng(config.seed * 1000 + k)
+        shuffled = rng.permutation(rest)
+        n_val = max(1, round(len(rest) * config.validation_share))
+        folds.append((sorted(shuffled[n_val:].tolist()), sorted(shuffled[:n_val].tolist()), test.tolist()))
+    return folds
+
+
+def pretrained_max_tokens(pretrained: Path, pad_id: int) -> int:
+    """The longest input of the pretrained model (its position table less RoBERTa's offset)."""
+    config_path = pretrained / MODEL_DIR / "config.json"
+    if not config_path.is_file():
+        return DEFAULT_MAX_TOKENS
+    return json.loads(config_path.read_text())["max_position_embeddings"] - pad_id - 1
+
+
+def to_logits(probabilities: np.ndarray) -> np.ndarray:
+    p = np.clip(probabilities, 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log1p(-p)
+
+
+def deep_probabilities(
+    model_dir: Path, ids: dict[str, list[list[int]]], pad_id: int, config: CrossvalConfig
+) -> dict[str, np.ndarray]:
+    """The finetuned Longformer's probabilities on each named list of token ids."""
+    from transformers import LongformerForSequenceClassification
+
+    ctx = modeling.setup_run(config.device, config.threads)
+    model = LongformerForSequenceClassification.from_pretrained(model_dir).to(ctx.device)
+    with fast_longformer():
+        return {name: finetune.predict(model, x, pad_id, 8, ctx) for name, x in ids.items()}
+
+
+def run_fold(
+    k: int,
+    records: list[Record],
+    split: tuple[list, list, list],
+    ids: list[list[int]],
+    texts: list[str],
+    config: CrossvalConfig,
+    preset: str | Path | None,
+) -> dict[str, np.ndarray]:
+    """Train every system on one fold; returns validation and test probabilities per system."""
+    train, val, test = split
+    folder = config.output_dir / f"fold-{k}"
+    tokenizer = load_tokenizer(config.pretrained / "tokenizer.json")
+    pad_id = tokenizer.token_to_id(PAD)
+    y = np.array([r.labels for r in records])
+    out: dict[str, np.ndarray] = {}
+
+    if not config.skip_model:
+        fine = build_config(
+            FinetuneConfig,
+            "finetune",
+            argparse.Namespace(
+                output_dir=folder / "finetune",
+                pretrained=config.pretrained,
+                data_dir=config.data_dir,
+                data=config.data,
+                seed=config.seed,
+                device=config.device,
+                threads=config.threads,
+            ),
+            preset,
+        )
+        summary = {"fold": k, "labels": label_counts(records[i] for i in train)}
+        with fast_longformer():
+            finetune.fit(fine, [records[i] for i in train], [records[i] for i in val], summary)
+        deep = deep_probabilities(
+            folder / "finetune" / MODEL_DIR,
+            {"val": [ids[i] for i in val], "test": [ids[i] for i in test]},
+            pad_id,
+            config,
+        )
+        out["model/val"], out["model/test"] = deep["val"], deep["test"]
+
+    specials = [tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]")]
+    wide = WidePath(tokenizer.get_vocab_size(), [i for i in specials if i is not None], seed=config.seed)
+    wide.fit([ids[i] for i in train], y[train])
+    wide_logits = {"val": wide.logits([ids[i] for i in val]), "test": wide.logits([ids[i] for i in test])}
+    for part in ("val", "test"):
+        out[f"wide/{part}"] = 1.0 / (1.0 + np.exp(-wide_logits[part]))
+        if not config.skip_model:
+            deep_logits = to_logits(out[f"model/{part}"])
+            out[f"wide+deep/{part}"] = mix(deep_logits, wide_logits[part], config.wide_weight)
+
+    tfidf = TfidfBaseline(tokenizer, config.seed)
+    tfidf.fit([texts[i] for i in train], y[train], [texts[i] for i in val], y[val])
+    out["tf-idf baseline/val"] = tfidf.probabilities([texts[i] for i in val])
+    out["tf-idf baseline/test"] = tfidf.probabilities([texts[i] for i in test])
+
+    out["rules baseline/test"] = np.array(
+        [rules_labels(analyze(records[i].tree)) for i in test], dtype=np.float32
+    )
+    return out
+
+
+def score_fold(y: np.ndarray, split: tuple[list, list, list], probs: dict[str, np.ndarray]) -> dict:
+    """Test-fold metrics per system; thresholds tuned on the fold's validation records."""
+    _, val, test = split
+    scores = {}
+    for system in SYSTEMS:
+        if f"{system}/test" not in probs:
+            continue
+        if system == "rules baseline":
+            cut = [0.5] * len(LABELS)
+        else:
+            tuned = tune_thresholds(y[val], probs[f"{system}/val"])
+            cut = [tuned[name] for name in LABELS]
+        scores[system] = multilabel_metrics(y[test], apply_thresholds(probs[f"{system}/test"], cut))
+    return scores
+
+
+def summarize(per_fold: list[dict]) -> dict:
+    """Mean, std (population, over folds) and per-fold values of every score and label F1."""
+
+    def stats(values: list[float]) -> dict:
+        return {
+            "mean": round(float(np.mean(values)), 4),
+            "std": round(float(np.std(values)), 4),
+            "folds": values,
+        }
+
+    systems = {}
+    for system in per_fold[0]:
+        folds = [f[system] for f in per_fold]
+        systems[system] = {
+            **{score: stats([f[score] for f in folds]) for score in SCORES},
+            "labels": {name: stats([f["labels"][name]["f1"] for f in folds]) for name in LABELS},
+        }
+    return systems
+
+
+def markdown(systems: dict, folds: int, samples: int) -> str:
+    lines = [
+        f"# {folds}-fold cross-validation ({samples} labelled projects, mean ± std over folds)",
+        "",
+        "| system | macro-F1 | micro-F1 | exact match | label accuracy |",
+        "|---|---|---|---|---|",
+    ]
+    for name, s in systems.items():
+        cells = " | ".join(f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}" for k in SCORES)
+        lines.append(f"| {name} | {cells} |")
+    lines += ["", "Per-label F1:", "", "| label | " + " | ".join(systems) + " |"]
+    lines.append("|---" * (len(systems) + 1) + "|")
+    for label in LABELS:
+        cells = " | ".join(
+            f"{s['labels'][label]['mean']:.3f} ± {s['labels'][label]['std']:.3f}" for s in systems.values()
+        )
+        lines.append(f"| {label} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
+    """Cross-validate; returns the summary written to crossval.json."""
+    prepare_output_dir(config.output_dir, config.overwrite_output_dir, resume_ok=True)
+    tokenizer_path = config.pretrained / "tokenizer.json"
+    if not config.skip_model and not (config.pretrained / MODEL_DIR / "config.json").is_file():
+        raise ValueError(
+            f"--pretrained {config.pretrained}: no {MODEL_DIR}/config.json; run the pretrain stage "
+            "(or pass --skip-model to cross-validate the baselines and the wide path only)"
+        )
+    records = sorted(
+        (r for r in load_records(config.data, config.data_dir) if r.labelled), key=lambda r: r.id
+    )
+    if len(records) < config.folds * 2:
+        raise ValueError(f"{len(records)} labelled records are too few for {config.folds} folds")
+    tokenizer = load_tokenizer(tokenizer_path)
+    max_tokens = pretrained_max_tokens(config.pretrained, tokenizer.token_to_id(PAD))
+    texts = render([r.tree for r in records], max_tokens, line_counter(tokenizer))
+    ids = modeling.encode(tokenizer, texts, max_tokens)
+    y = np.array([r.labels for r in records])
+    splits = fold_indices(records, config)
+    (config.output_dir / "folds.json").write_text(
+        json.dumps([[records[i].id for i in test] for _, _, test in splits], indent=1) + "\n"
+    )
+
+    per_fold, oof = [], {}
+    for k, split in enumerate(splits):
+        saved = config.output_dir / f"fold-{k}" / PREDICTIONS_FILE
+        if saved.is_file():
+            log.info("crossval: fold %d/%d already done, keeping %s", k + 1, config.folds, saved)
+            probs = dict(np.load(saved))
+        else:
+            log.info(
+                "crossval: fold %d/%d: %d train, %d validation, %d test",
+                k + 1, config.folds, len(split[0]), len(split[1]), len(split[2]),
+            )  # fmt: skip
+            probs = run_fold(k, records, split, ids, texts, config, preset)
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(saved, **probs)
+        scores = score_fold(y, split, probs)
+        for system, m in scores.items():
+            log.info("crossval: fold %d %-16s macro-F1 %.3f", k + 1, system, m["macro_f1"])
+        per_fold.append(scores)
+        for name, p in probs.items():
+            if name.endswith("/test"):
+                for row, i in enumerate(split[2]):
+                    oof.setdefault(records[i].id, {"fold": k})[name.removesuffix("/test")] = p[row]
+
+    systems = summarize(per_fold)
+    result = {
+        "folds": config.folds,
+        "samples": len(records),
+        "label_counts": label_counts(records),
+        "systems": systems,
+        "config": to_json(config),
+        "preset": str(preset) if preset else None,
+    }
+    (config.output_dir / "crossval.json").write_text(json.dumps(result, indent=2) + "\n")
+    (config.output_dir / "crossval.md").write_text(markdown(systems, config.folds, len(records)))
+    with open(config.output_dir / "predictions.jsonl", "w", encoding="utf-8") as handle:
+        for record in records:
+            row = oof[record.id]
+            handle.write(
+                json.dumps(
+                    {
+                        "id": record.id,
+                        "fold": row.pop("fold"),
+                        "labels": [n for n, v in zip(LABELS, record.labels, strict=True) if v],
+                        "probabilities": {
+                            system: {n: round(float(p), 4) for n, p in zip(LABELS, v, strict=True)}
+                            for system, v in row.items()
+                        },
+                    }
+                )
+                + "\n"
+            )
+    for name, s in systems.items():
+        log.info("crossval: %-16s macro-F1 %.3f ± %.3f", name, s["macro_f1"]["mean"], s["macro_f1"]["std"])
+    print(markdown(systems, config.folds, len(records)))
+    return result

@@ -1,0 +1,84 @@
+"""The wide path: one logistic regression per label over the BPE token counts of the model
+text (TF-IDF weighted), beside the Longformer ("wide and deep").
+
+It reads exactly the token ids the Longformer reads, so it needs nothing at run time but
+those ids: the same arithmetic (sublinear counts, idf, L2 norm, one matrix product) runs
+inside the exported ONNX graph (``WideHead``). A bag of tokens is what a small data set
+teaches quickly; the Longformer adds order and context on top.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+
+WIDE_FILE = "wide.npz"
+
+
+class WidePath:
+    """TF-IDF over token ids (vocabulary = every id) + one-vs-rest logistic regression."""
+
+    def __init__(self, vocab_size: int, special_ids: Sequence[int], c: float = 4.0, seed: int = 0) -> None:
+        self.special = set(special_ids)
+        self.vectorizer = TfidfVectorizer(
+            analyzer=self._ids,
+            vocabulary=list(range(vocab_size)),
+            lowercase=False,
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
+        self.model = OneVsRestClassifier(
+            LogisticRegression(C=c, class_weight="balanced", max_iter=5000, random_state=seed)
+        )
+
+    def _ids(self, ids: Sequence[int]) -> list[int]:
+        return [i for i in ids if i not in self.special]
+
+    def fit(self, ids: Sequence[Sequence[int]], y: np.ndarray) -> WidePath:
+        self.model.fit(self.vectorizer.fit_transform(ids), y)
+        return self
+
+    def logits(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        return self.model.decision_function(self.vectorizer.transform(ids))
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """idf (special ids zeroed), coefficients (labels x vocab) and intercepts, for WideHead."""
+        idf = self.vectorizer.idf_.astype(np.float32).copy()
+        idf[list(self.special)] = 0.0
+        coef = np.zeros((len(self.model.estimators_), len(idf)), dtype=np.float32)
+        intercept = np.zeros(len(self.model.estimators_), dtype=np.float32)
+        for row, estimator in enumerate(self.model.estimators_):
+            if hasattr(estimator, "coef_"):
+                coef[row], intercept[row] = estimator.coef_[0], estimator.intercept_[0]
+            else:  # a label with one class in training: scikit-learn answers that class as its score
+                intercept[row] = float(np.ravel(estimator.y_)[0])
+        return {"idf": idf, "coef": coef, "intercept": intercept}
+
+
+class WideHead(torch.nn.Module):
+    """WidePath's logits from (input_ids, attention_mask), in torch (and so in ONNX)."""
+
+    def __init__(self, idf: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("idf", torch.tensor(idf))
+        self.register_buffer("coef", torch.tensor(coef))
+        self.register_buffer("intercept", torch.tensor(intercept))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        counts = torch.zeros(input_ids.shape[0], self.idf.shape[0], device=input_ids.device)
+        counts = counts.scatter_add(1, input_ids, attention_mask.to(counts.dtype))
+        tf = torch.where(counts > 0, 1.0 + torch.log(counts.clamp(min=1.0)), torch.zeros_like(counts))
+        x = tf * self.idf
+        x = x / x.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        return x @ self.coef.T + self.intercept
+
+
+def mix(deep_logits: np.ndarray, wide_logits: np.ndarray, wide_weight: float) -> np.ndarray:
+    """Probabilities of the wide-and-deep model: sigmoid of the weighted mean of the logits."""
+    logits = (1.0 - wide_weight) * deep_logits + wide_weight * wide_logits
+    return 1.0 / (1.0 + np.exp(-logits))
