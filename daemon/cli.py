@@ -311,11 +311,20 @@ class _Progress:
         sys.stderr.flush()
 
 
+def labels_line(result: dict) -> str:
+    """``backend, has_api, library?``: the labels, then the uncertain ones marked with '?'."""
+    if result["noProjectFiles"]:
+        return "no project files found (an empty folder, or every file ignored or filtered as noise)"
+    shown = [*result["labels"], *(f"{name}?" for name in result["uncertain"])]
+    return ", ".join(shown) or "no label"
+
+
 def _print_classification(source: str, result: dict) -> None:
-    print(f"{source}: {', '.join(result['labels']) or 'no label'}")
-    for name in LABELS:
+    print(f"{source}: {labels_line(result)}")
+    for name in LABELS if result["probabilities"] else ():
         p, t = result["probabilities"][name], result["thresholds"][name]
-        print(f"  {name:9} {p:6.3f}  (threshold {t:.2f}){'  *' if p >= t else ''}")
+        mark = "  *" if name in result["labels"] else "  ?" if name in result["uncertain"] else ""
+        print(f"  {name:9} {p:6.3f}  (threshold {t:.2f}){mark}")
     tokens = f"{result['tokenCount']} tokens" + (", truncated" if result["truncated"] else "")
     print(f"  model {result['modelVersion']}, {tokens}, {result['elapsedMs']} ms")
     print(f"  languages: {', '.join(result['languages']) or 'none'}")

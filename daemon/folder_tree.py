@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 class ScanInfo:
     """How the tree was last built from scratch."""
 
-    method: str  # "git" or "walk"
+    method: str  # "git", "walk", or "git-dir" (a bare repository: nothing listed)
     unreadable: tuple[str, ...]
     limited: bool
 

@@ -52,7 +52,7 @@ class ScanResult:
 
     root: Path
     tree: ProjectTree
-    method: str  # "git" or "walk"
+    method: str  # "git", "walk", or "git-dir" (a bare repository: nothing listed)
     unreadable: list[str] = field(default_factory=list)
     limited: bool = False
 
@@ -124,6 +124,11 @@ def git_listing(root: Path, timeout: float = GIT_TIMEOUT_S) -> Listing | None:
         elif item:
             found.append((item, None))
     return found
+
+
+def inside_git_dir(root: Path) -> bool:
+    """Whether ``root`` is a bare repository or inside a ``.git`` folder: git's own data."""
+    return _git(root, "rev-parse", "--is-inside-git-dir", timeout=GIT_TIMEOUT_S) == b"true\n"
 
 
 _STAGE_ENTRY = re.compile(r"^[0-7]{6} [0-9a-f]{40,64} [0-3]$")
@@ -239,6 +244,8 @@ def scan(
     listing = git_listing(root) if use_git else None
     method = "git"
     limited = False
+    if listing is None and use_git and inside_git_dir(root):
+        method, listing = "git-dir", []  # git's own files (a bare repository): no project here
     if listing is None:
         method = "walk"
         listing, limited = walk_listing(root, unreadable, max_files)

@@ -59,6 +59,10 @@ def estimate_tokens(lines: Sequence[str]) -> list[int]:
     return [len(_PIECES.findall(line)) for line in lines]
 
 
+GIT_BOOKKEEPING = frozenset({".gitignore", ".gitattributes", ".gitkeep", ".gitmodules"})
+"""Files that say nothing about a project: a folder holding only these is empty to the model."""
+
+
 @dataclass(frozen=True)
 class Analysis:
     """Deterministic facts about a project, independent of any model."""
@@ -80,6 +84,9 @@ class ModelText:
     shown_files: int
     total_files: int
     analysis: Analysis = field(repr=False)
+    empty: bool = False
+    """No file the model can read (an empty folder, or every file ignored or filtered as
+    noise): there is nothing to classify, and a label would be a guess."""
 
 
 def analyze(tree: ProjectTree, path_filter: PathFilter = DEFAULT_FILTER) -> Analysis:
@@ -131,6 +138,7 @@ def describe(
         shown_files=len(signal) - layout.hidden_files,
         total_files=len(facts.project_paths),
         analysis=facts,
+        empty=all(p.rsplit("/", 1)[-1] in GIT_BOOKKEEPING for p in signal),
     )
 
 

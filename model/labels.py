@@ -15,6 +15,10 @@ LABELS: tuple[str, ...] = (
     "iac",
 )
 
+UNCERTAIN_RATIO = 0.5
+"""A label is present at p >= threshold, uncertain at UNCERTAIN_RATIO x threshold <= p <
+threshold (shown as ``library?``; the query policy keeps its queries), absent below."""
+
 
 def label_vector(labels: dict[str, int], where: str = "record") -> list[int]:
     """Turn a ``{label: 0|1}`` mapping into a vector in LABELS order.

@@ -26,6 +26,7 @@ import onnxruntime as ort
 from model.bundle import DEFAULT_BUNDLE_DIR, GRAPH_INPUTS, RETRAIN, Bundle, BundleError, load_bundle
 from model.filters import DEFAULT_FILTER, PathFilter
 from model.input import ModelText, describe
+from model.labels import UNCERTAIN_RATIO
 from model.tokenizer import PAD, SEP, TokenizerError, line_counter, load_tokenizer
 from model.tree import ProjectTree
 
@@ -46,7 +47,8 @@ class Classification:
     """The model's answer for one project, plus the deterministic facts beside it."""
 
     labels: list[str]
-    probabilities: dict[str, float]
+    uncertain: list[str]  # between UNCERTAIN_RATIO x threshold and the threshold
+    probabilities: dict[str, float]  # empty when there was nothing to classify
     thresholds: dict[str, float]
     token_count: int
     truncated: bool
@@ -55,10 +57,17 @@ class Classification:
     technologies: list[str]
     model_text: ModelText = field(repr=False, compare=False)
 
+    @property
+    def no_project_files(self) -> bool:
+        """Nothing to go on: no file the model can read, so no label and no probability."""
+        return self.model_text.empty
+
     def to_json(self) -> dict[str, Any]:
         """The classify result of DESIGN.md (the daemon adds folder and elapsedMs)."""
         return {
             "labels": list(self.labels),
+            "uncertain": list(self.uncertain),
+            "noProjectFiles": self.no_project_files,
             "probabilities": dict(self.probabilities),
             "thresholds": dict(self.thresholds),
             "tokenCount": self.token_count,
@@ -223,10 +232,22 @@ class Classifier:
             merged[name] = float(value)
         return merged
 
-    def _result(self, text: ModelText, row: np.ndarray, thresholds: dict[str, float]) -> Classification:
-        probabilities = {name: round(float(p), 6) for name, p in zip(self.labels, row, strict=True)}
+    def _result(
+        self, text: ModelText, row: np.ndarray | None, thresholds: dict[str, float]
+    ) -> Classification:
+        """``row`` None: nothing was classified (an empty model text)."""
+        probabilities = (
+            {}
+            if row is None
+            else {name: round(float(p), 6) for name, p in zip(self.labels, row, strict=True)}
+        )
         return Classification(
-            labels=[name for name in self.labels if probabilities[name] >= thresholds[name]],
+            labels=[name for name, p in probabilities.items() if p >= thresholds[name]],
+            uncertain=[
+                name
+                for name, p in probabilities.items()
+                if UNCERTAIN_RATIO * thresholds[name] <= p < thresholds[name]
+            ],
             probabilities=probabilities,
             thresholds=thresholds,
             token_count=text.token_count,
@@ -250,8 +271,11 @@ class Classifier:
     ) -> list[Classification]:
         """Many projects (e.g. a data set), one run each; ``progress`` hears of every one."""
         merged = self.effective_thresholds(thresholds)
-        rows = self.probabilities([t.text for t in model_texts], progress)
-        return [self._result(text, row, merged) for text, row in zip(model_texts, rows, strict=True)]
+        readable = [t for t in model_texts if not t.empty]
+        rows = iter(self.probabilities([t.text for t in readable], progress))
+        if progress and len(readable) < len(model_texts):
+            progress(len(model_texts) - len(readable))
+        return [self._result(text, None if text.empty else next(rows), merged) for text in model_texts]
 
     def classify(
         self,

@@ -193,3 +193,50 @@ def test_failed_clone_leaves_nothing_behind(tmp_path):
     ):
         pass
     assert set(Path(os.environ.get("TMPDIR", "/tmp")).glob("treelens-clone-*")) == before
+
+
+def test_nothing_to_go_on_is_said_not_guessed(tmp_path, tiny_bundle):
+    """An empty folder, a bare git directory and a folder of ignored files get 'no project
+    files found', no labels and no probabilities; an empty tree listing is refused."""
+    empty, bare, ignored = tmp_path / "empty", tmp_path / "bare.git", tmp_path / "ignored"
+    empty.mkdir()
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    write_files(ignored, {".gitignore": "*.log\n", "app.log": "x", "README.md": "# notes\n"})
+    git(ignored, "init", "-q")
+    for folder in (empty, bare, ignored):
+        done = treelens("classify", str(folder), "--model", str(tiny_bundle))
+        assert done.returncode == 0, done.stderr
+        assert "no project files found" in done.stdout.splitlines()[0], folder
+        assert "threshold" not in done.stdout
+        answer = json.loads(treelens("classify", str(folder), "--json", "--model", str(tiny_bundle)).stdout)
+        assert answer["noProjectFiles"] is True
+        assert answer["labels"] == answer["uncertain"] == [] and answer["probabilities"] == {}
+    listing = treelens("classify", "--tree-file", "-", "--model", str(tiny_bundle), stdin="")
+    assert listing.returncode == 1 and "holds no file paths" in listing.stderr
+
+
+def test_uncertain_labels_are_marked(tmp_path, tiny_bundle):
+    """A label between half its threshold and its threshold reads `label?`: thresholds at
+    1.5x a label's probability make it uncertain, at 0.9x present (and not uncertain)."""
+    write_files(tmp_path, {"main.py": "", "requirements.txt": "flask\n"})
+    model = ("--model", str(tiny_bundle))
+    first = json.loads(treelens("classify", str(tmp_path), "--json", *model).stdout)
+    assert first["noProjectFiles"] is False
+    chosen = [name for name in LABELS if 0.001 < first["probabilities"][name] < 0.6]
+    assert chosen, first["probabilities"]
+
+    def thresholds(factor: float) -> list[str]:
+        return [f"--threshold={n}={first['probabilities'][n] * factor:.6f}" for n in chosen]
+
+    near = json.loads(treelens("classify", str(tmp_path), "--json", *model, *thresholds(1.5)).stdout)
+    assert near["uncertain"] == chosen and not set(near["labels"]) & set(chosen)
+    printed = treelens("classify", str(tmp_path), *model, *thresholds(1.5)).stdout
+    assert printed.splitlines()[0].endswith(", ".join(f"{n}?" for n in chosen))
+    assert all(
+        f"  {n:9} " in line and line.endswith("  ?")
+        for n in chosen
+        for line in printed.splitlines()
+        if line.startswith(f"  {n:9} ")
+    )
+    below = json.loads(treelens("classify", str(tmp_path), "--json", *model, *thresholds(0.9)).stdout)
+    assert below["labels"] == chosen and below["uncertain"] == []

@@ -28,6 +28,8 @@ QUIET_S = 1.5
 RESULT_KEYS = {
     "folder",
     "labels",
+    "uncertain",
+    "noProjectFiles",
     "probabilities",
     "thresholds",
     "tokenCount",
@@ -274,6 +276,36 @@ async def test_workspace_folders_can_come_and_go(ws: Workspace, tmp_path: Path) 
         await ws.daemon.call(CLASSIFY, {"folder": uri(third)})
     assert error.value.code == types.ErrorCodes.InvalidParams
     assert "unknown workspace folder" in error.value.message
+
+
+async def test_a_folder_with_nothing_to_go_on_gets_no_labels(ws: Workspace, tmp_path: Path) -> None:
+    """An empty folder, and one whose only files are ignored or noise, answer 'no project
+    files' with no labels and no probabilities, not a guess; a file added later is classified."""
+    empty, ignored = tmp_path / "empty", tmp_path / "ignored"
+    empty.mkdir()
+    write_files(ignored, {".gitignore": "*.log\n", "debug.log": "x", "docs/guide.md": "# guide\n"})
+    make_git_repo(ignored)
+    for folder in (empty, ignored):
+        added = types.WorkspaceFoldersChangeEvent(
+            added=[types.WorkspaceFolder(uri(folder), folder.name)], removed=[]
+        )
+        ws.daemon.workspace_did_change_workspace_folders(types.DidChangeWorkspaceFoldersParams(event=added))
+        result = await ws.daemon.call(CLASSIFY, {"folder": uri(folder)})
+        assert result["noProjectFiles"] is True, folder.name
+        assert result["labels"] == result["uncertain"] == [] and result["probabilities"] == {}
+    write_files(empty, {"main.py": ""})
+    for _ in range(50):
+        result = await ws.daemon.call(CLASSIFY, {"folder": uri(empty)})
+        if not result["noProjectFiles"]:
+            break
+        await asyncio.sleep(0.1)
+    assert result["noProjectFiles"] is False and set(result["probabilities"]) == set(LABELS)
+    for folder in (empty, ignored):
+        removed = types.WorkspaceFoldersChangeEvent(
+            added=[], removed=[types.WorkspaceFolder(uri(folder), folder.name)]
+        )
+        ws.daemon.workspace_did_change_workspace_folders(types.DidChangeWorkspaceFoldersParams(event=removed))
+    _quiet(ws.daemon)
 
 
 async def test_suggest_query_set_from_the_model_and_the_project(ws: Workspace) -> None:

@@ -15,6 +15,7 @@ from transformers.models.longformer.modeling_longformer import LongformerSelfAtt
 
 from model.bundle import BundleError, file_entries, load_bundle
 from model.tokenizer import SEP, load_tokenizer
+from training import wide
 from training.export import (
     FP32_TOLERANCE,
     ParityError,
@@ -36,7 +37,9 @@ def reference(tiny_run):
     ]  # any text: a long one, cut per bucket
     ids = [tokenizer.encode(text).ids, tokenizer.encode("src/main.py\nsetup.py\n").ids]
     samples = {n: parity_samples(ids, n, tokenizer.token_to_id(SEP), 8) for n in (256, 512)}
-    return {n: (s, torch_probabilities(model, s)) for n, s in samples.items()}
+    wide_path = wide.load(tiny_run / "finetune")  # the tiny preset mixes in the wide path
+    assert wide_path is not None
+    return {n: (s, torch_probabilities(model, s, wide_path)) for n, s in samples.items()}
 
 
 def rebundle(folder) -> None:

@@ -188,7 +188,9 @@ def test_crossval_scores_every_system_on_the_same_folds(tiny_run, tiny_data, tmp
         assert system["macro_f1"]["mean"] == pytest.approx(sum(system["macro_f1"]["folds"]) / 2, abs=1e-4)
         assert set(system["labels"]) == set(LABELS)
     folds = json.loads((out / "folds.json").read_text())
-    assert sorted(sum(folds, [])) == sorted(r.id for r in read_records(tiny_data) if r.labelled)
+    assert sorted(i for fold in folds for i in fold) == sorted(
+        r.id for r in read_records(tiny_data) if r.labelled
+    )
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 10 and all(set(row["probabilities"]) == set(result["systems"]) for row in rows)
     assert "| tf-idf baseline |" in (out / "crossval.md").read_text()

@@ -114,6 +114,11 @@ class FinetuneConfig:
         "'mean' also zeroes its query (uniform attention: mean pooling at first), 'random' as pretrained",
         choices=["local", "mean", "random"],
     )
+    wide_weight: float = option(
+        0.0,
+        "weight of the wide path (logistic regression on token counts, in the same graph) in the "
+        "mixed logits; 0: the Longformer alone",
+    )
     augment_drop: float = option(0.5, "chance a training record is shown with some files dropped, per epoch")
     augment_drop_share: float = option(0.25, "share of non-manifest files dropped then")
     # system
@@ -122,6 +127,8 @@ class FinetuneConfig:
     seed: int = option(0, "random seed")
 
     def validate(self) -> None:
+        if not 0 <= self.wide_weight < 1:
+            raise ValueError(f"--wide-weight must be at least 0 and below 1, got {self.wide_weight}")
         if self.min_epochs > self.max_epochs or self.min_size >= self.max_size:
             raise ValueError("need --min-epochs <= --max-epochs and --min-size < --max-size")
 

@@ -40,7 +40,7 @@ from training.longformer_fast import fast_longformer
 from training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
 from training.pretrain import MODEL_DIR
 from training.texts import load_records, render
-from training.wide import WidePath, mix
+from training.wide import WidePath, mix, to_logits
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,6 @@ def pretrained_max_tokens(pretrained: Path, pad_id: int) -> int:
     if not config_path.is_file():
         return DEFAULT_MAX_TOKENS
     return json.loads(config_path.read_text())["max_position_embeddings"] - pad_id - 1
-
-
-def to_logits(probabilities: np.ndarray) -> np.ndarray:
-    p = np.clip(probabilities, 1e-7, 1 - 1e-7)
-    return np.log(p) - np.log1p(-p)
 
 
 def deep_probabilities(
@@ -129,8 +124,7 @@ def run_fold(
         )
         out["model/val"], out["model/test"] = deep["val"], deep["test"]
 
-    specials = [tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]")]
-    wide = WidePath(tokenizer.get_vocab_size(), [i for i in specials if i is not None], seed=config.seed)
+    wide = WidePath(tokenizer, seed=config.seed)
     wide.fit([ids[i] for i in train], y[train])
     wide_logits = {"val": wide.logits([ids[i] for i in val]), "test": wide.logits([ids[i] for i in test])}
     for part in ("val", "test"):

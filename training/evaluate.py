@@ -19,7 +19,7 @@ from model.input import ModelText, describe
 from model.labels import LABELS
 from model.runtime import Classifier
 from model.tokenizer import PAD, line_counter, load_tokenizer
-from training import modeling
+from training import modeling, wide
 from training.baselines import TfidfBaseline, rules_labels
 from training.config import prepare_output_dir, to_json
 from training.configs import EvaluateConfig
@@ -50,7 +50,8 @@ class TorchModel:
         self.thresholds = [thresholds[name] for name in LABELS]
         self.counter = line_counter(self.tokenizer)
         self.batch_size = config.batch_size
-        self.name = f"model ({folder}, PyTorch)"
+        self.wide = wide.load(folder)
+        self.name = f"model ({folder}, PyTorch{', wide and deep' if self.wide else ''})"
 
     def describe(self, record) -> ModelText:
         return describe(record.tree, max_tokens=self.max_tokens, count_tokens=self.counter)
@@ -58,7 +59,11 @@ class TorchModel:
     def probabilities(self, texts: list[str]) -> np.ndarray:
         ids = modeling.encode(self.tokenizer, texts, self.max_tokens)
         with fast_longformer():
-            return predict(self.model, ids, self.tokenizer.token_to_id(PAD), self.batch_size, self.ctx)
+            deep = predict(self.model, ids, self.tokenizer.token_to_id(PAD), self.batch_size, self.ctx)
+        if self.wide is None:
+            return deep
+        head, weight = self.wide
+        return wide.mix(wide.to_logits(deep), wide.head_logits(head, ids), weight)
 
 
 class BundleModel:

@@ -43,7 +43,7 @@ from model.input import INPUT_FORMAT
 from model.labels import LABELS
 from model.runtime import Classifier
 from model.tokenizer import PAD, SEP, line_counter, load_tokenizer
-from training import modeling
+from training import modeling, wide
 from training.config import StageError, prepare_output_dir, to_json
 from training.configs import ExportConfig
 from training.finetune import DATA_SUMMARY_FILE, THRESHOLDS_FILE
@@ -62,10 +62,9 @@ class ParityError(StageError):
     """An exported graph disagrees with the PyTorch model it came from."""
 
 
-def export_graph(model: LongformerForSequenceClassification, path: Path, length: int, pad_id: int) -> None:
-    """Trace ClassifierGraph once (2 texts of ``length`` tokens, one half padding) with a
-    dynamic batch and length."""
-    cls_id = model.config.bos_token_id
+def export_graph(model: torch.nn.Module, path: Path, length: int, pad_id: int, cls_id: int) -> None:
+    """Trace ``model`` (ClassifierGraph, or it inside WideAndDeep) once (2 texts of ``length``
+    tokens, one half padding) with a dynamic batch and length."""
     input_ids = torch.full((2, length), pad_id, dtype=torch.long)
     mask = torch.zeros((2, length), dtype=torch.long)
     input_ids[:, 0], input_ids[0, 1:], input_ids[1, 1 : length // 2] = cls_id, 5, 6
@@ -74,7 +73,7 @@ def export_graph(model: LongformerForSequenceClassification, path: Path, length:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notes on shape arithmetic; the parity checks decide
         torch.onnx.export(
-            ClassifierGraph(model),
+            model,
             (input_ids, mask),
             str(path),
             input_names=list(GRAPH_INPUTS),
@@ -98,7 +97,7 @@ def cls_path_nodes(graph_path: Path) -> list[str]:
     nodes differently this finds none and the export stops, rather than quantizing blind.
     """
     names = [n.name for n in onnx.load(str(graph_path)).graph.node if n.op_type == "MatMul"]
-    found = [n for n in names if not n.startswith("/layer.") or "query_global" in n]
+    found = [n for n in names if "/layer." not in n or "query_global" in n]
     if not found:
         raise StageError(
             f"{graph_path}: cannot tell the [CLS] path from its node names; check export.cls_path_nodes"
@@ -136,16 +135,23 @@ def parity_samples(ids: list[list[int]], length: int, sep_id: int, limit: int) -
     return (fitting + cut)[:limit]
 
 
-def torch_probabilities(model: torch.nn.Module, ids: list[list[int]]) -> np.ndarray:
-    """The reference: PyTorch eager on each unpadded text."""
+def torch_probabilities(
+    model: torch.nn.Module, ids: list[list[int]], wide_path: tuple[wide.WideHead, float] | None
+) -> np.ndarray:
+    """The reference: PyTorch eager on each unpadded text (mixed with the wide path's logits
+    when the model has one)."""
     rows = []
     with torch.no_grad():
         for x in ids:
             logits = model(
                 input_ids=torch.tensor([x]), attention_mask=torch.ones(1, len(x), dtype=torch.long)
-            ).logits
-            rows.append(torch.sigmoid(logits)[0].numpy())
-    return np.stack(rows)
+            ).logits[0]
+            rows.append(logits.numpy())
+    logits = np.stack(rows)
+    if wide_path is not None:
+        head, weight = wide_path
+        logits = (1.0 - weight) * logits + weight * wide.head_logits(head, ids)
+    return 1.0 / (1.0 + np.exp(-logits))
 
 
 def check_parity(
@@ -263,6 +269,7 @@ def run(config: ExportConfig) -> Path:
             f"multiple of its attention window {window}"
         )
     thresholds = json.loads((config.model / THRESHOLDS_FILE).read_text())
+    wide_path = wide.load(config.model)
 
     # reference probabilities: PyTorch eager on the validation texts, per bucket
     splits = labelled_splits(load_records(config.data, config.data_dir))
@@ -272,13 +279,16 @@ def run(config: ExportConfig) -> Path:
     reference = {}
     for length in buckets:
         samples = parity_samples(ids, length, sep_id, limit)
-        reference[length] = (samples, torch_probabilities(model, samples))
+        reference[length] = (samples, torch_probabilities(model, samples, wide_path))
 
     # one fp32 graph serves every bucket; its int8 quantization
     work = config.output_dir / "graphs"
     work.mkdir(exist_ok=True)
     fp32_path, int8_path = work / "model-fp32.onnx", work / "model-int8.onnx"
-    export_graph(model, fp32_path, buckets[0], pad_id)
+    graph: torch.nn.Module = ClassifierGraph(model)
+    if wide_path is not None:
+        graph = wide.WideAndDeep(graph, *wide_path).eval()
+    export_graph(graph, fp32_path, buckets[0], pad_id, model.config.bos_token_id)
     quantize(fp32_path, int8_path)
     fp32, int8 = dict.fromkeys(buckets, fp32_path), dict.fromkeys(buckets, int8_path)
 
@@ -287,7 +297,10 @@ def run(config: ExportConfig) -> Path:
     meta = {
         "name": config.name,
         "thresholds": thresholds,
-        "architecture": model.config.to_diff_dict(),
+        "architecture": {
+            **model.config.to_diff_dict(),
+            "wide_weight": wide_path[1] if wide_path else 0.0,
+        },
         "training": {
             "data": json.loads(summary_path.read_text()) if summary_path.is_file() else {},
             "finetune_results": _read_json(config.model / "all_results.json"),

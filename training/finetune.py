@@ -29,7 +29,7 @@ from transformers import LongformerForSequenceClassification, get_linear_schedul
 from model.dataset import Record, label_counts
 from model.labels import LABELS
 from model.tokenizer import PAD, line_counter, load_tokenizer
-from training import modeling
+from training import modeling, wide
 from training.config import to_json
 from training.configs import FinetuneConfig
 from training.longformer_fast import fast_longformer
@@ -293,6 +293,13 @@ def fit(
     if ctx.main:
         val_probs = predict(classifier, val_ids, pad_id, config.batch_size, ctx)
         train_probs = predict(classifier, train_ids, pad_id, config.batch_size, ctx)
+        if config.wide_weight > 0:  # the wide path, fit on the same records; thresholds on the mix
+            wide_path = wide.WidePath(tokenizer, seed=config.seed).fit(train_ids, y_train)
+            wide.save(config.output_dir, wide_path, config.wide_weight)
+            val_probs = wide.mix(wide.to_logits(val_probs), wide_path.logits(val_ids), config.wide_weight)
+            train_probs = wide.mix(
+                wide.to_logits(train_probs), wide_path.logits(train_ids), config.wide_weight
+            )
         thresholds = tune_thresholds(y_val, val_probs)
         cut = [thresholds[name] for name in LABELS]
         classifier.save_pretrained(model_dir)

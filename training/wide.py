@@ -10,12 +10,16 @@ teaches quickly; the Longformer adds order and context on top.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
+from tokenizers import Tokenizer
+
+from model.tokenizer import SPECIAL_TOKENS
 
 WIDE_FILE = "wide.npz"
 
@@ -23,8 +27,9 @@ WIDE_FILE = "wide.npz"
 class WidePath:
     """TF-IDF over token ids (vocabulary = every id) + one-vs-rest logistic regression."""
 
-    def __init__(self, vocab_size: int, special_ids: Sequence[int], c: float = 4.0, seed: int = 0) -> None:
-        self.special = set(special_ids)
+    def __init__(self, tokenizer: Tokenizer, c: float = 4.0, seed: int = 0) -> None:
+        vocab_size = tokenizer.get_vocab_size()
+        self.special = {i for i in map(tokenizer.token_to_id, SPECIAL_TOKENS) if i is not None}
         self.vectorizer = TfidfVectorizer(
             analyzer=self._ids,
             vocabulary=list(range(vocab_size)),
@@ -82,3 +87,42 @@ def mix(deep_logits: np.ndarray, wide_logits: np.ndarray, wide_weight: float) ->
     """Probabilities of the wide-and-deep model: sigmoid of the weighted mean of the logits."""
     logits = (1.0 - wide_weight) * deep_logits + wide_weight * wide_logits
     return 1.0 / (1.0 + np.exp(-logits))
+
+
+def to_logits(probabilities: np.ndarray) -> np.ndarray:
+    p = np.clip(probabilities, 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log1p(-p)
+
+
+def save(folder: Path, wide: WidePath, wide_weight: float) -> None:
+    np.savez(folder / WIDE_FILE, **wide.weights(), wide_weight=np.float32(wide_weight))
+
+
+def load(folder: Path) -> tuple[WideHead, float] | None:
+    """The wide path saved beside a finetuned model and its weight, or None (deep only)."""
+    path = folder / WIDE_FILE
+    if not path.is_file():
+        return None
+    saved = np.load(path)
+    head = WideHead(saved["idf"], saved["coef"], saved["intercept"])
+    return head, float(saved["wide_weight"])
+
+
+def head_logits(head: WideHead, ids: Sequence[Sequence[int]]) -> np.ndarray:
+    """WideHead's logits of unpadded token-id lists, one run each."""
+    with torch.no_grad():
+        rows = [head(torch.tensor([x]), torch.ones(1, len(x), dtype=torch.long))[0] for x in ids]
+    return torch.stack(rows).numpy() if rows else np.zeros((0, head.coef.shape[0]), dtype=np.float32)
+
+
+class WideAndDeep(torch.nn.Module):
+    """Logits of a deep model (``deep(input_ids, attention_mask) -> logits``) mixed with the
+    wide path's: ``(1 - w) * deep + w * wide``; the graph the bundle ships."""
+
+    def __init__(self, deep: torch.nn.Module, wide: WideHead, wide_weight: float) -> None:
+        super().__init__()
+        self.deep, self.wide, self.wide_weight = deep, wide, wide_weight
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        deep = self.deep(input_ids, attention_mask)
+        return (1.0 - self.wide_weight) * deep + self.wide_weight * self.wide(input_ids, attention_mask)

@@ -39,6 +39,10 @@ export interface ClassifyParams {
 export interface ClassifyResult {
   folder: string;
   labels: string[];
+  /** Labels between half their threshold and their threshold: shown as `library?`. */
+  uncertain: string[];
+  /** No file the model can read (empty folder, everything ignored): no labels, no probabilities. */
+  noProjectFiles: boolean;
   probabilities: Record<string, number>;
   thresholds: Record<string, number>;
   tokenCount: number;

@@ -58,25 +58,35 @@ export function statusView(daemon: DaemonState, folder: Folder | undefined, stat
   return view(labelsText(state.result), resultTooltip(folder, state.result));
 }
 
-/** `$(shield) backend · has_api`, or `$(shield) no labels` when none passed its threshold. */
+/**
+ * `$(shield) backend · has_api · library?` (uncertain labels end in `?`), `$(shield) no labels`
+ * when none reached even its uncertainty band, `$(shield) no project files` with nothing to go on.
+ */
 export function labelsText(result: ClassifyResult): string {
-  return `${ICON} ${result.labels.length > 0 ? result.labels.join(" · ") : "no labels"}`;
+  if (result.noProjectFiles) {
+    return `${ICON} no project files`;
+  }
+  const shown = [...result.labels, ...result.uncertain.map((label) => `${label}?`)];
+  return `${ICON} ${shown.length > 0 ? shown.join(" · ") : "no labels"}`;
 }
 
 export function resultTooltip(folder: Folder, result: ClassifyResult): string {
   const rows = Object.entries(result.probabilities).map(([label, probability]) => {
     const predicted = result.labels.includes(label);
-    const name = predicted ? `**${escapeMarkdown(label)}**` : escapeMarkdown(label);
+    const uncertain = result.uncertain.includes(label);
+    const name = predicted ? `**${escapeMarkdown(label)}**` : escapeMarkdown(label) + (uncertain ? "?" : "");
     const threshold = result.thresholds[label];
-    return `| ${name} | ${probability.toFixed(3)} | ${threshold === undefined ? "" : threshold.toFixed(3)} | ${predicted ? "$(check)" : ""} |`;
+    const mark = predicted ? "$(check)" : uncertain ? "uncertain" : "";
+    return `| ${name} | ${probability.toFixed(3)} | ${threshold === undefined ? "" : threshold.toFixed(3)} | ${mark} |`;
   });
   const list = (items: string[]) => (items.length > 0 ? items.map(escapeMarkdown).join(", ") : "none detected");
+  const table = result.noProjectFiles
+    ? ["No project files found: the folder is empty, or every file is ignored or filtered as noise."]
+    : ["| label | probability | threshold | |", "|:--|--:|--:|:-:|", ...rows];
   return [
     `**Treelens** · ${escapeMarkdown(folder.name)}`,
     "",
-    "| label | probability | threshold | |",
-    "|:--|--:|--:|:-:|",
-    ...rows,
+    ...table,
     "",
     `Tokens: ${result.tokenCount.toLocaleString("en-US")}` +
       (result.truncated ? " (truncated: the tree was summarised to fit the model)" : " (not truncated)"),

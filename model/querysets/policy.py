@@ -22,6 +22,7 @@ import yaml
 
 from model.detect import LANGUAGE_BY_EXTENSION, LANGUAGE_BY_NAME, language_of
 from model.input import Analysis
+from model.labels import UNCERTAIN_RATIO
 from model.querysets.catalog import Query
 
 DEFAULT_POLICY = Path(__file__).with_name("policy.yaml")
@@ -146,7 +147,7 @@ class Policy:
                     evidence=tuple(spec.get("evidence", ())),
                 )
             )
-        ratio = float(data["uncertain"]["ratio"])
+        ratio = float(data["uncertain"].get("ratio", UNCERTAIN_RATIO))
         if not 0 <= ratio <= 1:
             raise ValueError("uncertain.ratio must be between 0 and 1")
         return cls(

@@ -201,6 +201,8 @@ def model_labels(tree: ProjectTree, bundle: Path | None = None) -> ModelLabels:
         log.info("no model: %s", error)
         return ModelLabels(None, None, f"no model ({error}); decided on languages and technologies alone")
     result = classifier.classify(tree)
+    if result.no_project_files:
+        return ModelLabels(None, None, "no project files found: decided on languages and technologies alone")
     return ModelLabels(
         result.probabilities,
         result.thresholds,

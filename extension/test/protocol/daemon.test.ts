@@ -77,7 +77,10 @@ function assertClassifyResult(result: ClassifyResult, folder: string | undefined
     const p = result.probabilities[label];
     assert.ok(typeof p === "number" && p >= 0 && p <= 1, `${label}: ${p}`);
     assert.equal(result.labels.includes(label), p >= result.thresholds[label], `${label} vs its threshold`);
+    const band = p >= result.thresholds[label] / 2 && p < result.thresholds[label];
+    assert.equal(result.uncertain.includes(label), band, `${label} uncertain from half its threshold`);
   }
+  assert.equal(result.noProjectFiles, false);
   assert.deepEqual(
     result.labels,
     labels.filter((label) => result.labels.includes(label)),

@@ -5,6 +5,8 @@ export function classifyResult(overrides: Partial<ClassifyResult> = {}): Classif
   return {
     folder: "file:///work/app",
     labels: ["backend", "has_api"],
+    uncertain: [],
+    noProjectFiles: false,
     probabilities: {
       backend: 0.93,
       frontend: 0.04,

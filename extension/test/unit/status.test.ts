@@ -13,6 +13,22 @@ test("labels read as the icon and the labels joined by a dot", () => {
   assert.equal(labelsText(classifyResult({ labels: [] })), "$(shield) no labels");
 });
 
+test("uncertain labels end in a question mark, in the status bar and the tooltip", () => {
+  const result = classifyResult({ uncertain: ["library"] });
+  assert.equal(labelsText(result), "$(shield) backend · has_api · library?");
+  assert.equal(labelsText(classifyResult({ labels: [], uncertain: ["cli"] })), "$(shield) cli?");
+  const { tooltip } = statusView(running, app, { kind: "result", result });
+  assert.match(tooltip, /\| library\? \| 0\.200 \| 0\.500 \| uncertain \|/);
+});
+
+test("a folder with nothing to go on says so instead of showing labels", () => {
+  const result = classifyResult({ labels: [], uncertain: [], noProjectFiles: true, probabilities: {} });
+  const view = statusView(running, app, { kind: "result", result });
+  assert.equal(view.text, "$(shield) no project files");
+  assert.match(view.tooltip, /No project files found/);
+  assert.doesNotMatch(view.tooltip, /\| label \| probability/);
+});
+
 test("a spinner until the first result, then the labels", () => {
   for (const view of [
     statusView({ kind: "starting" }, app, undefined),
