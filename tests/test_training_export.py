@@ -4,7 +4,9 @@ export graph compute what transformers computes; install verifies before it repl
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+from pathlib import Path
 
 import onnx
 import pytest
@@ -14,17 +16,21 @@ from transformers import LongformerConfig, LongformerForMaskedLM, LongformerForS
 from transformers.models.longformer.modeling_longformer import LongformerSelfAttention
 
 from model.bundle import BundleError, file_entries, load_bundle
+from model.dataset import read_many
 from model.tokenizer import SEP, load_tokenizer
 from training import wide
+from training.config import StageError
 from training.export import (
     FP32_TOLERANCE,
     ParityError,
+    check_gate,
     check_parity,
     install,
     parity_samples,
     torch_probabilities,
 )
 from training.longformer_fast import ClassifierGraph, blocked_attention, fast_longformer
+from training.texts import labelled_splits
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +125,33 @@ def test_blocked_attention_computes_what_transformers_computes(small_longformer,
     torch.testing.assert_close(graph, stock.logits, atol=1e-6, rtol=0)
     torch.testing.assert_close(batched, stock.logits, atol=1e-6, rtol=0)
     assert LongformerSelfAttention.forward is not blocked_attention  # restored after the block
+
+
+def _bundle_with_thresholds(source: Path, target: Path, value: float) -> Path:
+    """A copy of a bundle whose every threshold is ``value`` (the manifest is not hashed)."""
+    shutil.copytree(source, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest["thresholds"] = dict.fromkeys(manifest["thresholds"], value)
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    return target
+
+
+def test_install_gate_refuses_a_worse_bundle_unless_forced(tiny_bundle, tiny_data, tmp_path, caplog):
+    """A bundle that predicts nothing (macro-F1 0) may not replace one that predicts every
+    label (macro-F1 > 0 on the held-out records); --force installs it with a warning; a
+    better or equal candidate, or an empty target, installs."""
+    records = labelled_splits(read_many([tiny_data]))["test"]
+    nothing = _bundle_with_thresholds(tiny_bundle, tmp_path / "nothing", 0.9999)
+    everything = _bundle_with_thresholds(tiny_bundle, tmp_path / "everything", 0.0001)
+    with pytest.raises(StageError) as refused:
+        check_gate(nothing, everything, records, force=False, threads=1)
+    message = str(refused.value)
+    assert "scores macro-F1 0.0000" in message and "below the installed bundle's" in message
+    assert "--force" in message and f"{len(records)} held-out" in message
+    with caplog.at_level(logging.WARNING):
+        forced = check_gate(nothing, everything, records, force=True, threads=1)
+    assert forced["candidate"] == 0.0 < forced["installed"]
+    assert "WARNING: --force" in caplog.text
+    assert check_gate(everything, nothing, records, force=False, threads=1)["candidate"] > 0
+    assert check_gate(everything, everything, records, force=False, threads=1) is not None
+    assert check_gate(nothing, tmp_path / "not-there", records, force=False, threads=1) is None

@@ -175,8 +175,13 @@ class ExportConfig:
     max_eval_samples: int | None = option(None, "alias of --max-parity-samples for smoke runs")
     name: str = option("treelens-longformer", "model name in the manifest")
     version: str | None = option(None, "model version (default: date and graph hash)")
-    install: bool = option(False, f"also install the int8 bundle to {DEFAULT_BUNDLE_DIR}")
+    install: bool = option(
+        False,
+        f"also install the int8 bundle to {DEFAULT_BUNDLE_DIR}, unless it scores lower macro-F1 than "
+        "the installed one on the test split",
+    )
     install_dir: Path = option(DEFAULT_BUNDLE_DIR, "where --install puts the bundle")
+    force: bool = option(False, "with --install: install even when the installed bundle scores higher")
     threads: int | None = option(None, "torch and onnxruntime CPU threads")
     seed: int = option(0, "unused (export is deterministic); kept for a uniform CLI")
 
@@ -187,8 +192,13 @@ class AllConfig:
     overwrite_output_dir: bool = option(False, "start every stage over (else continue a killed run)")
     data_dir: Path = option(DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz) data files")
     data: list[Path] = option([], "data files (override --data-dir)")
-    install: bool = option(False, "install the int8 bundle to --install-dir at the end")
+    install: bool = option(
+        False,
+        "install the int8 bundle to --install-dir at the end, unless it scores lower macro-F1 than "
+        "the installed one on the test split",
+    )
     install_dir: Path = option(DEFAULT_BUNDLE_DIR, "where --install puts the bundle")
+    force: bool = option(False, "with --install: install even when the installed bundle scores higher")
     device: str = option("auto", "auto, cpu or cuda", choices=["auto", "cpu", "cuda"])
     threads: int | None = option(None, "torch / onnxruntime CPU threads")
     seed: int = option(0, "random seed of every stage")

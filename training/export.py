@@ -35,10 +35,12 @@ from transformers import LongformerForSequenceClassification
 from model.bundle import (
     BUNDLE_FORMAT,
     GRAPH_INPUTS,
+    BundleError,
     file_entries,
     load_bundle,
     write_manifest,
 )
+from model.dataset import Record
 from model.input import INPUT_FORMAT
 from model.labels import LABELS
 from model.runtime import Classifier
@@ -48,6 +50,7 @@ from training.config import StageError, prepare_output_dir, to_json
 from training.configs import ExportConfig
 from training.finetune import DATA_SUMMARY_FILE, THRESHOLDS_FILE
 from training.longformer_fast import ClassifierGraph
+from training.metrics import multilabel_metrics
 from training.pretrain import MODEL_DIR
 from training.texts import labelled_splits, load_records, render
 
@@ -232,6 +235,53 @@ def write_bundle(
     write_manifest(folder, manifest)
 
 
+def held_out_macro_f1(bundle_dir: Path, records: list[Record], threads: int | None) -> float:
+    """Macro-F1 of a bundle, run as the daemon runs it, on labelled records."""
+    classifier = Classifier.load(bundle_dir, device="cpu", threads=threads)
+    results = classifier.classify_texts([classifier.describe(r.tree) for r in records])
+    predicted = [[int(name in result.labels) for name in LABELS] for result in results]
+    return multilabel_metrics(np.array([r.labels for r in records]), np.array(predicted))["macro_f1"]
+
+
+def check_gate(
+    candidate: Path, target: Path, records: list[Record], force: bool, threads: int | None
+) -> dict | None:
+    """Refuse to replace a bundle that scores higher macro-F1 on the same held-out records.
+
+    Retraining on feedback must never make the shipped answers worse unnoticed. Returns
+    both scores (None when nothing usable is installed, so nothing to compare); raises
+    StageError when the candidate is lower, unless ``force``, which installs with a warning.
+    """
+    if not records:
+        raise StageError("no held-out (test split) records to compare the bundles on; add labelled data")
+    try:
+        load_bundle(target)
+    except BundleError as error:
+        log.info(
+            "export: nothing usable installed at %s (%s); installing without a comparison", target, error
+        )
+        return None
+    scores = {
+        "candidate": held_out_macro_f1(candidate, records, threads),
+        "installed": held_out_macro_f1(target, records, threads),
+        "records": len(records),
+    }
+    drop = scores["installed"] - scores["candidate"]
+    log.info(
+        "export: held-out macro-F1 on %d records: candidate %.4f, installed %.4f",
+        len(records), scores["candidate"], scores["installed"],
+    )  # fmt: skip
+    if drop > 0:
+        what = (
+            f"the new bundle scores macro-F1 {scores['candidate']:.4f} on the {len(records)} held-out test "
+            f"records, {drop:.4f} below the installed bundle's {scores['installed']:.4f} ({target})"
+        )
+        if not force:
+            raise StageError(f"{what}; not installed. Pass --force to install it anyway")
+        log.warning("export: WARNING: --force: installing although %s", what)
+    return scores
+
+
 def install(bundle_dir: Path, target: Path) -> None:
     """Replace ``target`` with a verified copy of ``bundle_dir``."""
     load_bundle(bundle_dir)
@@ -321,6 +371,7 @@ def run(config: ExportConfig) -> Path:
     size = sum(p.stat().st_size for p in int8_dir.iterdir())
     log.info("export: bundle %s (%.1f MB)", int8_dir, size / 1e6)
     if config.install:
+        check_gate(int8_dir, config.install_dir, splits["test"], config.force, config.threads)
         install(int8_dir, config.install_dir)
     return int8_dir
 

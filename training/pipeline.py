@@ -83,6 +83,7 @@ def run(config: AllConfig, preset: str | Path | None) -> Path:
         metrics=ev.output_dir / "metrics.json",
         install=config.install,
         install_dir=config.install_dir,
+        force=config.force,
         overwrite_output_dir=True,
         threads=config.threads,
         **common,
