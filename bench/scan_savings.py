@@ -1,18 +1,20 @@
-"""How much semgrep time the suggested query set saves, and what it misses.
+"""How much semgrep time the suggested query set saves, like for like, and what it misses.
 
-On six fixture projects of different kinds (bench/scan_fixtures.py: Flask, Django,
-React/TypeScript, Express, Terraform/Kubernetes, Android), semgrep runs with every rule of
-one catalog and with the set `treelens suggest` keeps, alternating, several times each in
-the same process; the table gives rules kept / total, the median wall time of each run
-and their ratio, findings of each, and every finding the suggested set missed.
+Three arms on each project, every one written the same way (one merged JSON rules file,
+the fastest form semgrep reads, with semgrep's own check ids): every rule of the catalog,
+the languages-present filter (every rule whose language occurs in the project: the ten
+lines a user would write first) and the set `treelens suggest` keeps. They run
+interleaved, ``--reps`` times each, in one process; the table gives rules, the median
+wall time of each arm, the speed-ups against every rule and Treelens against the filter,
+findings of each, and every finding a selection missed. Any config error semgrep reports
+is printed: an invalid config cannot pass unnoticed.
 
-The catalog is real semgrep rules where this machine has them: njsscan's Node.js rules
-and mobsfscan's Android/iOS rules (the `bench` extra installs both), plus rules written
-for Treelens covering the semgrep-rules index's languages and technologies
-(bench/rules/, tests/fixtures/querysets/rules/); the public semgrep-rules collection
-itself cannot be fetched here.
+Projects: real repositories given as paths (``--repo PATH``, repeatable; fetched outside
+this repository) or, without any, the six fixture projects of bench/scan_fixtures.py.
+Catalog: a semgrep rules folder (``--catalog``, e.g. a semgrep-rules checkout) or, without
+one, the rules shipped here and by njsscan/mobsfscan (the `bench` extra).
 
-    python bench/scan_savings.py [--reps 3] [--no-model] [--project NAME ...] [--json FILE]
+    python bench/scan_savings.py [--repo PATH ...] [--catalog RULES_DIR] [--reps 3] [--no-model] [--json FILE]
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from bench.scan_fixtures import PROJECTS, write_project
 from daemon.scan import scan
 from model.input import analyze
 from model.querysets import load_catalog, model_labels, suggest
-from model.querysets.compare import Finding, run_semgrep, semgrep_command
+from model.querysets.compare import Finding, run_semgrep, semgrep_command, write_arms
 
 ROOT = Path(__file__).resolve().parents[1]
 OWN_RULES = {
@@ -84,14 +86,17 @@ def machine() -> str:
     )
 
 
-def measure(name: str, root: Path, catalog_dir: Path, reps: int, use_model: bool) -> dict:
-    """Both runs ``reps`` times, alternating which goes first; medians and missed findings."""
-    project = write_project(name, root)
+ARMS = ("all", "languages", "suggested")
+
+
+def measure(name: str, project: Path, root: Path, catalog_dir: Path, reps: int, use_model: bool) -> dict:
+    """The three arms ``reps`` times each, rotating which goes first; medians, findings, misses."""
     catalog = load_catalog("semgrep", catalog_dir)
-    tree = scan(project, use_git=False).tree
+    tree = scan(project).tree
+    analysis = analyze(tree)
     labels = model_labels(tree) if use_model else None
     query_set = suggest(
-        analyze(tree),
+        analysis,
         "semgrep",
         catalog,
         labels.probabilities if labels else None,
@@ -99,66 +104,96 @@ def measure(name: str, root: Path, catalog_dir: Path, reps: int, use_model: bool
         note=labels.note if labels else "",
         name=name,
     )
-    merged = root / f"{name}-suggested"
-    merged.mkdir()
-    (merged / query_set.config["fileName"]).write_text(query_set.config["text"], encoding="utf-8")
-    times: dict[str, list[float]] = {"all": [], "suggested": []}
-    findings: dict[str, set[Finding]] = {"all": set(), "suggested": set()}
+    folder = root / f"{name}-configs"
+    folder.mkdir()
+    configs = write_arms(folder, catalog, query_set, analysis)
+    times: dict[str, list[float]] = {arm: [] for arm in ARMS}
+    findings: dict[str, set[Finding]] = {arm: set() for arm in ARMS}
     errors: set[str] = set()
-    runs = {
-        "all": lambda: run_semgrep(".", catalog_dir, project, len(catalog)),
-        "suggested": lambda: run_semgrep(
-            query_set.config["fileName"], merged, project, len(query_set.selected)
-        ),
-    }
     for rep in range(reps):
-        for which in ("all", "suggested") if rep % 2 == 0 else ("suggested", "all"):
-            run = runs[which]()
-            times[which].append(run.seconds)
-            findings[which] |= set(run.findings)
-            errors |= set(run.errors)
-    missed = sorted(findings["all"] - findings["suggested"])
+        for arm in ARMS[rep % 3 :] + ARMS[: rep % 3]:
+            config, rules = configs[arm]
+            if not rules:
+                times[arm].append(0.0)
+                continue
+            run = run_semgrep(config.name, folder, project, rules)
+            times[arm].append(run.seconds)
+            findings[arm] |= set(run.findings)
+            errors |= {f"{arm}: {e}" for e in run.errors}
+    medians = {arm: statistics.median(times[arm]) for arm in ARMS}
     return {
         "project": name,
+        "path": str(project),
         "files": len(tree.files),
-        "languages": list(analyze(tree).languages),
+        "languages": list(analysis.languages),
         "basis": query_set.basis,
         "note": query_set.note,
-        "kept": len(query_set.selected),
-        "total": len(catalog),
-        "allSeconds": statistics.median(times["all"]),
-        "suggestedSeconds": statistics.median(times["suggested"]),
+        "rules": {arm: configs[arm][1] for arm in ARMS},
+        "seconds": medians,
         "times": times,
-        "findingsAll": len(findings["all"]),
-        "findingsSuggested": len(findings["suggested"]),
-        "missed": [f.to_json() | {"reason": query_set.reasons.get(f.rule, "")} for f in missed],
+        "findings": {arm: len(findings[arm]) for arm in ARMS},
+        "missed": [
+            f.to_json() | {"reason": query_set.reasons.get(f.rule, "")}
+            for f in sorted(findings["all"] - findings["suggested"])
+        ],
+        "languagesMissed": len(findings["all"] - findings["languages"]),
         "errors": sorted(errors),
     }
 
 
+def _ratio(slow: float, fast: float) -> float:
+    return slow / fast if fast else float("inf")
+
+
 def table(rows: list[dict]) -> str:
     lines = [
-        "| project | files | rules kept / total | all rules, median s | suggested, median s | time ratio |"
-        " findings all / suggested | missed |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| project | files | rules all / languages / Treelens | all rules, s | languages present |"
+        " Treelens | Treelens vs languages | findings all / languages / Treelens | Treelens missed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(
-            f"| {r['project']} | {r['files']} | {r['kept']} / {r['total']} ({r['kept'] / r['total']:.0%}) |"
-            f" {r['allSeconds']:.2f} | {r['suggestedSeconds']:.2f} | "
-            f"{r['allSeconds'] / r['suggestedSeconds']:.2f}x |"
-            f" {r['findingsAll']} / {r['findingsSuggested']} | {len(r['missed'])} |"
-        )
+        sec, rules, found = r["seconds"], r["rules"], r["findings"]
+        cells = [
+            r["project"],
+            str(r["files"]),
+            f"{rules['all']} / {rules['languages']} / {rules['suggested']}",
+            f"{sec['all']:.2f}",
+            f"{_ratio(sec['all'], sec['languages']):.2f}x",
+            f"{_ratio(sec['all'], sec['suggested']):.2f}x",
+            f"{_ratio(sec['languages'], sec['suggested']):.2f}x",
+            f"{found['all']} / {found['languages']} / {found['suggested']}",
+            str(len(r["missed"])),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def summary(rows: list[dict]) -> str:
+    """Findings kept and median speed-ups across the projects."""
+    total = sum(r["findings"]["all"] for r in rows)
+    missed = sum(len(r["missed"]) for r in rows)
+    kept = 100.0 * (total - missed) / total if total else 100.0
+    speedup = statistics.median(_ratio(r["seconds"]["all"], r["seconds"]["suggested"]) for r in rows)
+    filter_speedup = statistics.median(_ratio(r["seconds"]["all"], r["seconds"]["languages"]) for r in rows)
+    versus = statistics.median(_ratio(r["seconds"]["languages"], r["seconds"]["suggested"]) for r in rows)
+    return (
+        f"Treelens kept {total - missed} of {total} all-rules findings ({kept:.2f} %); median speed-up "
+        f"{speedup:.2f}x over every rule, {filter_speedup:.2f}x for the languages-present filter, "
+        f"Treelens {versus:.2f}x the filter"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--reps", type=int, default=3, help="runs of each set per project (median; default 3)"
+        "--reps", type=int, default=3, help="runs of each arm per project (median; default 3)"
     )
     parser.add_argument(
-        "--project", action="append", choices=sorted(PROJECTS), help="only these (repeatable)"
+        "--repo", type=Path, action="append", help="a real project folder to scan (repeatable)"
+    )
+    parser.add_argument("--catalog", type=Path, help="a semgrep rules folder (default: the bundled rules)")
+    parser.add_argument(
+        "--project", action="append", choices=sorted(PROJECTS), help="only these fixture projects"
     )
     parser.add_argument(
         "--no-model", action="store_true", help="suggest from languages and technologies alone"
@@ -168,21 +203,31 @@ def main() -> int:
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory(prefix="treelens-scan-savings-") as tmp:
         root = Path(tmp)
-        catalog_dir = root / "catalog"
-        sources = build_catalog(catalog_dir)
+        if args.catalog:
+            catalog_dir = args.catalog.resolve()
+            sources = [str(catalog_dir)]
+        else:
+            catalog_dir = root / "catalog"
+            sources = build_catalog(catalog_dir)
         print(f"catalog: {len(load_catalog('semgrep', catalog_dir))} rules from {', '.join(sources)}")
+        if args.repo:
+            projects = {repo.resolve().name: repo.resolve() for repo in args.repo}
+        else:
+            projects = {name: write_project(name, root) for name in args.project or list(PROJECTS)}
         rows = []
-        for name in args.project or list(PROJECTS):
-            row = measure(name, root, catalog_dir, args.reps, not args.no_model)
+        for name, project in projects.items():
+            row = measure(name, project, root, catalog_dir, args.reps, not args.no_model)
+            sec = row["seconds"]
             print(
-                f"{name}: {row['kept']}/{row['total']} rules, {row['allSeconds']:.2f} s vs "
-                f"{row['suggestedSeconds']:.2f} s, {len(row['missed'])} missed",
+                f"{name}: all {sec['all']:.2f} s, languages {sec['languages']:.2f} s, Treelens "
+                f"{sec['suggested']:.2f} s, {len(row['missed'])} missed",
                 file=sys.stderr,
             )
             rows.append(row)
     print(f"basis: {rows[0]['basis']}" + (f" ({rows[0]['note']})" if rows[0]["note"] else ""))
-    print(f"{args.reps} runs of each set per project, alternating order; medians\n")
+    print(f"every arm one merged JSON rules file; {args.reps} runs of each per project, rotating; medians\n")
     print(table(rows))
+    print("\n" + summary(rows))
     for row in rows:
         for miss in row["missed"]:
             print(

@@ -227,7 +227,9 @@ def cmd_scan_compare(args: argparse.Namespace) -> int:
         note=labels.note,
         name=result.root.name,
     )
-    comparison = compare(result.root, catalog, query_set, semgrep=args.semgrep, timeout=args.timeout)
+    comparison = compare(
+        result.root, catalog, query_set, analysis, semgrep=args.semgrep, timeout=args.timeout
+    )
     if args.json:
         print(json.dumps(comparison.to_json(), indent=2, ensure_ascii=False))
     else:
@@ -433,7 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     suggest_cmd.set_defaults(run=cmd_suggest)
 
     compare_cmd = commands.add_parser(
-        "scan-compare", help="run semgrep with every rule, then the suggested set; list missed findings"
+        "scan-compare",
+        help="semgrep with every rule, the languages-present filter and the suggested set, each one merged "
+        "JSON rules file; times, findings, every missed finding",
     )
     _add_query_set_options(compare_cmd)
     compare_cmd.add_argument(

@@ -34,8 +34,8 @@ def test_semgrep_merged_config_holds_the_selected_rules_under_their_check_ids(fl
     catalog = load_catalog("semgrep", RULES)
     result = suggest(analysis_of(flask_app), "semgrep", catalog)
     config = result.config
-    assert config["format"] == "semgrep-rules" and config["args"] == ["--config", "treelens-semgrep.yml"]
-    rules = yaml.safe_load(config["text"])["rules"]
+    assert config["format"] == "semgrep-rules" and config["args"] == ["--config", "treelens-semgrep.json"]
+    rules = json.loads(config["text"])["rules"]
     assert [r["id"] for r in rules] == [q.id for q in result.selected]
     nginx = next(r for r in rules if r["id"] == "generic.nginx.security.insecure-ssl-version")
     assert nginx["paths"] == {"include": ["*.conf", "*.vhost", "sites-available/*", "sites-enabled/*"]}

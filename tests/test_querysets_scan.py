@@ -49,9 +49,15 @@ def test_suggested_set_is_smaller_and_misses_nothing(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     report = scan_compare(capsys, copy_project(name, tmp_path), RULES)
-    assert report["all"]["rules"] == 23
-    assert 0 < report["suggested"]["rules"] < report["all"]["rules"]
-    assert report["all"]["errors"] == [] and report["suggested"]["errors"] == []
+    assert report["all"]["rules"] == 23 and report["form"] == "one merged JSON rules file per arm"
+    assert 0 < report["suggested"]["rules"] <= report["languagesPresent"]["rules"] < report["all"]["rules"]
+    assert (
+        report["all"]["errors"] == report["languagesPresent"]["errors"] == report["suggested"]["errors"] == []
+    )
+    assert (
+        report["languagesMissed"] == []
+        and report["languagesPresent"]["findings"] == report["all"]["findings"]
+    )
     assert report["all"]["findings"] > 0
     assert report["missed"] == []
     assert report["suggested"]["findings"] == report["all"]["findings"]
@@ -87,3 +93,48 @@ def test_missed_findings_are_listed_one_by_one(tmp_path: Path, capsys: pytest.Ca
         "technology aws-lambda not detected"
     )
     assert report["suggested"]["findings"] == report["all"]["findings"] - 1
+
+
+def test_rules_that_share_an_id_make_a_config_semgrep_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two rule files of one folder declaring the same id (as semgrep-rules' csharp ssrf
+    rules do): the written config keeps semgrep's id for both, semgrep accepts it without a
+    config error, and both rules report their finding."""
+    rules = tmp_path / "rules" / "python" / "lang" / "security"
+    rules.mkdir(parents=True)
+    for stem, call in (("eval-call", "eval"), ("exec-call", "exec")):
+        (rules / f"{stem}.yaml").write_text(
+            "rules:\n"
+            "  - id: dangerous-call\n"
+            "    languages: [python]\n"
+            "    severity: WARNING\n"
+            f"    message: {call} of untrusted input\n"
+            f"    pattern: {call}(...)\n"
+            "    metadata: {category: security}\n"
+        )
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "main.py").write_text("import sys\neval(sys.argv[1])\nexec(sys.argv[2])\n")
+    out = tmp_path / "treelens-semgrep.json"
+    code = main(["suggest", str(project), "--engine", "semgrep", "--catalog", str(tmp_path / "rules")])
+    code = main(
+        [
+            "suggest",
+            str(project),
+            "--engine",
+            "semgrep",
+            "--catalog",
+            str(tmp_path / "rules"),
+            "--out",
+            str(out),
+        ]
+    )
+    capsys.readouterr()
+    assert code == 0
+    config = json.loads(out.read_text())
+    assert [r["id"] for r in config["rules"]] == ["python.lang.security.dangerous-call"] * 2
+    report = scan_compare(capsys, project, tmp_path / "rules")
+    assert report["suggested"]["errors"] == [] and report["all"]["errors"] == []
+    assert report["suggested"]["findings"] == report["all"]["findings"] == 2
+    assert report["missed"] == []

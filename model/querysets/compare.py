@@ -1,10 +1,15 @@
-"""A real scan comparison: semgrep with every rule of a rules folder, then with the
-suggested set, on the same project; wall time, rules, findings, and every finding the
-suggested set missed.
+"""A real scan comparison, like for like: semgrep on the same project with three rule
+sets, each written the same way (one merged JSON rules file, the fastest form semgrep
+reads), so the times differ by the selection alone:
 
-semgrep runs offline: local configs only, metrics and the version check off. Both runs
-report identical check ids: the full run uses ``--config .`` inside the rules folder,
-the suggested run a merged rules file whose rule ids are those check ids.
+- every rule of the catalog;
+- the languages-present filter: every rule whose language occurs in the project (by file
+  extension, or a rule for any language), the ten lines a user would write first;
+- the set Treelens suggests.
+
+It reports wall time, rules and findings of each, and every finding of the full run that
+a selection missed. semgrep runs offline: local configs only, metrics and the version
+check off. Every arm reports semgrep's own check ids (model/querysets/semgrep.py).
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model.querysets.catalog import Catalog
+from model.input import Analysis
+from model.querysets import semgrep as semgrep_rules
+from model.querysets.catalog import Catalog, Query
+from model.querysets.policy import Policy
 from model.querysets.suggest import QuerySet
 
 SEMGREP_ENV = {"SEMGREP_SEND_METRICS": "off", "SEMGREP_ENABLE_VERSION_CHECK": "0"}
@@ -76,10 +84,11 @@ class SemgrepRun:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Every rule vs the suggested set on one project."""
+    """Every rule, the languages-present filter and the suggested set on one project."""
 
     project: str
     all_rules: SemgrepRun
+    languages: SemgrepRun
     suggested: SemgrepRun
     query_set: QuerySet
 
@@ -89,25 +98,36 @@ class Comparison:
         return sorted(set(self.all_rules.findings) - set(self.suggested.findings))
 
     @property
+    def languages_missed(self) -> list[Finding]:
+        return sorted(set(self.all_rules.findings) - set(self.languages.findings))
+
+    @property
     def time_ratio(self) -> float:
-        return self.all_rules.seconds / self.suggested.seconds if self.suggested.seconds else float("inf")
+        return _ratio(self.all_rules.seconds, self.suggested.seconds)
+
+    @property
+    def languages_ratio(self) -> float:
+        return _ratio(self.all_rules.seconds, self.languages.seconds)
 
     def summary_lines(self) -> list[str]:
-        """Both runs side by side and every missed finding, one per line."""
-        a, s = self.all_rules, self.suggested
+        """The three runs side by side and every missed finding, one per line."""
+        a, lang, s = self.all_rules, self.languages, self.suggested
         lines = [
-            f"{self.project}: semgrep, every rule vs the suggested set ({self.query_set.basis})",
-            f"  every rule:    {a.rules:5d} rules  {a.seconds:7.2f} s  {len(a.findings):4d} findings",
-            f"  suggested set: {s.rules:5d} rules  {s.seconds:7.2f} s  {len(s.findings):4d} findings"
-            f"  ({self.time_ratio:.2f}x faster)",
+            f"{self.project}: semgrep, each arm one merged JSON rules file ({self.query_set.basis})",
+            f"  every rule:         {a.rules:5d} rules  {a.seconds:7.2f} s  {len(a.findings):4d} findings",
+            f"  languages present:  {lang.rules:5d} rules  {lang.seconds:7.2f} s  {len(lang.findings):4d} "
+            f"findings  ({self.languages_ratio:.2f}x faster)",
+            f"  Treelens:           {s.rules:5d} rules  {s.seconds:7.2f} s  {len(s.findings):4d} findings"
+            f"  ({self.time_ratio:.2f}x faster; {_ratio(lang.seconds, s.seconds):.2f}x the languages arm)",
         ]
-        for name, run in (("every rule", a), ("suggested set", s)):
+        for name, run in (("every rule", a), ("languages present", lang), ("Treelens", s)):
             lines += [f"  {name} error: {e}" for e in run.errors]
         missed = self.missed
-        lines.append(f"  missed by the suggested set: {len(missed) or 'none'}")
+        lines.append(f"  missed by Treelens: {len(missed) or 'none'}")
         for f in missed:
             why = self.query_set.reasons.get(f.rule, "")
             lines.append(f"    {f.path}:{f.line}:{f.column} {f.rule}" + (f" (dropped: {why})" if why else ""))
+        lines.append(f"  missed by the languages-present filter: {len(self.languages_missed) or 'none'}")
         return lines
 
     def to_json(self) -> dict[str, Any]:
@@ -116,12 +136,34 @@ class Comparison:
             "catalog": self.query_set.catalog.source,
             "basis": self.query_set.basis,
             "note": self.query_set.note,
+            "form": "one merged JSON rules file per arm",
             "all": self.all_rules.to_json(),
+            "languagesPresent": self.languages.to_json(),
             "suggested": self.suggested.to_json(),
             "timeRatio": round(self.time_ratio, 3),
+            "languagesRatio": round(self.languages_ratio, 3),
+            "suggestedVsLanguages": round(_ratio(self.languages.seconds, self.suggested.seconds), 3),
             "missed": [f.to_json() for f in self.missed],
             "reasons": {f.rule: self.query_set.reasons.get(f.rule, "") for f in self.missed},
+            "languagesMissed": [f.to_json() for f in self.languages_missed],
         }
+
+
+def _ratio(slow: float, fast: float) -> float:
+    return slow / fast if fast else float("inf")
+
+
+def languages_present(catalog: Catalog, analysis: Analysis, policy: Policy) -> list[Query]:
+    """Every rule whose language occurs in the project by file extension (names mapped the
+    way the policy maps them: js -> javascript), plus rules for any language (generic,
+    regex) and rules naming none. The simplest selection worth comparing against."""
+    present = set(analysis.languages)
+    kept = []
+    for query in catalog.queries:
+        languages = {policy.language(lang) for lang in query.languages}
+        if not languages or languages & (present | policy.generic_languages):
+            kept.append(query)
+    return kept
 
 
 def semgrep_command(semgrep: str | None = None) -> str:
@@ -223,30 +265,41 @@ def compare(
     project: Path,
     catalog: Catalog,
     query_set: QuerySet,
+    analysis: Analysis,
     *,
     semgrep: str | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
 ) -> Comparison:
-    """Run every rule of the rules-folder ``catalog``, then ``query_set``, on ``project``."""
+    """Run every rule of the rules-folder ``catalog``, the languages-present filter and
+    ``query_set`` on ``project``, each as one merged JSON rules file."""
     if catalog.kind != "rules":
         raise ValueError(
             f"{catalog.source} is a rules index without rule bodies; scan-compare needs a rules folder"
         )
-    all_rules = run_semgrep(
-        ".", Path(catalog.source), project, len(catalog), semgrep=semgrep, timeout=timeout
-    )
-    with tempfile.TemporaryDirectory(prefix="treelens-suggested-") as folder:
-        config = query_set.config
-        (Path(folder) / config["fileName"]).write_text(config["text"], encoding="utf-8")
-        if query_set.selected:
-            suggested = run_semgrep(
-                config["fileName"],
-                Path(folder),
-                project,
-                len(query_set.selected),
-                semgrep=semgrep,
-                timeout=timeout,
+    runs = {}
+    with tempfile.TemporaryDirectory(prefix="treelens-compare-") as folder:
+        for name, (config, rules) in write_arms(Path(folder), catalog, query_set, analysis).items():
+            runs[name] = (
+                run_semgrep(config.name, Path(folder), project, rules, semgrep=semgrep, timeout=timeout)
+                if rules
+                else SemgrepRun(rules=0, seconds=0.0, findings=())  # semgrep refuses an empty config
             )
-        else:  # nothing to run: semgrep refuses an empty config
-            suggested = SemgrepRun(rules=0, seconds=0.0, findings=())
-    return Comparison(str(project), all_rules, suggested, query_set)
+    return Comparison(str(project), runs["all"], runs["languages"], runs["suggested"], query_set)
+
+
+def write_arms(
+    folder: Path, catalog: Catalog, query_set: QuerySet, analysis: Analysis
+) -> dict[str, tuple[Path, int]]:
+    """The merged JSON config of each arm ("all", "languages", "suggested") in ``folder``,
+    with its rule count."""
+    arms = {
+        "all": list(catalog.queries),
+        "languages": languages_present(catalog, analysis, Policy.load()),
+        "suggested": list(query_set.selected),
+    }
+    written = {}
+    for name, queries in arms.items():
+        config = folder / f"{name}.json"
+        config.write_text(semgrep_rules.merged_rules(catalog, queries), encoding="utf-8")
+        written[name] = (config, len(queries))
+    return written

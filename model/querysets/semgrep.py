@@ -11,8 +11,9 @@ Two catalog formats:
 Query ids are semgrep's check ids: the rule id prefixed with its folder relative to the
 catalog root, dotted (``python/flask/debug.yaml`` rule ``debug`` -> ``python.flask.debug``),
 which is what ``semgrep --config .`` run inside the rules folder reports. The config for
-a rules folder is one merged rules file whose rules carry those ids, so both runs report
+a rules folder is one merged JSON rules file whose rules carry those ids, so both report
 identical check ids; for the index it is the list of selected rule files.
+Every arm of a scan comparison is such a merged file (model/querysets/compare.py).
 """
 
 from __future__ import annotations
@@ -36,10 +37,9 @@ from model.querysets.catalog import (
 )
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 RULE_SUFFIXES = (".yaml", ".yml")
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
-MERGED_FILE_NAME = f"{OUTPUT_PREFIX}semgrep.yml"  # left out of the tree (model/filters.py)
+MERGED_FILE_NAME = f"{OUTPUT_PREFIX}semgrep.json"  # left out of the tree (model/filters.py)
 PATHS_FILE_NAME = f"{OUTPUT_PREFIX}semgrep-rules.txt"  # left out of the tree (model/filters.py)
 
 
@@ -170,10 +170,21 @@ def _index_query(line: str, where: str) -> Query:
     )
 
 
+def semgrep_id(query: Query) -> str:
+    """The check id semgrep reports for a rule. Unlike ``query.id`` it may repeat (two rule
+    files of one folder can declare the same id): semgrep accepts that, while the '@' that
+    makes catalog ids unique breaks its rule schema."""
+    return check_id(query.source, query.name)
+
+
 def merged_rules(catalog: Catalog, selected: list[Query]) -> str:
-    """One rules file holding the selected rules, each under its check id."""
-    rules = [{**catalog.rules[q.id], "id": q.id} for q in selected]
-    return yaml.dump({"rules": rules}, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, width=1 << 16)
+    """One JSON rules file holding the selected rules, each under its semgrep check id.
+
+    JSON, because semgrep reads a config mostly by parsing it: one JSON file loads about
+    10x faster than the same rules as YAML, and a rules folder is slower still.
+    """
+    rules = [{**catalog.rules[q.id], "id": semgrep_id(q)} for q in selected]
+    return json.dumps({"rules": rules}, ensure_ascii=False) + "\n"
 
 
 def config(catalog: Catalog, selected: list[Query]) -> dict[str, Any]:
