@@ -6,7 +6,8 @@ rendered within each budget by the bundle's own tokenizer):
 - ONNX int8: the shipped bundle, run by Treelens' runtime (tokenize, pad to the bucket,
   ONNX Runtime, sigmoid) exactly as the daemon runs it;
 - ONNX fp32: the same export before quantization (``<run>/export/bundle-fp32``);
-- PyTorch eager: the same weights in stock transformers (``<run>/finetune/model``),
+- PyTorch eager: the same weights in stock transformers (``<run>/finetune/model``, plus
+  the wide path of ``<run>/finetune/wide.npz`` in torch when the model has one),
   tokenize + forward, the baseline the budget is stated against.
 
 Prints median and p95 milliseconds per classification, the speed-ups against eager,
@@ -118,6 +119,8 @@ def main() -> int:
     from transformers import LongformerForSequenceClassification
     from transformers.utils import logging as transformers_logging
 
+    from training import wide
+
     transformers_logging.set_verbosity_error()
     torch.set_num_threads(THREADS)
     fp32_dir, torch_dir = args.run_dir / "export" / "bundle-fp32", args.run_dir / "finetune" / "model"
@@ -127,6 +130,7 @@ def main() -> int:
     int8 = Classifier.load(args.bundle, device="cpu", threads=THREADS)
     fp32 = Classifier.load(fp32_dir, device="cpu", threads=THREADS)
     eager = LongformerForSequenceClassification.from_pretrained(torch_dir).eval()
+    wide_path = wide.load(torch_dir.parent)  # the wide path beside the Longformer, when it has one
     thresholds = np.array([int8.thresholds[name] for name in int8.labels])
 
     def onnx_run(classifier: Classifier) -> Callable[[list[int]], np.ndarray]:
@@ -137,11 +141,13 @@ def main() -> int:
         return run
 
     def eager_run(ids: list[int]) -> np.ndarray:
+        input_ids, mask = torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long)
         with torch.no_grad():
-            logits = eager(
-                input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long)
-            )
-        return torch.sigmoid(logits.logits)[0].numpy()
+            logits = eager(input_ids=input_ids, attention_mask=mask).logits
+            if wide_path is not None:
+                head, weight = wide_path
+                logits = (1.0 - weight) * logits + weight * head(input_ids, mask)
+        return torch.sigmoid(logits)[0].numpy()
 
     engines = {"onnx-int8": onnx_run(int8), "onnx-fp32": onnx_run(fp32), "pytorch-eager": eager_run}
     results: dict = {"machine": machine(), "bundle": str(args.bundle), "version": int8.version, "lengths": {}}

@@ -300,3 +300,22 @@ def test_a_malformed_policy_file_is_named(tmp_path: Path) -> None:
     bad.write_text("version: 2\n")
     with pytest.raises(PolicyError, match="version: 1"):
         Policy.load(bad)
+
+
+def test_evidence_files_count_at_any_depth() -> None:
+    """A monorepo's workflow under backend/.github/workflows/ is GitHub Actions evidence as
+    much as one at the root (a miss found by the bench on a real repository)."""
+    actions = Query(
+        id="yaml.github-actions.security.run-shell-injection",
+        engine="semgrep",
+        languages=("yaml",),
+        technologies=("github-actions",),
+    )
+    catalog = Catalog(engine="semgrep", source="test", kind="index", queries=(actions,))
+    for workflow in (".github/workflows/ci.yml", "backend/.github/workflows/ci.yml"):
+        nested = analyze(ProjectTree.from_paths(["backend/app.py", workflow]))
+        assert suggest(nested, "semgrep", catalog).selected == [actions], workflow
+    elsewhere = analyze(ProjectTree.from_paths(["backend/app.py", "backend/workflows/ci.yml"]))
+    assert (
+        "technology github-actions not detected" in suggest(elsewhere, "semgrep", catalog).reasons[actions.id]
+    )

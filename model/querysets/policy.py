@@ -35,6 +35,19 @@ class PolicyError(Exception):
     """The policy file is missing or malformed; the message names the key at fault."""
 
 
+def at_any_depth(patterns: Iterable[str]) -> tuple[str, ...]:
+    """Evidence patterns that match inside sub-projects too.
+
+    In gitignore syntax a pattern with a slash before its end (``.github/workflows/*``) is
+    anchored at the root, but a monorepo's ``backend/.github/workflows/`` or
+    ``deploy/k8s/`` is evidence all the same: such patterns get a leading ``**/``. A
+    pattern that starts with ``/`` stays anchored on purpose.
+    """
+    return tuple(
+        p if p.startswith(("/", "**/")) or "/" not in p.rstrip("/") else f"**/{p}" for p in patterns
+    )
+
+
 @lru_cache(maxsize=1024)
 def _spec(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec:
     return pathspec.GitIgnoreSpec.from_lines(patterns)
@@ -123,7 +136,7 @@ class Policy:
             name: Family(
                 name=name,
                 members=frozenset(m.lower() for m in spec["members"]),
-                files=tuple(spec.get("files", ())),
+                files=at_any_depth(spec.get("files", ())),
                 ecosystems=tuple(spec.get("ecosystems", ())),
                 languages=frozenset(spec.get("languages", ())),
             )
@@ -144,7 +157,7 @@ class Policy:
                     id_patterns=tuple(match.get("id_patterns", ())),
                     languages=frozenset(match.get("languages", ())),
                     and_cwe=frozenset(int(c) for c in spec.get("and_cwe", ())),
-                    evidence=tuple(spec.get("evidence", ())),
+                    evidence=at_any_depth(spec.get("evidence", ())),
                 )
             )
         ratio = float(data["uncertain"].get("ratio", UNCERTAIN_RATIO))
@@ -158,7 +171,7 @@ class Policy:
                 engine: {lang: tuple(eq) for lang, eq in (table or {}).items()}
                 for engine, table in data["language_equivalents"].items()
             },
-            language_files={k: tuple(v) for k, v in data.get("language_files", {}).items()},
+            language_files={k: at_any_depth(v) for k, v in data.get("language_files", {}).items()},
             generic_languages=frozenset(data["generic_languages"]),
             script_folders=frozenset(data["script_folders"]),
             technology_aliases={str(k).lower(): v for k, v in data["technology_aliases"].items()},
