@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 SYSTEMS = ("model", "wide", "wide+deep", "tf-idf baseline", "rules baseline")
 PREDICTIONS_FILE = "predictions.npz"
 SCORES = ("macro_f1", "micro_f1", "exact_match", "label_accuracy")
+WEIGHTS = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+"""Wide weights the sweep scores (0: the Longformer alone, 1: the wide path alone)."""
 
 
 def fold_indices(records: list[Record], config: CrossvalConfig) -> list[tuple[list, list, list]]:
@@ -160,6 +162,29 @@ def score_fold(y: np.ndarray, split: tuple[list, list, list], probs: dict[str, n
     return scores
 
 
+def weight_sweep(
+    y: np.ndarray, splits: list[tuple[list, list, list]], fold_probs: list[dict[str, np.ndarray]]
+) -> dict[str, dict]:
+    """Test macro-F1 (mean, std over folds) of wide+deep at several wide weights, from the
+    saved probabilities: how much each path is worth, without training again."""
+    sweep = {}
+    for weight in WEIGHTS:
+        scores = []
+        for split, probs in zip(splits, fold_probs, strict=True):
+            mixed = {
+                f"wide+deep/{part}": mix(
+                    to_logits(probs[f"model/{part}"]), to_logits(probs[f"wide/{part}"]), weight
+                )
+                for part in ("val", "test")
+            }
+            scores.append(score_fold(y, split, mixed)["wide+deep"]["macro_f1"])
+        sweep[f"{weight:g}"] = {
+            "mean": round(float(np.mean(scores)), 4),
+            "std": round(float(np.std(scores)), 4),
+        }
+    return sweep
+
+
 def summarize(per_fold: list[dict]) -> dict:
     """Mean, std (population, over folds) and per-fold values of every score and label F1."""
 
@@ -180,7 +205,7 @@ def summarize(per_fold: list[dict]) -> dict:
     return systems
 
 
-def markdown(systems: dict, folds: int, samples: int) -> str:
+def markdown(systems: dict, folds: int, samples: int, sweep: dict[str, dict]) -> str:
     lines = [
         f"# {folds}-fold cross-validation ({samples} labelled projects, mean ± std over folds)",
         "",
@@ -197,6 +222,16 @@ def markdown(systems: dict, folds: int, samples: int) -> str:
             f"{s['labels'][label]['mean']:.3f} ± {s['labels'][label]['std']:.3f}" for s in systems.values()
         )
         lines.append(f"| {label} | {cells} |")
+    if sweep:
+        lines += [
+            "",
+            "wide+deep macro-F1 by the wide path's weight (0: Longformer alone, 1: wide alone):",
+            "",
+        ]
+        lines += ["| wide weight | " + " | ".join(sweep) + " |", "|---" * (len(sweep) + 1) + "|"]
+        lines.append(
+            "| macro-F1 | " + " | ".join(f"{v['mean']:.3f} ± {v['std']:.3f}" for v in sweep.values()) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -224,7 +259,7 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
         json.dumps([[records[i].id for i in test] for _, _, test in splits], indent=1) + "\n"
     )
 
-    per_fold, oof = [], {}
+    per_fold, oof, fold_probs = [], {}, []
     for k, split in enumerate(splits):
         saved = config.output_dir / f"fold-{k}" / PREDICTIONS_FILE
         if saved.is_file():
@@ -238,6 +273,7 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
             probs = run_fold(k, records, split, ids, texts, config, preset)
             saved.parent.mkdir(parents=True, exist_ok=True)
             np.savez(saved, **probs)
+        fold_probs.append(probs)
         scores = score_fold(y, split, probs)
         for system, m in scores.items():
             log.info("crossval: fold %d %-16s macro-F1 %.3f", k + 1, system, m["macro_f1"])
@@ -248,16 +284,19 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
                     oof.setdefault(records[i].id, {"fold": k})[name.removesuffix("/test")] = p[row]
 
     systems = summarize(per_fold)
+    sweep = weight_sweep(y, splits, fold_probs) if not config.skip_model else {}
     result = {
         "folds": config.folds,
         "samples": len(records),
         "label_counts": label_counts(records),
         "systems": systems,
+        "wide_weight_sweep": sweep,
         "config": to_json(config),
         "preset": str(preset) if preset else None,
     }
     (config.output_dir / "crossval.json").write_text(json.dumps(result, indent=2) + "\n")
-    (config.output_dir / "crossval.md").write_text(markdown(systems, config.folds, len(records)))
+    report = markdown(systems, config.folds, len(records), sweep)
+    (config.output_dir / "crossval.md").write_text(report)
     with open(config.output_dir / "predictions.jsonl", "w", encoding="utf-8") as handle:
         for record in records:
             row = oof[record.id]
@@ -277,5 +316,5 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
             )
     for name, s in systems.items():
         log.info("crossval: %-16s macro-F1 %.3f ± %.3f", name, s["macro_f1"]["mean"], s["macro_f1"]["std"])
-    print(markdown(systems, config.folds, len(records)))
+    print(report)
     return result

@@ -71,6 +71,7 @@ class SemgrepRun:
     seconds: float
     findings: tuple[Finding, ...]
     errors: tuple[str, ...] = ()
+    warnings: int = 0  # semgrep's warn/info notes: unparsable files, unsupported languages
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +80,7 @@ class SemgrepRun:
             "findings": len(self.findings),
             "rulesFired": sorted({f.rule for f in self.findings}),
             "errors": list(self.errors),
+            "warnings": self.warnings,
         }
 
 
@@ -227,12 +229,16 @@ def run_semgrep(
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
         raise SemgrepError(f"semgrep failed (exit {done.returncode}): {' | '.join(tail)}") from None
     findings = tuple(sorted(_finding(r, target) for r in report.get("results", [])))
-    errors = tuple(_error(e) for e in report.get("errors", []))
+    # "warn" and "info" entries are files semgrep could not parse (templates read as HTML)
+    # or rules for languages it lacks here (Apex): counted apart, so a config error stands out
+    problems = report.get("errors", [])
+    errors = tuple(_error(e) for e in problems if e.get("level", "error") == "error")
+    warnings = len(problems) - len(errors)
     if done.returncode not in (0, 1) and not findings:
         raise SemgrepError(
             f"semgrep failed (exit {done.returncode}): {'; '.join(errors) or done.stderr[-500:]}"
         )
-    return SemgrepRun(rules=rules, seconds=seconds, findings=findings, errors=errors)
+    return SemgrepRun(rules=rules, seconds=seconds, findings=findings, errors=errors, warnings=warnings)
 
 
 def _finding(result: dict[str, Any], target: Path) -> Finding:

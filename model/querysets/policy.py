@@ -43,9 +43,7 @@ def at_any_depth(patterns: Iterable[str]) -> tuple[str, ...]:
     ``deploy/k8s/`` is evidence all the same: such patterns get a leading ``**/``. A
     pattern that starts with ``/`` stays anchored on purpose.
     """
-    return tuple(
-        p if p.startswith(("/", "**/")) or "/" not in p.rstrip("/") else f"**/{p}" for p in patterns
-    )
+    return tuple(p if p.startswith(("/", "**/")) or "/" not in p.rstrip("/") else f"**/{p}" for p in patterns)
 
 
 @lru_cache(maxsize=1024)
