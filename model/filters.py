@@ -71,7 +71,7 @@ SKIP_DIRS: frozenset[str] = frozenset(
 
 OUTPUT_PREFIX = "treelens-"
 """Files at the project root named so are Treelens' own query-set files
-(treelens-semgrep.yml, treelens-codeql.qls, ...): saving one must not change the labels."""
+(treelens-semgrep.json, treelens-codeql.qls, ...): saving one must not change the labels."""
 
 VENV_MARKER = "pyvenv.cfg"
 """A directory holding this file is a virtualenv, whatever its name."""
