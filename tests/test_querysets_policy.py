@@ -180,17 +180,19 @@ def test_a_mobile_label_readmits_android_queries(tmp_path: Path, rules: Catalog)
     tree.manifests["pom.xml"] = "<project><dependencies><dependency><artifactId>okhttp</artifactId>"
     tree.manifests["pom.xml"] += "</dependency></dependencies></project>"
     analysis = analyze(tree)
-    assert webview in suggest(analysis, "semgrep", rules).reasons, "no Android evidence, no model"
-    assert webview in suggest(analysis, "semgrep", rules, {"mobile": 0.1}).reasons
-    readmitted = suggest(analysis, "semgrep", rules, {"mobile": 0.8})
-    assert webview in {q.id for q in readmitted.selected}
-    assert readmitted.conservative[webview].startswith("mobile: model says mobile")
+    # its pattern names no Android API module, so the android tag alone cannot drop it ...
+    assert webview in {q.id for q in suggest(analysis, "semgrep", rules).selected}, "no model: kept"
+    # ... but the mobile gate can, when the model says the project is not mobile
+    assert suggest(analysis, "semgrep", rules, {"mobile": 0.1}).reasons[webview].startswith("mobile query")
+    assert webview in {q.id for q in suggest(analysis, "semgrep", rules, {"mobile": 0.8}).selected}
 
 
 def test_iac_queries_need_iac_or_iac_files(rules: Catalog, analyses: dict[str, Analysis]) -> None:
     privileged = "yaml.kubernetes.security.privileged-container"
     plain = analyze(ProjectTree.from_paths(["config/app.yaml", "main.py"]))
-    assert "technology kubernetes not detected" in suggest(plain, "semgrep", rules).reasons[privileged]
+    # `securityContext: ... privileged: true` names no Kubernetes module: without a model the
+    # tag cannot rule out that some YAML of the project holds it
+    assert privileged in {q.id for q in suggest(plain, "semgrep", rules).selected}
     assert privileged in suggest(plain, "semgrep", rules, {"iac": 0.02}).reasons
     assert suggest(plain, "semgrep", rules, {"iac": 0.02}).reasons[privileged].startswith("iac query")
     assert privileged in {q.id for q in suggest(plain, "semgrep", rules, {"iac": 0.7}).selected}
@@ -200,16 +202,30 @@ def test_iac_queries_need_iac_or_iac_files(rules: Catalog, analyses: dict[str, A
     )
 
 
-def test_unknown_frameworks_keep_framework_rules(rules: Catalog) -> None:
-    """Python code and no Python manifest: Flask may be in use, so its rules stay."""
-    debug = "python.flask.security.debug-enabled"
+def test_unknown_frameworks_keep_framework_rules() -> None:
+    """Python code and no Python manifest: Flask may be in use, so its rules stay. With a
+    manifest that lists other packages, a flask rule whose patterns name flask (or whose
+    body is unknown, as in the index) is dropped; one whose patterns name no library
+    (`$APP.run(debug=True)` fits any app object) is kept: its tag cannot rule out a match."""
+    named = Query(
+        id="flask.named", engine="semgrep", languages=("python",), technologies=("flask",),
+        patterns='{"pattern": "flask.render_template_string(...)"}',
+    )  # fmt: skip
+    indexed = Query(id="flask.indexed", engine="semgrep", languages=("python",), technologies=("flask",))
+    anonymous = Query(
+        id="flask.anonymous", engine="semgrep", languages=("python",), technologies=("flask",),
+        patterns='{"pattern": "$app.run(..., debug=true, ...)"}',
+    )  # fmt: skip
+    catalog = Catalog(engine="semgrep", source="test", kind="index", queries=(named, indexed, anonymous))
     scripts = analyze(ProjectTree.from_paths(["serve.py", "Dockerfile"]))
-    result = suggest(scripts, "semgrep", rules)
-    assert debug in {q.id for q in result.selected}
-    assert "no pypi manifest, frameworks unknown" in result.conservative[debug]
+    result = suggest(scripts, "semgrep", catalog)
+    assert [q.id for q in result.selected] == ["flask.named", "flask.indexed", "flask.anonymous"]
+    assert "no pypi manifest, frameworks unknown" in result.conservative["flask.named"]
     declared = ProjectTree.from_paths(["serve.py", "requirements.txt"])
     declared.manifests["requirements.txt"] = "click\n"
-    assert debug in suggest(analyze(declared), "semgrep", rules).reasons
+    result = suggest(analyze(declared), "semgrep", catalog)
+    assert set(result.reasons) == {"flask.named", "flask.indexed"}
+    assert [q.id for q in result.selected] == ["flask.anonymous"]
 
 
 def test_paths_include_decides_generic_rules(rules: Catalog) -> None:

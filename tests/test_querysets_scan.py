@@ -66,33 +66,72 @@ def test_suggested_set_is_smaller_and_misses_nothing(
 
 
 def test_missed_findings_are_listed_one_by_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A rule tagged with a framework the project lacks, matching plain code: dropped, and
+    """A bash rule on an extension-less shell script (semgrep reads the shebang, the policy
+    sees only names: the `mvnw` miss of the real-repository bench): dropped, and
     scan-compare names each finding it would have made."""
     rules = tmp_path / "rules"
     shutil.copytree(RULES, rules)
-    mistagged = rules / "python" / "aws-lambda" / "security" / "shell-output.yaml"
-    mistagged.parent.mkdir(parents=True)
-    mistagged.write_text(
+    shell = rules / "bash" / "lang" / "correctness" / "unquoted-expansion.yaml"
+    shell.parent.mkdir(parents=True)
+    shell.write_text(
         "rules:\n"
-        "  - id: shell-output\n"
-        "    languages: [python]\n"
+        "  - id: unquoted-expansion\n"
+        "    languages: [bash]\n"
         "    severity: WARNING\n"
-        "    message: check_output with shell=True\n"
-        "    pattern: subprocess.check_output(..., shell=True)\n"
+        "    message: rm of an unquoted expansion\n"
+        "    pattern: rm -rf $X\n"
         "    metadata:\n"
-        "      category: security\n"
-        "      technology: [aws-lambda]\n"
+        "      category: correctness\n"
     )
-    report = scan_compare(capsys, copy_project("flask_app", tmp_path), rules)
+    project = copy_project("flask_app", tmp_path)
+    (project / "cleanup").write_text("#!/bin/sh\nrm -rf $1\n")
+    (project / "cleanup").chmod(0o755)
+    report = scan_compare(capsys, project, rules)
     missed = report["missed"]
     assert [(m["rule"], m["path"], m["line"]) for m in missed] == [
-        ("python.aws-lambda.security.shell-output", "app.py", 17)
+        ("bash.lang.correctness.unquoted-expansion", "cleanup", 2)
     ]
-    assert missed[0]["message"] == "check_output with shell=True"
-    assert report["reasons"]["python.aws-lambda.security.shell-output"].startswith(
-        "technology aws-lambda not detected"
-    )
+    assert missed[0]["message"] == "rm of an unquoted expansion"
+    assert report["reasons"]["bash.lang.correctness.unquoted-expansion"] == "language bash not in the project"
     assert report["suggested"]["findings"] == report["all"]["findings"] - 1
+
+
+def test_rules_naming_no_library_are_not_gated_on_their_tag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """semgrep-rules' i18next rules are tagged react but match `i18n.t('...')` of any
+    library: on a NestJS-style app without React they fire, so they are kept. A react rule
+    whose patterns import react stays gated."""
+    rules = tmp_path / "rules" / "typescript" / "react"
+    rules.mkdir(parents=True)
+    (rules / "i18n-key.yaml").write_text(
+        "rules:\n"
+        "  - id: i18n-key-format\n"
+        "    languages: [typescript, javascript]\n"
+        "    severity: WARNING\n"
+        "    message: translation key format\n"
+        "    patterns:\n"
+        "      - pattern: $I18N.t('$KEY')\n"
+        "      - metavariable-regex: {metavariable: $I18N, regex: (^i18n|i18next$)}\n"
+        "    metadata: {category: portability, technology: [react, i18next]}\n"
+        "  - id: react-import-only\n"
+        "    languages: [typescript]\n"
+        "    severity: WARNING\n"
+        "    message: uses react\n"
+        "    patterns:\n"
+        "      - pattern-inside: import $R from 'react'; ...\n"
+        "      - pattern: $R.createElement(...)\n"
+        "    metadata: {category: correctness, technology: [react]}\n"
+    )
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "package.json").write_text('{"dependencies": {"@nestjs/core": "10", "nestjs-i18n": "10"}}')
+    (project / "src" / "mail.service.ts").write_text("export const subject = i18n.t('confirm-email');\n")
+    report = scan_compare(capsys, project, tmp_path / "rules")
+    assert report["missed"] == [] and report["all"]["findings"] == 1
+    assert report["suggested"]["rulesFired"] == ["typescript.react.i18n-key-format"]
+    assert report["reasons"] == {}
+    assert report["suggested"]["rules"] == 1, "the rule that imports react stays gated on react"
 
 
 def test_rules_that_share_an_id_make_a_config_semgrep_runs(

@@ -47,6 +47,9 @@ class Query:
     include: tuple[str, ...] = ()
     """semgrep ``paths.include`` globs: the query only runs on files matching one."""
     exclude: tuple[str, ...] = ()
+    patterns: str | None = None
+    """The query's own patterns as lower-case text (semgrep rules folders), for the policy to
+    see which libraries they name; None when the catalog has no bodies (an index)."""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     """Engine-specific facts (CodeQL kind, precision, tags, pack; bandit checks)."""
 

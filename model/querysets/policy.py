@@ -35,6 +35,15 @@ class PolicyError(Exception):
     """The policy file is missing or malformed; the message names the key at fault."""
 
 
+@lru_cache(maxsize=65536)
+def _names_module(patterns: str, name: str) -> bool:
+    escaped = re.escape(name)
+    anchor = (
+        rf"""\\?["']@?{escaped}[\w./-]*\\?["']|(?<![\w$.]){escaped}\.[a-z_]|(?:import|from)\s+{escaped}\b"""
+    )
+    return re.search(anchor, patterns) is not None
+
+
 def at_any_depth(patterns: Iterable[str]) -> tuple[str, ...]:
     """Evidence patterns that match inside sub-projects too.
 
@@ -105,6 +114,14 @@ class Policy:
     families: dict[str, Family]
     gates: tuple[Gate, ...]
     source: str = ""
+
+    @cached_property
+    def aliases_of(self) -> dict[str, tuple[str, ...]]:
+        """Every alias of a canonical technology name (gcp: google, google-cloud)."""
+        found: dict[str, list[str]] = {}
+        for alias, name in self.technology_aliases.items():
+            found.setdefault(name, []).append(alias)
+        return {name: tuple(aliases) for name, aliases in found.items()}
 
     @cached_property
     def families_of_tag(self) -> dict[str, tuple[Family, ...]]:
@@ -368,11 +385,16 @@ class Decider:
 
     # step 2 ----------------------------------------------------------------------------
 
-    def _tag_families(self, query: Query, languages: list[str], generic: bool) -> dict[str, list[Family]]:
-        """Gating families per technology tag (tags no family lists are neutral)."""
+    def _tag_families(
+        self, query: Query, languages: list[str], generic: bool, named_only: bool = False
+    ) -> dict[str, list[Family]]:
+        """Gating families per technology tag (tags no family lists are neutral). With
+        ``named_only``, a tag counts only when the query's patterns (if known) name it."""
         found: dict[str, list[Family]] = {}
         for raw in query.technologies:
             tag = self.policy.technology(raw)
+            if named_only and query.patterns is not None and not self._named(query.patterns, raw, tag):
+                continue  # its patterns name no such library, so they can match any code
             families = [
                 f
                 for f in self.policy.families_of_tag.get(tag, ())
@@ -381,6 +403,16 @@ class Decider:
             if families:
                 found[tag] = families
         return found
+
+    def _named(self, patterns: str, raw: str, tag: str) -> bool:
+        """Whether a rule's patterns name a technology (its tag, an alias of it, or a member of
+        one of its families) as a module: a quoted module name (``'flask'``,
+        ``"google_storage_bucket"``), a qualified name (``flask.request``) or an import.
+        Only then can the tag gate the rule without a miss: semgrep's i18next rules, tagged
+        react, match ``i18n.t(...)`` of any library."""
+        names = {raw, tag, *self.policy.aliases_of.get(tag, ())}
+        names |= {m for family in self.policy.families_of_tag.get(tag, ()) for m in family.members}
+        return any(_names_module(patterns, name) for name in names)
 
     def _gates(self, query: Query, languages: list[str]) -> Decision | None:
         """None when no gate applies or no model is loaded; else drop, or keep with a note
@@ -413,7 +445,7 @@ class Decider:
 
     def _technology(self, query: Query, languages: list[str], generic: bool, notes: list[str]) -> str:
         """The drop reason of the technology step, or '' (notes get conservative keeps)."""
-        for tag, families in self._tag_families(query, languages, generic).items():
+        for tag, families in self._tag_families(query, languages, generic, named_only=True).items():
             unknown = []
             for family in families:
                 if self.project.detected(family) or self.project.has_file(family.files):

@@ -108,6 +108,10 @@ def read_rules_dir(root: Path) -> Catalog:
     )
 
 
+NOT_PATTERNS = ("id", "message", "metadata", "severity", "languages", "paths", "fix")
+"""Rule keys that say nothing about which code a rule matches."""
+
+
 def _rule_query(rule: dict[str, Any], rel: str) -> Query:
     metadata = rule.get("metadata") if isinstance(rule.get("metadata"), dict) else {}
     paths = rule.get("paths") if isinstance(rule.get("paths"), dict) else {}
@@ -117,6 +121,7 @@ def _rule_query(rule: dict[str, Any], rel: str) -> Query:
         engine="semgrep",
         languages=tuple(lang.lower() for lang in as_strings(rule.get("languages"))),
         technologies=tuple(t.lower() for t in as_strings(metadata.get("technology"))),
+        patterns=json.dumps({k: v for k, v in rule.items() if k not in NOT_PATTERNS}).lower(),
         category=category.lower() if isinstance(category, str) else None,
         subcategory=tuple(s.lower() for s in as_strings(metadata.get("subcategory"))),
         cwe=cwe_numbers(as_strings(metadata.get("cwe"))),
