@@ -229,14 +229,10 @@ def test_uncertain_labels_are_marked(tmp_path, tiny_bundle):
         return [f"--threshold={n}={first['probabilities'][n] * factor:.6f}" for n in chosen]
 
     near = json.loads(treelens("classify", str(tmp_path), "--json", *model, *thresholds(1.5)).stdout)
-    assert near["uncertain"] == chosen and not set(near["labels"]) & set(chosen)
-    printed = treelens("classify", str(tmp_path), *model, *thresholds(1.5)).stdout
-    assert printed.splitlines()[0].endswith(", ".join(f"{n}?" for n in chosen))
-    assert all(
-        f"  {n:9} " in line and line.endswith("  ?")
-        for n in chosen
-        for line in printed.splitlines()
-        if line.startswith(f"  {n:9} ")
-    )
+    assert set(chosen) <= set(near["uncertain"]) and not set(near["labels"]) & set(chosen)
+    printed = treelens("classify", str(tmp_path), *model, *thresholds(1.5)).stdout.splitlines()
+    assert all(f"{n}?" in printed[0].split(": ", 1)[1].split(", ") for n in chosen)
+    rows = [line for line in printed if line.startswith(tuple(f"  {n:9} " for n in chosen))]
+    assert len(rows) == len(chosen) and all(line.endswith("  ?") for line in rows)
     below = json.loads(treelens("classify", str(tmp_path), "--json", *model, *thresholds(0.9)).stdout)
-    assert below["labels"] == chosen and below["uncertain"] == []
+    assert set(chosen) <= set(below["labels"]) and not set(below["uncertain"]) & set(chosen)

@@ -15,6 +15,8 @@ from tests.shared_data import labelled_records
 
 RESULT_KEYS = {
     "labels",
+    "uncertain",
+    "noProjectFiles",
     "probabilities",
     "thresholds",
     "tokenCount",
