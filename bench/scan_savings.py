@@ -37,7 +37,7 @@ from bench.scan_fixtures import PROJECTS, write_project
 from daemon.scan import scan
 from model.input import analyze
 from model.querysets import load_catalog, model_labels, suggest
-from model.querysets.compare import Finding, run_semgrep, semgrep_command, write_arms
+from model.querysets.compare import SEMGREP_ENV, Finding, run_semgrep, semgrep_command, write_arms
 
 ROOT = Path(__file__).resolve().parents[1]
 OWN_RULES = {
@@ -76,7 +76,12 @@ def machine() -> str:
         platform.processor() or "unknown CPU",
     )
     version = subprocess.run(
-        [semgrep_command(), "--version"], capture_output=True, text=True, check=False
+        [semgrep_command(), "--version", "--disable-version-check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **SEMGREP_ENV},  # no version check: there may be no network
+        timeout=60,
     ).stdout
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (
