@@ -30,6 +30,7 @@ from daemon.scan import (
     git_listing,
     read_manifest,
     scan,
+    script_languages,
     walk_listing,
 )
 from model.filters import VENV_MARKER, PathFilter, is_skipped_dir
@@ -81,9 +82,10 @@ class FolderTree:
         0 (the model text does not use them); ``sizes=True`` reads them all, e.g. for a
         data-set record."""
         files = list(self.files.values())
+        scripts = script_languages(self.root, files, self._on_disk)
         if sizes:
             files = self._with_sizes(files)
-        return ProjectTree(files, dict(self.manifests))
+        return ProjectTree(files, dict(self.manifests), scripts)
 
     def _with_sizes(self, files: list[FileEntry]) -> list[FileEntry]:
         root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)

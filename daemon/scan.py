@@ -16,12 +16,14 @@ import os
 import re
 import stat
 import subprocess
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pathspec
 
+from model.detect import language_of_shebang
 from model.filters import DEFAULT_FILTER, PathFilter, is_skipped_dir
 from model.manifests import MAX_MANIFEST_BYTES, cut_manifest, select_manifests
 from model.tree import FileEntry, ProjectTree
@@ -272,4 +274,38 @@ def scan(
         text = read_manifest(root, on_disk[path])
         if text is not None:
             manifests[path] = text
-    return ScanResult(root, ProjectTree(entries, manifests), method, unreadable, limited)
+    scripts = script_languages(root, entries, on_disk)
+    return ScanResult(root, ProjectTree(entries, manifests, scripts), method, unreadable, limited)
+
+
+def script_languages(root: Path, entries: Iterable[FileEntry], on_disk: dict[str, str]) -> dict[str, str]:
+    """Extension-less files whose shebang names a language (``mvnw``: bash), by display path;
+    ``on_disk`` maps a display path to the path as the file system spells it, where they differ."""
+    found = {}
+    for entry in entries:
+        if entry.kind == "file" and "." not in entry.path.rsplit("/", 1)[-1]:
+            language = script_language(root, on_disk.get(entry.path, entry.path))
+            if language:
+                found[entry.path] = language
+    return found
+
+
+SHEBANG_BYTES = 128
+
+
+def script_language(root: Path, path: str) -> str | None:
+    """The language an extension-less file's shebang names, or None (not a script, a
+    symlink, unreadable). Reads at most SHEBANG_BYTES and never follows links."""
+    try:
+        fd = os.open(root / path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        head = os.read(fd, SHEBANG_BYTES)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return language_of_shebang(head.split(b"\n", 1)[0].decode("utf-8", "replace"))

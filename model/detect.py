@@ -149,6 +149,27 @@ def language_of(path: str) -> str | None:
     return LANGUAGE_BY_EXTENSION.get(extension(name))
 
 
+SHEBANG_LANGUAGES = {
+    "sh": "bash", "bash": "bash", "dash": "bash", "ksh": "bash", "zsh": "bash",
+    "python": "python", "node": "javascript", "ruby": "ruby", "php": "php", "perl": "perl", "lua": "lua",
+}  # fmt: skip
+"""Interpreter (as a shebang names it, version digits dropped) -> language, as semgrep reads
+extension-less scripts."""
+
+
+def language_of_shebang(first_line: str) -> str | None:
+    """The language of a script from its first line (``#!/bin/sh``, ``#!/usr/bin/env python3``)."""
+    if not first_line.startswith("#!"):
+        return None
+    words = first_line[2:].split()
+    if not words:
+        return None
+    program = words[0].rsplit("/", 1)[-1]
+    if program == "env":
+        program = next((w for w in words[1:] if not w.startswith("-")), "")
+    return SHEBANG_LANGUAGES.get(program.rstrip("0123456789.").lower())
+
+
 def detect_languages(paths: Iterable[str]) -> dict[str, int]:
     """File count per language, most files first (ties by name)."""
     counts = Counter(lang for path in paths if (lang := language_of(path)))

@@ -72,6 +72,9 @@ class Analysis:
     technologies: list[str]
     dependencies: dict[str, list[str]]
     manifests: list[str]
+    script_languages: tuple[str, ...] = ()
+    """Languages of extension-less scripts by their shebang (the query policy's; never
+    in the model text)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ def analyze(tree: ProjectTree, path_filter: PathFilter = DEFAULT_FILTER) -> Anal
         technologies=detect_technologies(project, deps),
         dependencies=deps,
         manifests=sorted(manifests),
+        script_languages=tuple(sorted({lang for p, lang in tree.scripts.items() if p in project_set})),
     )
 
 

@@ -30,6 +30,10 @@ class ProjectTree:
 
     files: list[FileEntry]
     manifests: dict[str, str] = field(default_factory=dict)
+    scripts: dict[str, str] = field(default_factory=dict)
+    """Extension-less scripts and the language their shebang names (``mvnw``: bash), read by
+    the scanner. Not part of the model text (data-set records carry no file contents): the
+    query policy uses it, as semgrep reads shebangs to pick a script's rules."""
 
     def __post_init__(self) -> None:
         self.files = sorted(self.files, key=lambda f: f.path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.detect import detect_languages, detect_technologies, language_of
+from model.detect import detect_languages, detect_technologies, language_of, language_of_shebang
 from model.input import analyze
 from model.tree import ProjectTree
 from tests.shared_data import record
@@ -57,3 +57,21 @@ def test_dependency_prefixes_and_case() -> None:
         [], {"pypi": ["Django", "flask-login"], "nuget": ["Microsoft.AspNetCore.Mvc"]}
     )
     assert {"django", "flask", "aspnet"} <= set(techs)
+
+
+@pytest.mark.parametrize(
+    ("first_line", "language"),
+    [
+        ("#!/bin/sh", "bash"),
+        ("#!/usr/bin/env bash", "bash"),
+        ("#!/usr/bin/env -S python3.12 -u", "python"),
+        ("#!/usr/local/bin/node", "javascript"),
+        ("#! /usr/bin/ruby -w", "ruby"),
+        ("#!/usr/bin/env", None),
+        ("#!/usr/bin/awk -f", None),
+        ("echo hi", None),
+        ("", None),
+    ],
+)
+def test_shebangs_name_the_script_language(first_line: str, language: str | None) -> None:
+    assert language_of_shebang(first_line) == language

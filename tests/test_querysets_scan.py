@@ -11,12 +11,13 @@ bench/scan_savings.py.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from daemon.cli import main
+from daemon.scan import scan
+from model.input import analyze, describe
 from tests.querysets_fixtures import PROJECTS, RULES, copy_project
 
 LOSS_CASE_FINDINGS = {
@@ -66,34 +67,61 @@ def test_suggested_set_is_smaller_and_misses_nothing(
 
 
 def test_missed_findings_are_listed_one_by_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A bash rule on an extension-less shell script (semgrep reads the shebang, the policy
-    sees only names: the `mvnw` miss of the real-repository bench): dropped, and
+    """A framework the code imports but the manifest does not list (a known limit: the
+    policy trusts a manifest that lists other packages): the flask rule is dropped, and
     scan-compare names each finding it would have made."""
-    rules = tmp_path / "rules"
-    shutil.copytree(RULES, rules)
-    shell = rules / "bash" / "lang" / "correctness" / "unquoted-expansion.yaml"
-    shell.parent.mkdir(parents=True)
-    shell.write_text(
+    rules = tmp_path / "rules" / "python" / "flask" / "security"
+    rules.mkdir(parents=True)
+    (rules / "template-string.yaml").write_text(
+        "rules:\n"
+        "  - id: render-template-string\n"
+        "    languages: [python]\n"
+        "    severity: WARNING\n"
+        "    message: template built from a string\n"
+        "    pattern: flask.render_template_string(...)\n"
+        "    metadata: {category: security, technology: [flask]}\n"
+    )
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "requirements.txt").write_text("click\n")
+    code = "import flask\n\n\ndef page(x):\n    return flask.render_template_string(x)\n"
+    (project / "app.py").write_text(code)
+    report = scan_compare(capsys, project, tmp_path / "rules")
+    missed = report["missed"]
+    rule = "python.flask.security.render-template-string"
+    assert [(m["rule"], m["path"], m["line"]) for m in missed] == [(rule, "app.py", 5)]
+    assert missed[0]["message"] == "template built from a string"
+    assert report["reasons"][rule].startswith("technology flask not detected")
+    assert report["suggested"]["findings"] == report["all"]["findings"] - 1 == 0
+
+
+def test_shebang_scripts_keep_their_language_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """semgrep runs bash rules on an extension-less script with a shell shebang (`mvnw`, a
+    miss of the real-repository bench): the scanner reads shebangs, so the policy keeps
+    them; the model text does not change."""
+    rules = tmp_path / "rules" / "bash" / "lang" / "correctness"
+    rules.mkdir(parents=True)
+    (rules / "unquoted-expansion.yaml").write_text(
         "rules:\n"
         "  - id: unquoted-expansion\n"
         "    languages: [bash]\n"
         "    severity: WARNING\n"
         "    message: rm of an unquoted expansion\n"
         "    pattern: rm -rf $X\n"
-        "    metadata:\n"
-        "      category: correctness\n"
+        "    metadata: {category: correctness}\n"
     )
     project = copy_project("flask_app", tmp_path)
-    (project / "cleanup").write_text("#!/bin/sh\nrm -rf $1\n")
+    (project / "cleanup").write_text("#!/usr/bin/env sh\nrm -rf $1\n")
     (project / "cleanup").chmod(0o755)
-    report = scan_compare(capsys, project, rules)
-    missed = report["missed"]
-    assert [(m["rule"], m["path"], m["line"]) for m in missed] == [
-        ("bash.lang.correctness.unquoted-expansion", "cleanup", 2)
-    ]
-    assert missed[0]["message"] == "rm of an unquoted expansion"
-    assert report["reasons"]["bash.lang.correctness.unquoted-expansion"] == "language bash not in the project"
-    assert report["suggested"]["findings"] == report["all"]["findings"] - 1
+    tree = scan(project).tree
+    assert tree.scripts == {"cleanup": "bash"}
+    assert analyze(tree).script_languages == ("bash",) and "bash" not in analyze(tree).languages
+    languages_line = next(line for line in describe(tree).text.splitlines() if line.startswith("# languages"))
+    assert "bash" not in languages_line, "shebangs stay out of the model text"
+    report = scan_compare(capsys, project, tmp_path / "rules")
+    assert report["all"]["findings"] == report["suggested"]["findings"] == 1 and report["missed"] == []
 
 
 def test_rules_naming_no_library_are_not_gated_on_their_tag(

@@ -217,7 +217,7 @@ class Project:
 
     @classmethod
     def from_analysis(cls, analysis: Analysis, policy: Policy) -> Project:
-        languages = set(analysis.languages)
+        languages = set(analysis.languages) | set(analysis.script_languages)
         if any(_is_script(p, policy.script_folders) for p in analysis.project_paths):
             languages.add("bash")
         return cls(
