@@ -146,7 +146,7 @@ def main() -> int:
             logits = eager(input_ids=input_ids, attention_mask=mask).logits
             if wide_path is not None:
                 head, weight = wide_path
-                logits = (1.0 - weight) * logits + weight * head(input_ids, mask)
+                logits = wide.mix_logits(logits, head(input_ids, mask), weight)
         return torch.sigmoid(logits)[0].numpy()
 
     engines = {"onnx-int8": onnx_run(int8), "onnx-fp32": onnx_run(fp32), "pytorch-eager": eager_run}

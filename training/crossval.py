@@ -40,7 +40,7 @@ from training.longformer_fast import fast_longformer
 from training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
 from training.pretrain import MODEL_DIR
 from training.texts import load_records, render
-from training.wide import WidePath, mix, to_logits
+from training.wide import WidePath, mix, sigmoid, to_logits
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def run_fold(
     wide.fit([ids[i] for i in train], y[train])
     wide_logits = {"val": wide.logits([ids[i] for i in val]), "test": wide.logits([ids[i] for i in test])}
     for part in ("val", "test"):
-        out[f"wide/{part}"] = 1.0 / (1.0 + np.exp(-wide_logits[part]))
+        out[f"wide/{part}"] = sigmoid(wide_logits[part])
         if not config.skip_model:
             deep_logits = to_logits(out[f"model/{part}"])
             out[f"wide+deep/{part}"] = mix(deep_logits, wide_logits[part], config.wide_weight)

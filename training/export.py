@@ -153,8 +153,8 @@ def torch_probabilities(
     logits = np.stack(rows)
     if wide_path is not None:
         head, weight = wide_path
-        logits = (1.0 - weight) * logits + weight * wide.head_logits(head, ids)
-    return 1.0 / (1.0 + np.exp(-logits))
+        logits = wide.mix_logits(logits, wide.head_logits(head, ids), weight)
+    return wide.sigmoid(logits)
 
 
 def check_parity(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from tokenizers import Tokenizer
 from model.tokenizer import SPECIAL_TOKENS
 
 WIDE_FILE = "wide.npz"
+T = TypeVar("T", np.ndarray, torch.Tensor)
 
 
 class WidePath:
@@ -83,10 +85,19 @@ class WideHead(torch.nn.Module):
         return x @ self.coef.T + self.intercept
 
 
-def mix(deep_logits: np.ndarray, wide_logits: np.ndarray, wide_weight: float) -> np.ndarray:
-    """Probabilities of the wide-and-deep model: sigmoid of the weighted mean of the logits."""
-    logits = (1.0 - wide_weight) * deep_logits + wide_weight * wide_logits
+def mix_logits(deep_logits: T, wide_logits: T, wide_weight: float) -> T:
+    """The wide-and-deep logits: the weighted mean of both paths' logits (numpy or torch),
+    the one formula finetune, evaluate, the export graph and the benchmarks share."""
+    return (1.0 - wide_weight) * deep_logits + wide_weight * wide_logits
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits))
+
+
+def mix(deep_logits: np.ndarray, wide_logits: np.ndarray, wide_weight: float) -> np.ndarray:
+    """Probabilities of the wide-and-deep model."""
+    return sigmoid(mix_logits(deep_logits, wide_logits, wide_weight))
 
 
 def to_logits(probabilities: np.ndarray) -> np.ndarray:
@@ -125,4 +136,4 @@ class WideAndDeep(torch.nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         deep = self.deep(input_ids, attention_mask)
-        return (1.0 - self.wide_weight) * deep + self.wide_weight * self.wide(input_ids, attention_mask)
+        return mix_logits(deep, self.wide(input_ids, attention_mask), self.wide_weight)
