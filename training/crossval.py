@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import KFold
+from tokenizers import Tokenizer
 
 from model.dataset import Record, label_counts
 from model.input import DEFAULT_MAX_TOKENS, analyze
@@ -63,12 +64,13 @@ def fold_indices(records: list[Record], config: CrossvalConfig) -> list[tuple[li
     return folds
 
 
-def pretrained_max_tokens(pretrained: Path, pad_id: int) -> int:
-    """The longest input of the pretrained model (its position table less RoBERTa's offset)."""
-    config_path = pretrained / MODEL_DIR / "config.json"
-    if not config_path.is_file():
+def pretrained_max_tokens(pretrained: Path) -> int:
+    """The longest input of the pretrained model (the default budget without one: --skip-model)."""
+    from transformers import LongformerConfig
+
+    if not (pretrained / MODEL_DIR / "config.json").is_file():
         return DEFAULT_MAX_TOKENS
-    return json.loads(config_path.read_text())["max_position_embeddings"] - pad_id - 1
+    return modeling.max_tokens_of(LongformerConfig.from_pretrained(pretrained / MODEL_DIR))
 
 
 def deep_probabilities(
@@ -87,6 +89,7 @@ def run_fold(
     k: int,
     records: list[Record],
     split: tuple[list, list, list],
+    tokenizer: Tokenizer,
     ids: list[list[int]],
     texts: list[str],
     config: CrossvalConfig,
@@ -95,7 +98,6 @@ def run_fold(
     """Train every system on one fold; returns validation and test probabilities per system."""
     train, val, test = split
     folder = config.output_dir / f"fold-{k}"
-    tokenizer = load_tokenizer(config.pretrained / "tokenizer.json")
     pad_id = tokenizer.token_to_id(PAD)
     y = np.array([r.labels for r in records])
     out: dict[str, np.ndarray] = {}
@@ -250,7 +252,7 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
     if len(records) < config.folds * 2:
         raise ValueError(f"{len(records)} labelled records are too few for {config.folds} folds")
     tokenizer = load_tokenizer(tokenizer_path)
-    max_tokens = pretrained_max_tokens(config.pretrained, tokenizer.token_to_id(PAD))
+    max_tokens = pretrained_max_tokens(config.pretrained)
     texts = render([r.tree for r in records], max_tokens, line_counter(tokenizer))
     ids = modeling.encode(tokenizer, texts, max_tokens)
     y = np.array([r.labels for r in records])
@@ -270,7 +272,7 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
                 "crossval: fold %d/%d: %d train, %d validation, %d test",
                 k + 1, config.folds, len(split[0]), len(split[1]), len(split[2]),
             )  # fmt: skip
-            probs = run_fold(k, records, split, ids, texts, config, preset)
+            probs = run_fold(k, records, split, tokenizer, ids, texts, config, preset)
             saved.parent.mkdir(parents=True, exist_ok=True)
             np.savez(saved, **probs)
         fold_probs.append(probs)

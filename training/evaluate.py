@@ -45,7 +45,7 @@ class TorchModel:
         self.model = LongformerForSequenceClassification.from_pretrained(folder / MODEL_DIR).to(
             self.ctx.device
         )
-        self.max_tokens = self.model.config.max_position_embeddings - self.tokenizer.token_to_id(PAD) - 1
+        self.max_tokens = modeling.max_tokens_of(self.model.config)
         thresholds = json.loads((folder / THRESHOLDS_FILE).read_text())
         self.thresholds = [thresholds[name] for name in LABELS]
         self.counter = line_counter(self.tokenizer)

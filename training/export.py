@@ -309,7 +309,7 @@ def run(config: ExportConfig) -> Path:
     tokenizer = load_tokenizer(tokenizer_path)
     pad_id, sep_id = tokenizer.token_to_id(PAD), tokenizer.token_to_id(SEP)
     model = LongformerForSequenceClassification.from_pretrained(config.model / MODEL_DIR).eval()
-    max_tokens = model.config.max_position_embeddings - pad_id - 1
+    max_tokens = modeling.max_tokens_of(model.config)
     window = model.config.attention_window
     window = window if isinstance(window, int) else window[0]
     buckets = sorted(set(config.buckets))

@@ -138,7 +138,7 @@ def fit(
     )
     if config.global_init != "random":
         init_global_attention(model, uniform=config.global_init == "mean")
-    max_tokens = model.config.max_position_embeddings - pad_id - 1
+    max_tokens = modeling.max_tokens_of(model.config)
     train_records = train_records[: config.max_train_samples]
     val_records = val_records[: config.max_eval_samples]
     if not train_records or not val_records:

@@ -73,6 +73,12 @@ class Architecture:
         )
 
 
+def max_tokens_of(config: LongformerConfig) -> int:
+    """The longest input a model holds: its position table less the RoBERTa-style offset
+    (positions start after the padding id), as ``Architecture.longformer_config`` sets it."""
+    return config.max_position_embeddings - config.pad_token_id - 1
+
+
 def classifier_labels() -> dict[str, Any]:
     """LongformerConfig keys for the multi-label head, in LABELS order."""
     return {
