@@ -37,7 +37,7 @@ from bench.scan_fixtures import PROJECTS, write_project
 from daemon.scan import scan
 from model.input import analyze
 from model.querysets import load_catalog, model_labels, suggest
-from model.querysets.compare import SEMGREP_ENV, Finding, run_semgrep, semgrep_command, write_arms
+from model.querysets.compare import SEMGREP_ENV, Finding, run_semgrep, semgrep_command, speedup, write_arms
 
 ROOT = Path(__file__).resolve().parents[1]
 OWN_RULES = {
@@ -146,10 +146,6 @@ def measure(name: str, project: Path, root: Path, catalog_dir: Path, reps: int, 
     }
 
 
-def _ratio(slow: float, fast: float) -> float:
-    return slow / fast if fast else float("inf")
-
-
 def table(rows: list[dict]) -> str:
     lines = [
         "| project | files | rules all / languages / Treelens | all rules, s | languages present |"
@@ -163,9 +159,9 @@ def table(rows: list[dict]) -> str:
             str(r["files"]),
             f"{rules['all']} / {rules['languages']} / {rules['suggested']}",
             f"{sec['all']:.2f}",
-            f"{_ratio(sec['all'], sec['languages']):.2f}x",
-            f"{_ratio(sec['all'], sec['suggested']):.2f}x",
-            f"{_ratio(sec['languages'], sec['suggested']):.2f}x",
+            f"{speedup(sec['all'], sec['languages']):.2f}x",
+            f"{speedup(sec['all'], sec['suggested']):.2f}x",
+            f"{speedup(sec['languages'], sec['suggested']):.2f}x",
             f"{found['all']} / {found['languages']} / {found['suggested']}",
             str(len(r["missed"])),
         ]
@@ -178,9 +174,9 @@ def summary(rows: list[dict]) -> str:
     total = sum(r["findings"]["all"] for r in rows)
     missed = sum(len(r["missed"]) for r in rows)
     kept = 100.0 * (total - missed) / total if total else 100.0
-    speedup = statistics.median(_ratio(r["seconds"]["all"], r["seconds"]["suggested"]) for r in rows)
-    filter_speedup = statistics.median(_ratio(r["seconds"]["all"], r["seconds"]["languages"]) for r in rows)
-    versus = statistics.median(_ratio(r["seconds"]["languages"], r["seconds"]["suggested"]) for r in rows)
+    speedup = statistics.median(speedup(r["seconds"]["all"], r["seconds"]["suggested"]) for r in rows)
+    filter_speedup = statistics.median(speedup(r["seconds"]["all"], r["seconds"]["languages"]) for r in rows)
+    versus = statistics.median(speedup(r["seconds"]["languages"], r["seconds"]["suggested"]) for r in rows)
     return (
         f"Treelens kept {total - missed} of {total} all-rules findings ({kept:.2f} %); median speed-up "
         f"{speedup:.2f}x over every rule, {filter_speedup:.2f}x for the languages-present filter, "

@@ -105,11 +105,11 @@ class Comparison:
 
     @property
     def time_ratio(self) -> float:
-        return _ratio(self.all_rules.seconds, self.suggested.seconds)
+        return speedup(self.all_rules.seconds, self.suggested.seconds)
 
     @property
     def languages_ratio(self) -> float:
-        return _ratio(self.all_rules.seconds, self.languages.seconds)
+        return speedup(self.all_rules.seconds, self.languages.seconds)
 
     def summary_lines(self) -> list[str]:
         """The three runs side by side and every missed finding, one per line."""
@@ -120,7 +120,7 @@ class Comparison:
             f"  languages present:  {lang.rules:5d} rules  {lang.seconds:7.2f} s  {len(lang.findings):4d} "
             f"findings  ({self.languages_ratio:.2f}x faster)",
             f"  Treelens:           {s.rules:5d} rules  {s.seconds:7.2f} s  {len(s.findings):4d} findings"
-            f"  ({self.time_ratio:.2f}x faster; {_ratio(lang.seconds, s.seconds):.2f}x the languages arm)",
+            f"  ({self.time_ratio:.2f}x faster; {speedup(lang.seconds, s.seconds):.2f}x the languages arm)",
         ]
         for name, run in (("every rule", a), ("languages present", lang), ("Treelens", s)):
             lines += [f"  {name} error: {e}" for e in run.errors]
@@ -144,14 +144,15 @@ class Comparison:
             "suggested": self.suggested.to_json(),
             "timeRatio": round(self.time_ratio, 3),
             "languagesRatio": round(self.languages_ratio, 3),
-            "suggestedVsLanguages": round(_ratio(self.languages.seconds, self.suggested.seconds), 3),
+            "suggestedVsLanguages": round(speedup(self.languages.seconds, self.suggested.seconds), 3),
             "missed": [f.to_json() for f in self.missed],
             "reasons": {f.rule: self.query_set.reasons.get(f.rule, "") for f in self.missed},
             "languagesMissed": [f.to_json() for f in self.languages_missed],
         }
 
 
-def _ratio(slow: float, fast: float) -> float:
+def speedup(slow: float, fast: float) -> float:
+    """How many times faster ``fast`` seconds are than ``slow`` (inf for a run that did not run)."""
     return slow / fast if fast else float("inf")
 
 
