@@ -30,7 +30,7 @@ from daemon.scan import (
     git_listing,
     read_manifest,
     scan,
-    script_languages,
+    script_language,
     walk_listing,
 )
 from model.filters import VENV_MARKER, PathFilter, is_skipped_dir
@@ -57,6 +57,7 @@ class FolderTree:
         self.path_filter = path_filter
         self.files: dict[str, FileEntry] = {}  # display path -> entry
         self.manifests: dict[str, str] = {}  # display path -> text
+        self.scripts: dict[str, str] = {}  # display path -> language its shebang names
         self._on_disk: dict[
             str, str
         ] = {}  # display path -> path as the file system spells it, when they differ
@@ -71,8 +72,9 @@ class FolderTree:
         self.root = result.root
         self.files, self._on_disk, self._folders = {}, {}, Counter()
         for entry in result.tree.files:
-            self._put(entry.path, entry.path, entry)
+            self._add(entry.path, entry.path, entry)
         self.manifests = dict(result.tree.manifests)
+        self.scripts = dict(result.tree.scripts)
         gitignores = [path for path in self.files if path.rpartition("/")[2] == GITIGNORE]
         self.ignores = Ignores.load(self.root, self.path_filter, gitignores, result.method == "git")
         self.info = ScanInfo(result.method, tuple(result.unreadable), result.limited)
@@ -82,10 +84,9 @@ class FolderTree:
         0 (the model text does not use them); ``sizes=True`` reads them all, e.g. for a
         data-set record."""
         files = list(self.files.values())
-        scripts = script_languages(self.root, files, self._on_disk)
         if sizes:
             files = self._with_sizes(files)
-        return ProjectTree(files, dict(self.manifests), scripts)
+        return ProjectTree(files, dict(self.manifests), dict(self.scripts))
 
     def _with_sizes(self, files: list[FileEntry]) -> list[FileEntry]:
         root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
@@ -214,16 +215,27 @@ class FolderTree:
             self._forget(path, changed_manifests)
         return bool(below)
 
-    def _put(self, key: str, raw: str, entry: FileEntry) -> None:
+    def _add(self, key: str, raw: str, entry: FileEntry) -> None:
         if key not in self.files:
             self._folders.update(_folders_of(key))
         self.files[key] = entry
         if key != raw:
             self._on_disk[key] = raw
 
+    def _put(self, key: str, raw: str, entry: FileEntry) -> None:
+        """Add or update a file the disk changed: its shebang is read again here, once per
+        change, so a snapshot reads nothing."""
+        self._add(key, raw, entry)
+        language = script_language(self.root, raw, entry)
+        if language:
+            self.scripts[key] = language
+        else:
+            self.scripts.pop(key, None)
+
     def _forget(self, key: str, changed_manifests: set[str]) -> None:
         del self.files[key]
         self._on_disk.pop(key, None)
+        self.scripts.pop(key, None)
         self._folders.subtract(_folders_of(key))
         for folder in _folders_of(key):
             if self._folders[folder] <= 0:

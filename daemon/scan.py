@@ -283,19 +283,21 @@ def script_languages(root: Path, entries: Iterable[FileEntry], on_disk: dict[str
     ``on_disk`` maps a display path to the path as the file system spells it, where they differ."""
     found = {}
     for entry in entries:
-        if entry.kind == "file" and "." not in entry.path.rsplit("/", 1)[-1]:
-            language = script_language(root, on_disk.get(entry.path, entry.path))
-            if language:
-                found[entry.path] = language
+        language = script_language(root, on_disk.get(entry.path, entry.path), entry)
+        if language:
+            found[entry.path] = language
     return found
 
 
 SHEBANG_BYTES = 128
 
 
-def script_language(root: Path, path: str) -> str | None:
-    """The language an extension-less file's shebang names, or None (not a script, a
-    symlink, unreadable). Reads at most SHEBANG_BYTES and never follows links."""
+def script_language(root: Path, path: str, entry: FileEntry) -> str | None:
+    """The language the shebang of an extension-less file names, or None (it has an
+    extension, is no script, a symlink, unreadable). Reads at most SHEBANG_BYTES and never
+    follows links."""
+    if entry.kind != "file" or "." in entry.path.rsplit("/", 1)[-1]:
+        return None
     try:
         fd = os.open(root / path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:

@@ -147,6 +147,21 @@ def test_manifest_text_follows_rewrites(tmp_path: Path) -> None:
     assert "package.json" not in tree.manifests
 
 
+def test_script_languages_follow_changes(tmp_path: Path) -> None:
+    """A shebang is read when a file comes or is rewritten, as a full scan reads it, and
+    a snapshot hands the same scripts the scanner would."""
+    write_files(tmp_path, {**PROJECT, "mvnw": "#!/bin/sh\nexec java\n"})
+    tree = FolderTree(tmp_path, PathFilter())
+    tree.rescan()
+    assert tree.snapshot().scripts == {"mvnw": "bash"}
+    write_files(tmp_path, {"bin/tool": "#!/usr/bin/env python3\n", "mvnw": "echo no shebang\n"})
+    tree.apply({"bin/tool", "mvnw"})
+    assert tree.snapshot().scripts == {"bin/tool": "python"} == scan(tmp_path).tree.scripts
+    (tmp_path / "bin" / "tool").unlink()
+    tree.apply({"bin/tool"})
+    assert tree.snapshot().scripts == {} == scan(tmp_path).tree.scripts
+
+
 def test_a_new_gitignore_in_a_new_folder_rescans(tmp_path: Path) -> None:
     write_files(tmp_path, PROJECT)
     tree = FolderTree(tmp_path, PathFilter())
