@@ -20,6 +20,14 @@ UNCERTAIN_RATIO = 0.5
 threshold (shown as ``library?``; the query policy keeps its queries), absent below."""
 
 
+def label_state(probability: float, threshold: float, ratio: float = UNCERTAIN_RATIO) -> str:
+    """'present', 'uncertain' or 'absent': one reading of a probability for the CLI, the
+    editor and the query policy (whose policy file may set another ``ratio``)."""
+    if probability >= threshold:
+        return "present"
+    return "uncertain" if probability >= ratio * threshold else "absent"
+
+
 def label_vector(labels: dict[str, int], where: str = "record") -> list[int]:
     """Turn a ``{label: 0|1}`` mapping into a vector in LABELS order.
 

@@ -26,7 +26,7 @@ import onnxruntime as ort
 from model.bundle import DEFAULT_BUNDLE_DIR, GRAPH_INPUTS, RETRAIN, Bundle, BundleError, load_bundle
 from model.filters import DEFAULT_FILTER, PathFilter
 from model.input import ModelText, describe
-from model.labels import UNCERTAIN_RATIO
+from model.labels import label_state
 from model.tokenizer import PAD, SEP, TokenizerError, line_counter, load_tokenizer
 from model.tree import ProjectTree
 
@@ -47,7 +47,7 @@ class Classification:
     """The model's answer for one project, plus the deterministic facts beside it."""
 
     labels: list[str]
-    uncertain: list[str]  # between UNCERTAIN_RATIO x threshold and the threshold
+    uncertain: list[str]  # between model.labels.UNCERTAIN_RATIO x threshold and the threshold
     probabilities: dict[str, float]  # empty when there was nothing to classify
     thresholds: dict[str, float]
     token_count: int
@@ -241,13 +241,10 @@ class Classifier:
             if row is None
             else {name: round(float(p), 6) for name, p in zip(self.labels, row, strict=True)}
         )
+        states = {name: label_state(p, thresholds[name]) for name, p in probabilities.items()}
         return Classification(
-            labels=[name for name, p in probabilities.items() if p >= thresholds[name]],
-            uncertain=[
-                name
-                for name, p in probabilities.items()
-                if UNCERTAIN_RATIO * thresholds[name] <= p < thresholds[name]
-            ],
+            labels=[name for name, state in states.items() if state == "present"],
+            uncertain=[name for name, state in states.items() if state == "uncertain"],
             probabilities=probabilities,
             thresholds=thresholds,
             token_count=text.token_count,

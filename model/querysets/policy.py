@@ -22,7 +22,7 @@ import yaml
 
 from model.detect import LANGUAGE_BY_EXTENSION, LANGUAGE_BY_NAME, language_of
 from model.input import Analysis
-from model.labels import UNCERTAIN_RATIO
+from model.labels import UNCERTAIN_RATIO, label_state
 from model.querysets.catalog import Query
 
 DEFAULT_POLICY = Path(__file__).with_name("policy.yaml")
@@ -299,10 +299,7 @@ class Labels:
         p = self.probabilities.get(label)
         if p is None:
             return "uncertain"
-        t = self.threshold(label)
-        if p >= t:
-            return "present"
-        return "uncertain" if p >= self.ratio * t else "absent"
+        return label_state(p, self.threshold(label), self.ratio)
 
     def describe(self, label: str) -> str:
         p = self.probabilities.get(label)
