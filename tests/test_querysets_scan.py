@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from daemon.cli import main
 from daemon.scan import scan
@@ -36,6 +37,12 @@ LOSS_CASE_FINDINGS = {
         "yaml.github-actions.security.run-shell-injection",
     },
 }
+
+
+def write_rules(path: Path, *rules: dict) -> None:
+    """A semgrep rule file holding ``rules`` (severity WARNING)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"rules": [{"severity": "WARNING", **rule} for rule in rules]}))
 
 
 def scan_compare(capsys: pytest.CaptureFixture[str], project: Path, rules: Path) -> dict:
@@ -70,16 +77,15 @@ def test_missed_findings_are_listed_one_by_one(tmp_path: Path, capsys: pytest.Ca
     """A framework the code imports but the manifest does not list (a known limit: the
     policy trusts a manifest that lists other packages): the flask rule is dropped, and
     scan-compare names each finding it would have made."""
-    rules = tmp_path / "rules" / "python" / "flask" / "security"
-    rules.mkdir(parents=True)
-    (rules / "template-string.yaml").write_text(
-        "rules:\n"
-        "  - id: render-template-string\n"
-        "    languages: [python]\n"
-        "    severity: WARNING\n"
-        "    message: template built from a string\n"
-        "    pattern: flask.render_template_string(...)\n"
-        "    metadata: {category: security, technology: [flask]}\n"
+    write_rules(
+        tmp_path / "rules" / "python" / "flask" / "security" / "template-string.yaml",
+        {
+            "id": "render-template-string",
+            "languages": ["python"],
+            "message": "template built from a string",
+            "pattern": "flask.render_template_string(...)",
+            "metadata": {"category": "security", "technology": ["flask"]},
+        },
     )
     project = tmp_path / "project"
     project.mkdir()
@@ -101,16 +107,15 @@ def test_shebang_scripts_keep_their_language_rules(
     """semgrep runs bash rules on an extension-less script with a shell shebang (`mvnw`, a
     miss of the real-repository bench): the scanner reads shebangs, so the policy keeps
     them; the model text does not change."""
-    rules = tmp_path / "rules" / "bash" / "lang" / "correctness"
-    rules.mkdir(parents=True)
-    (rules / "unquoted-expansion.yaml").write_text(
-        "rules:\n"
-        "  - id: unquoted-expansion\n"
-        "    languages: [bash]\n"
-        "    severity: WARNING\n"
-        "    message: rm of an unquoted expansion\n"
-        "    pattern: rm -rf $X\n"
-        "    metadata: {category: correctness}\n"
+    write_rules(
+        tmp_path / "rules" / "bash" / "lang" / "correctness" / "unquoted-expansion.yaml",
+        {
+            "id": "unquoted-expansion",
+            "languages": ["bash"],
+            "message": "rm of an unquoted expansion",
+            "pattern": "rm -rf $X",
+            "metadata": {"category": "correctness"},
+        },
     )
     project = copy_project("flask_app", tmp_path)
     (project / "cleanup").write_text("#!/usr/bin/env sh\nrm -rf $1\n")
@@ -130,26 +135,28 @@ def test_rules_naming_no_library_are_not_gated_on_their_tag(
     """semgrep-rules' i18next rules are tagged react but match `i18n.t('...')` of any
     library: on a NestJS-style app without React they fire, so they are kept. A react rule
     whose patterns import react stays gated."""
-    rules = tmp_path / "rules" / "typescript" / "react"
-    rules.mkdir(parents=True)
-    (rules / "i18n-key.yaml").write_text(
-        "rules:\n"
-        "  - id: i18n-key-format\n"
-        "    languages: [typescript, javascript]\n"
-        "    severity: WARNING\n"
-        "    message: translation key format\n"
-        "    patterns:\n"
-        "      - pattern: $I18N.t('$KEY')\n"
-        "      - metavariable-regex: {metavariable: $I18N, regex: (^i18n|i18next$)}\n"
-        "    metadata: {category: portability, technology: [react, i18next]}\n"
-        "  - id: react-import-only\n"
-        "    languages: [typescript]\n"
-        "    severity: WARNING\n"
-        "    message: uses react\n"
-        "    patterns:\n"
-        "      - pattern-inside: import $R from 'react'; ...\n"
-        "      - pattern: $R.createElement(...)\n"
-        "    metadata: {category: correctness, technology: [react]}\n"
+    write_rules(
+        tmp_path / "rules" / "typescript" / "react" / "i18n-key.yaml",
+        {
+            "id": "i18n-key-format",
+            "languages": ["typescript", "javascript"],
+            "message": "translation key format",
+            "patterns": [
+                {"pattern": "$I18N.t('$KEY')"},
+                {"metavariable-regex": {"metavariable": "$I18N", "regex": "(^i18n|i18next$)"}},
+            ],
+            "metadata": {"category": "portability", "technology": ["react", "i18next"]},
+        },
+        {
+            "id": "react-import-only",
+            "languages": ["typescript"],
+            "message": "uses react",
+            "patterns": [
+                {"pattern-inside": "import $R from 'react'; ..."},
+                {"pattern": "$R.createElement(...)"},
+            ],
+            "metadata": {"category": "correctness", "technology": ["react"]},
+        },
     )
     project = tmp_path / "project"
     (project / "src").mkdir(parents=True)
@@ -168,23 +175,21 @@ def test_rules_that_share_an_id_make_a_config_semgrep_runs(
     """Two rule files of one folder declaring the same id (as semgrep-rules' csharp ssrf
     rules do): the written config keeps semgrep's id for both, semgrep accepts it without a
     config error, and both rules report their finding."""
-    rules = tmp_path / "rules" / "python" / "lang" / "security"
-    rules.mkdir(parents=True)
     for stem, call in (("eval-call", "eval"), ("exec-call", "exec")):
-        (rules / f"{stem}.yaml").write_text(
-            "rules:\n"
-            "  - id: dangerous-call\n"
-            "    languages: [python]\n"
-            "    severity: WARNING\n"
-            f"    message: {call} of untrusted input\n"
-            f"    pattern: {call}(...)\n"
-            "    metadata: {category: security}\n"
+        write_rules(
+            tmp_path / "rules" / "python" / "lang" / "security" / f"{stem}.yaml",
+            {
+                "id": "dangerous-call",
+                "languages": ["python"],
+                "message": f"{call} of untrusted input",
+                "pattern": f"{call}(...)",
+                "metadata": {"category": "security"},
+            },
         )
     project = tmp_path / "project"
     project.mkdir()
     (project / "main.py").write_text("import sys\neval(sys.argv[1])\nexec(sys.argv[2])\n")
     out = tmp_path / "treelens-semgrep.json"
-    code = main(["suggest", str(project), "--engine", "semgrep", "--catalog", str(tmp_path / "rules")])
     code = main(
         [
             "suggest",
