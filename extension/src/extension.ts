@@ -51,6 +51,8 @@ export function activate(context: vscode.ExtensionContext): void {
       notifier.reset();
     } else if (state.kind === "failed") {
       void notifier.show(state.problem);
+    } else if (state.kind === "restarting" && state.notice) {
+      void notifier.show(state.notice);
     }
     render();
   };

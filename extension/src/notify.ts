@@ -22,7 +22,10 @@ export class ProblemNotifier {
     }
     this.shown.add(problem.message);
     const titles = problem.actions.map((action) => ACTION_TITLES[action]);
-    const picked = await this.api.showErrorMessage(problem.message, ...titles);
+    const picked =
+      problem.severity === "warning"
+        ? await this.api.showWarningMessage(problem.message, ...titles)
+        : await this.api.showErrorMessage(problem.message, ...titles);
     const action = problem.actions.find((candidate) => ACTION_TITLES[candidate] === picked);
     if (action) {
       await this.handlers[action]();

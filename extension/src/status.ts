@@ -37,7 +37,8 @@ export function statusView(daemon: DaemonState, folder: Folder | undefined, stat
     case "restarting":
       return view(
         `${SPINNER} Treelens`,
-        `The Treelens daemon stopped unexpectedly; restarting it in ${Math.round(daemon.delayMs / 1000)} s.`,
+        `The Treelens daemon ${daemon.reason === "crashed" ? "stopped unexpectedly" : "stopped answering"}; ` +
+          `restarting it in ${Math.round(daemon.delayMs / 1000)} s.`,
         "warning",
       );
     case "failed":

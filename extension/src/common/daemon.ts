@@ -1,14 +1,15 @@
 /**
  * The daemon's life cycle: start it (after the interpreter check), stop it, restart it
- * one at a time, restart it with back-off when it crashes, and say at every moment what
- * state it is in. How a process is started and spoken to is the `Launcher`'s business
+ * one at a time, restart it with back-off when it crashes or stops answering (liveness.ts),
+ * and say at every moment what state it is in. How a process is started and spoken to is the `Launcher`'s business
  * (client.ts with vscode-languageclient; fakes in unit tests).
  */
 import type { DaemonSettings } from "../protocol";
+import { Liveness, LIVENESS_BOUNDS, type LivenessBounds, type Schedule } from "./liveness";
 import { errorMessage, logError, logInfo, logWarn } from "./log";
 import { isProblem, type PythonReport } from "./preflight";
 import type { Problem } from "./problems";
-import { crashed, startFailed } from "./problems";
+import { crashed, startFailed, unresponsive, unresponsiveRestarted } from "./problems";
 import type { Interpreter } from "./python";
 import { Backoff, SerialRestarter } from "./restart";
 import type { Settings } from "./settings";
@@ -32,24 +33,31 @@ export interface Launcher {
   launch(interpreter: Interpreter, settings: DaemonSettings): Promise<RunningDaemon>;
 }
 
+/** Why a daemon is being restarted: it exited, or it stopped answering and was stopped. */
+export type RestartReason = "crashed" | "unresponsive";
+
 export type DaemonState =
   | { kind: "disabled" }
   | { kind: "starting" }
   | { kind: "running"; connection: DaemonConnection }
-  | { kind: "restarting"; delayMs: number }
+  /** `notice`: what to tell the person, on the first restart of a run of failures only. */
+  | { kind: "restarting"; delayMs: number; reason: RestartReason; notice?: Problem }
   | { kind: "failed"; problem: Problem };
 
 export interface SupervisorDeps {
   launcher: Launcher;
   settings(): Settings;
   interpreter(): Promise<Interpreter>;
-  /** Runs `callback` after `ms`; tests run it by hand. */
-  schedule(callback: () => void, ms: number): Disposable;
+  /** Runs `callback` after `ms`; tests run it by hand. Back-off and liveness probes use it. */
+  schedule: Schedule;
   onState(state: DaemonState): void;
+  /** How soon a silent daemon counts as deaf; LIVENESS_BOUNDS unless a test says otherwise. */
+  liveness?: LivenessBounds;
 }
 
 export class DaemonSupervisor implements Disposable {
   private current: RunningDaemon | undefined;
+  private liveness: Liveness | undefined;
   private generation = 0;
   private pendingRestart: Disposable | undefined;
   private readonly backoff = new Backoff();
@@ -120,42 +128,84 @@ export class DaemonSupervisor implements Disposable {
     const generation = ++this.generation;
     daemon.onClosed(() => this.closed(generation));
     this.current = daemon;
+    this.liveness = new Liveness(
+      daemon,
+      this.deps.schedule,
+      (silentMs) => this.unresponsive(generation, silentMs),
+      this.deps.liveness ?? LIVENESS_BOUNDS,
+    );
     this.backoff.started();
-    this.setState({ kind: "running", connection: daemon });
+    this.setState({ kind: "running", connection: this.liveness.guard() });
   }
 
   private async stopCurrent(): Promise<void> {
     this.pendingRestart?.dispose();
     this.pendingRestart = undefined;
+    const daemon = this.dropCurrent();
+    if (daemon) {
+      await stopQuietly(daemon);
+    }
+  }
+
+  /** Forgets the current daemon; a close it reports later belongs to an old generation. */
+  private dropCurrent(): RunningDaemon | undefined {
     this.generation += 1;
+    this.liveness?.dispose();
+    this.liveness = undefined;
     const daemon = this.current;
     this.current = undefined;
-    if (daemon) {
-      try {
-        await daemon.stop();
-      } catch (error) {
-        logWarn(`Stopping the daemon failed: ${errorMessage(error)}`);
-      }
-    }
+    return daemon;
   }
 
   private closed(generation: number): void {
     if (generation !== this.generation) {
       return; // a daemon we stopped ourselves
     }
-    this.current = undefined;
+    this.dropCurrent();
+    logWarn("The daemon stopped unexpectedly.");
+    this.restartLater("crashed", Promise.resolve());
+  }
+
+  /** A daemon alive but deaf never closes by itself: stop it (client.ts kills what does not exit), then restart. */
+  private unresponsive(generation: number, silentMs: number): void {
+    if (generation !== this.generation) {
+      return;
+    }
+    const seconds = Math.round(silentMs / 1000);
+    logWarn(`The daemon did not answer for ${seconds} s; stopping it.`);
+    const daemon = this.dropCurrent();
+    this.restartLater("unresponsive", daemon ? stopQuietly(daemon) : Promise.resolve(), seconds);
+  }
+
+  /**
+   * Restarts after the back-off delay, once `stopped` has settled, or gives up when the
+   * delays are spent. The person is told about a deaf daemon on the first restart of a
+   * run of failures only; the status bar shows every one.
+   */
+  private restartLater(reason: RestartReason, stopped: Promise<void>, silentSeconds = 0): void {
     const delayMs = this.backoff.nextDelay();
     if (delayMs === undefined) {
-      const problem = crashed(this.backoff.crashes + 1);
+      const times = this.backoff.crashes + 1;
+      const problem = reason === "crashed" ? crashed(times) : unresponsive(times);
       logError(problem.message);
       this.setState({ kind: "failed", problem });
       return;
     }
-    logWarn(`The daemon stopped unexpectedly; restarting it in ${delayMs} ms.`);
-    this.setState({ kind: "restarting", delayMs });
+    logWarn(`Restarting the daemon in ${delayMs} ms.`);
+    const firstOfRun = this.backoff.crashes === 1;
+    const notice = reason === "unresponsive" && firstOfRun ? unresponsiveRestarted(silentSeconds) : undefined;
+    this.setState({ kind: "restarting", delayMs, reason, ...(notice ? { notice } : {}) });
     this.pendingRestart = this.deps.schedule(() => {
       this.pendingRestart = undefined;
-      void this.restarter.restart();
+      void stopped.then(() => this.restarter.restart());
     }, delayMs);
+  }
+}
+
+async function stopQuietly(daemon: RunningDaemon): Promise<void> {
+  try {
+    await daemon.stop();
+  } catch (error) {
+    logWarn(`Stopping the daemon failed: ${errorMessage(error)}`);
   }
 }

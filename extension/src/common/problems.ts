@@ -11,6 +11,7 @@ export type ProblemKind =
   | "missingPackages"
   | "startFailed"
   | "crashed"
+  | "unresponsive"
   | "noModel";
 
 export type ProblemAction = "openSettings" | "selectInterpreter" | "showLog" | "restart";
@@ -22,6 +23,8 @@ export interface Problem {
   /** The whole message: what happened, then what to do. */
   message: string;
   actions: ProblemAction[];
+  /** "warning" for news that needs no fix (Treelens already acted); an error otherwise. */
+  severity?: "warning";
 }
 
 export const ACTION_TITLES: Record<ProblemAction, string> = {
@@ -87,6 +90,26 @@ export function crashed(times: number): Problem {
     kind: "crashed",
     short: "daemon stopped",
     message: `The Treelens daemon stopped ${times} times in a row and is no longer restarted. Its log is in the Treelens output; fix the problem, then run "Treelens: Restart Daemon".`,
+    actions: ["showLog", "restart"],
+  };
+}
+
+/** Told once per run of failures: a deaf daemon was restarted; the person need not act. */
+export function unresponsiveRestarted(seconds: number): Problem {
+  return {
+    kind: "unresponsive",
+    short: "daemon not answering",
+    message: `The Treelens daemon did not answer for ${seconds} s, so Treelens restarted it. If this happens again, its log in the Treelens output may say why.`,
+    actions: ["showLog"],
+    severity: "warning",
+  };
+}
+
+export function unresponsive(times: number): Problem {
+  return {
+    kind: "unresponsive",
+    short: "daemon not answering",
+    message: `The Treelens daemon stopped answering ${times} times in a row and is no longer restarted. Its log is in the Treelens output; fix the problem, then run "Treelens: Restart Daemon".`,
     actions: ["showLog", "restart"],
   };
 }

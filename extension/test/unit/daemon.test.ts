@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { DaemonState, Launcher, RunningDaemon } from "../../src/common/daemon";
 import { DaemonSupervisor } from "../../src/common/daemon";
+import { PROBE_METHOD } from "../../src/common/liveness";
 import type { PythonReport } from "../../src/common/preflight";
 import { notInstalled, type Problem } from "../../src/common/problems";
 import { RESTART_DELAYS_MS } from "../../src/common/restart";
@@ -10,11 +11,16 @@ import { FakeApi, FakeConnection } from "./fakes";
 
 const REPORT: PythonReport = { version: "3.11.9", executable: "/venv/bin/python", treelens: "0.1.0", missing: [] };
 
+/** Liveness bounds of the harness: probe timers are told apart from restart delays by them. */
+const PROBE_EVERY_MS = 5;
+const ANSWER_WITHIN_MS = 7;
+
 class FakeDaemon extends FakeConnection implements RunningDaemon {
   closedListener: (() => void) | undefined;
   stopped = false;
-  constructor() {
-    super({});
+  /** A deaf daemon never answers anything, the probe included. */
+  constructor(deaf = false) {
+    super(deaf ? { [PROBE_METHOD]: () => new Promise(() => undefined) } : {});
   }
   onClosed(listener: () => void): void {
     this.closedListener = listener;
@@ -27,18 +33,19 @@ class FakeDaemon extends FakeConnection implements RunningDaemon {
   }
 }
 
-function harness(check: PythonReport | Problem = REPORT, launchError?: Error) {
+function harness(check: PythonReport | Problem = REPORT, launchError?: Error, deaf = false) {
   const api = new FakeApi();
   const daemons: FakeDaemon[] = [];
   const states: DaemonState[] = [];
   const scheduled: { callback: () => void; ms: number; cancelled: boolean }[] = [];
+  const probes: { callback: () => void; ms: number; cancelled: boolean }[] = [];
   const launcher: Launcher = {
     check: async () => check,
     launch: async () => {
       if (launchError) {
         throw launchError;
       }
-      const daemon = new FakeDaemon();
+      const daemon = new FakeDaemon(deaf);
       daemons.push(daemon);
       return daemon;
     },
@@ -49,12 +56,29 @@ function harness(check: PythonReport | Problem = REPORT, launchError?: Error) {
     interpreter: async () => ({ command: ["/venv/bin/python"], source: "setting" }),
     schedule: (callback, ms) => {
       const entry = { callback, ms, cancelled: false };
-      scheduled.push(entry);
+      (ms === PROBE_EVERY_MS || ms === ANSWER_WITHIN_MS ? probes : scheduled).push(entry);
       return { dispose: () => (entry.cancelled = true) };
     },
     onState: (state) => states.push(state),
+    liveness: { intervalMs: PROBE_EVERY_MS, answerWithinMs: ANSWER_WITHIN_MS },
   });
-  return { api, supervisor, daemons, states, scheduled };
+  /** Lets the current daemon's probe go unanswered past the bound. */
+  const silence = async () => {
+    const armed = () => probes.filter((entry) => !entry.cancelled);
+    assert.deepEqual(
+      armed().map((entry) => entry.ms),
+      [PROBE_EVERY_MS],
+    );
+    const probe = armed()[0];
+    probe.cancelled = true; // it has run
+    probe.callback();
+    await new Promise((resolve) => setImmediate(resolve));
+    const deadline = armed().find((entry) => entry.ms === ANSWER_WITHIN_MS);
+    assert.ok(deadline, "the probe arms its deadline");
+    deadline.cancelled = true;
+    deadline.callback();
+  };
+  return { api, supervisor, daemons, states, scheduled, silence };
 }
 
 test("a restart starts a daemon and reports starting, then running", async () => {
@@ -92,7 +116,7 @@ test("a crashed daemon is restarted with growing delays, then left stopped", asy
   await supervisor.restart();
   for (const [attempt, delay] of RESTART_DELAYS_MS.entries()) {
     daemons[attempt].crash();
-    assert.deepEqual(states.at(-1), { kind: "restarting", delayMs: delay });
+    assert.deepEqual(states.at(-1), { kind: "restarting", delayMs: delay, reason: "crashed" });
     assert.equal(scheduled[attempt].ms, delay);
     scheduled[attempt].callback();
     await new Promise((resolve) => setImmediate(resolve));
@@ -129,4 +153,52 @@ test("disabled: no daemon, and changed settings are sent to a running one", asyn
   api.settings["treelens.device"] = "cpu";
   await supervisor.updateSettings();
   assert.deepEqual(daemons[0].settingsSent, [readSettings(api).daemon]);
+});
+
+test("a deaf daemon is stopped and restarted with growing delays, the person told on the first restart only", async () => {
+  const { supervisor, daemons, states, scheduled, silence } = harness(REPORT, undefined, true);
+  await supervisor.restart();
+  for (const [attempt, delay] of RESTART_DELAYS_MS.entries()) {
+    await silence();
+    assert.equal(daemons[attempt].stopped, true, "the deaf daemon is stopped (client.ts kills it)");
+    const last = states.at(-1);
+    assert.ok(last?.kind === "restarting", `state ${last?.kind}`);
+    assert.equal(last.reason, "unresponsive");
+    assert.equal(last.delayMs, delay);
+    if (attempt === 0) {
+      assert.match(last.notice?.message ?? "", /did not answer for \d+ s, so Treelens restarted it/);
+      assert.equal(last.notice?.severity, "warning");
+    } else {
+      assert.equal(last.notice, undefined, `restart ${attempt + 1} tells nobody`);
+    }
+    scheduled[attempt].callback();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(states.at(-1)?.kind, "running");
+    assert.equal(daemons.length, attempt + 2);
+  }
+  await silence();
+  const last = states.at(-1);
+  assert.equal(last?.kind, "failed");
+  assert.match(last?.kind === "failed" ? last.problem.message : "", /stopped answering 6 times in a row/);
+  assert.equal(daemons.at(-1)?.stopped, true);
+  assert.equal(scheduled.length, RESTART_DELAYS_MS.length);
+  // a restart the person asks for starts a new run: a new deafness is news again
+  await supervisor.restart();
+  await silence();
+  const again = states.at(-1);
+  assert.ok(again?.kind === "restarting" && again.notice !== undefined);
+});
+
+test("a running daemon's requests go through its liveness watch; stopping it ends the probes", async () => {
+  const { supervisor, daemons, states } = harness();
+  await supervisor.restart();
+  const running = states.at(-1);
+  assert.ok(running?.kind === "running");
+  await assert.rejects(running.connection.request("treelens/classify", {}), /no handler/);
+  assert.deepEqual(
+    daemons[0].requests.map((entry) => entry.method),
+    ["treelens/classify"],
+  );
+  await supervisor.stop();
+  assert.equal(daemons[0].stopped, true);
 });

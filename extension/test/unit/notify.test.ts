@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ACTION_TITLES, crashed, notInstalled } from "../../src/common/problems";
+import { ACTION_TITLES, crashed, notInstalled, unresponsiveRestarted } from "../../src/common/problems";
 import { ProblemNotifier } from "../../src/notify";
 import { FakeApi } from "./fakes";
 
@@ -26,4 +26,22 @@ test("a problem is shown once until reset, and its buttons run the fixes", async
   await notifier.show(notInstalled("python3"));
   assert.equal(api.messages("error").length, 3);
   assert.deepEqual(ran, ["selectInterpreter", "openSettings"]);
+});
+
+test("news that needs no fix (a deaf daemon restarted) is a warning with a button to the log", async () => {
+  const api = new FakeApi();
+  const ran: string[] = [];
+  const notifier = new ProblemNotifier(api, {
+    openSettings: () => ran.push("openSettings"),
+    selectInterpreter: () => ran.push("selectInterpreter"),
+    showLog: () => ran.push("showLog"),
+    restart: () => ran.push("restart"),
+  });
+  api.answers.push(ACTION_TITLES.showLog);
+  await notifier.show(unresponsiveRestarted(20));
+  assert.deepEqual(api.messages("warning"), [
+    "The Treelens daemon did not answer for 20 s, so Treelens restarted it. If this happens again, its log in the Treelens output may say why.",
+  ]);
+  assert.deepEqual(api.messages("error"), []);
+  assert.deepEqual(ran, ["showLog"]);
 });

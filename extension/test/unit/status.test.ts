@@ -69,7 +69,10 @@ test("problems show in the status bar with their short text", () => {
   const other = statusView(running, app, { kind: "error", message: "folder is gone" });
   assert.equal(other.text, "$(warning) Treelens: error");
   assert.match(other.tooltip, /folder is gone/);
-  assert.match(statusView({ kind: "restarting", delayMs: 4000 }, app, undefined).tooltip, /in 4 s/);
+  const crashed = statusView({ kind: "restarting", delayMs: 4000, reason: "crashed" }, app, undefined);
+  assert.match(crashed.tooltip, /stopped unexpectedly; restarting it in 4 s/);
+  const deaf = statusView({ kind: "restarting", delayMs: 1000, reason: "unresponsive" }, app, undefined);
+  assert.match(deaf.tooltip, /stopped answering; restarting it in 1 s/);
   assert.equal(statusView({ kind: "disabled" }, app, undefined).visible, false);
   assert.equal(statusView(running, undefined, undefined).text, "$(shield) Treelens");
 });
