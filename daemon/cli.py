@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from daemon.scan import ScanError, ScanResult, scan
 from model.bundle import DEFAULT_BUNDLE_DIR, BundleError, load_bundle
 from model.dataset import DatasetError, read_records
 from model.filters import NOISE_CATEGORIES, PathFilter
+from model.guards import output_file, read_input
 from model.input import DEFAULT_MAX_TOKENS, ModelText, TokenCounter, analyze, describe
 from model.labels import LABELS
 from model.querysets import (
@@ -37,6 +39,18 @@ from model.tree import ProjectTree
 from model.tree_text import parse_tree_text
 
 Command = Callable[[argparse.Namespace], int]
+
+
+def seconds(value: str) -> float:
+    """argparse type of a time-out: a finite number of seconds above 0 (``inf``, ``nan``
+    and ``1e400`` parse as floats, and a negative or infinite time-out broke the clone)."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds above 0, e.g. 120")
+    return number
 
 
 def _add_tree_options(parser: argparse.ArgumentParser) -> None:
@@ -200,7 +214,8 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         for e, c in catalogs.items()
     }
     if args.out:
-        args.out.write_text(sets[engines[0]].config["text"], encoding="utf-8")
+        with output_file(args.out, "--out") as partial:
+            partial.write_text(sets[engines[0]].config["text"], encoding="utf-8")
     if args.json:
         print(json.dumps({e: qs.to_json() for e, qs in sets.items()}, indent=2, ensure_ascii=False))
         return 0
@@ -258,7 +273,7 @@ def _add_classify_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds,
         default=clone.DEFAULT_TIMEOUT_S,
         help="with --git: seconds allowed for the clone",
     )
@@ -346,7 +361,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.dataset:
         return _classify_dataset(classifier, args, thresholds, path_filter)
     if args.tree_file:
-        text = sys.stdin.read() if str(args.tree_file) == "-" else _read_text(args.tree_file)
+        text = read_input(args.tree_file, "--tree-file")
         source, tree = str(args.tree_file), ProjectTree.from_paths(parse_tree_text(text))
     elif args.git:
         with clone.shallow_clone(args.git, args.ref, args.timeout) as work:
@@ -364,13 +379,6 @@ def cmd_classify(args: argparse.Namespace) -> int:
     else:
         _print_classification(source, result)
     return 0
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError as error:
-        raise ValueError(f"--tree-file {path}: cannot read it ({error.strerror})") from None
 
 
 def _classify_dataset(classifier, args: argparse.Namespace, thresholds: dict, path_filter: PathFilter) -> int:
@@ -448,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare_cmd.add_argument(
         "--timeout",
-        type=float,
+        type=seconds,
         default=DEFAULT_TIMEOUT_S,
         help="seconds allowed per semgrep run (default 600)",
     )

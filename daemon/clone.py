@@ -4,11 +4,14 @@ For ``treelens classify --git URL``: only https and ssh remotes are allowed (no 
 paths, file://, plain http or transport helpers such as ``ext::``), nothing from the
 repository or the user's git templates runs (no hooks), git never prompts for
 credentials (it fails instead), LFS files are not downloaded, the clone has a time
-limit, and the folder is removed afterwards whatever happens.
+limit (on time-out git dies with its whole process group: transports such as
+``git remote-https`` and ssh included), and the folder is removed afterwards whatever
+happens.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -19,6 +22,8 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from model.guards import run_process_group
 
 DEFAULT_TIMEOUT_S = 120.0
 ALLOWED_SCHEMES = ("https", "ssh")
@@ -75,13 +80,14 @@ def _git(args: list[str], cwd: Path, deadline: float, allowed: tuple[str, ...]) 
     env = {**os.environ, **CLONE_ENV, "GIT_ALLOW_PROTOCOL": ":".join(allowed)}
     command = ["git", *(arg for item in CLONE_CONFIG for arg in ("-c", item)), *args]
     try:
-        done = subprocess.run(
+        done = run_process_group(
             command,
+            deadline,
             cwd=cwd,
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=deadline,
             stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
@@ -119,6 +125,8 @@ def shallow_clone(
     """Yield the work tree of a depth-1 clone of ``url`` at ``ref`` (branch, tag or commit;
     default: the remote's default branch); the folder is deleted on exit."""
     check_url(url, allowed)
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise CloneError(f"time-out {timeout!r}: give a number of seconds above 0")
     if ref is not None and (not ref or ref.startswith("-") or any(c.isspace() for c in ref)):
         raise CloneError(f"--ref {ref!r:.100} is not a branch, tag or commit")
     parent = Path(tempfile.mkdtemp(prefix="treelens-clone-"))

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from model.guards import InputError, bounded_lines, load_json
 from model.labels import LABELS, label_vector
 from model.tree import ProjectTree
 
@@ -72,26 +73,25 @@ def _open_text(path: Path):
 def read_records(path: Path | str) -> Iterator[Record]:
     """Records of one data file, in file order; blank lines are skipped.
 
-    Raises DatasetError for a missing or empty file, a line that is not JSON, or a
-    record that breaks the format.
+    Raises DatasetError for a missing or empty file, a line that is not JSON (or nested
+    too deeply to read, or longer than MAX_INPUT_BYTES), or a record that breaks the format.
     """
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"{path}: no such data file")
+        what = "not a data file (a folder or a device)" if path.exists() else "no such data file"
+        raise DatasetError(f"{path}: {what}")
     count = 0
     try:
         with _open_text(path) as handle:
-            for number, line in enumerate(handle, 1):
+            for number, line in bounded_lines(handle, str(path)):
                 if not line.strip():
                     continue
                 where = f"{path}:{number}"
-                try:
-                    data = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise DatasetError(f"{where}: not valid JSON ({error.msg})") from None
                 count += 1
-                yield parse_record(data, where)
-    except (OSError, EOFError, UnicodeDecodeError) as error:
+                yield parse_record(load_json(line, where, DatasetError), where)
+    except InputError as error:
+        raise DatasetError(str(error)) from None
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as error:
         raise DatasetError(f"{path}: cannot read ({error})") from None
     if count == 0:
         raise DatasetError(f"{path}: no records (the file is empty)")

@@ -9,7 +9,6 @@ Parsers never raise: a manifest that does not parse contributes no names.
 
 from __future__ import annotations
 
-import json
 import re
 import tomllib
 import xml.etree.ElementTree as ET
@@ -17,6 +16,8 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 import yaml
+
+from model.guards import load_json
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -121,7 +122,7 @@ def _requirements_txt(text: str) -> list[str]:
 
 
 def _package_json(text: str) -> list[str]:
-    data = json.loads(text)
+    data = load_json(text, "package.json")
     names: list[str] = []
     for key in ("dependencies", "devDependencies", "peerDependencies", "optionalDependencies"):
         section = data.get(key)
@@ -131,7 +132,7 @@ def _package_json(text: str) -> list[str]:
 
 
 def _composer_json(text: str) -> list[str]:
-    data = json.loads(text)
+    data = load_json(text, "composer.json")
     names: list[str] = []
     for key in ("require", "require-dev"):
         section = data.get(key)

@@ -89,7 +89,7 @@ def test_a_broken_index_line_is_named(tmp_path: Path) -> None:
     good = json.dumps({"id": "r", "path": "python/lang/r.yaml", "languages": ["python"]})
     index = tmp_path / "index.jsonl"
     index.write_text(f"{good}\n{{not json\n")
-    with pytest.raises(CatalogError, match=r"index\.jsonl:2: not JSON"):
+    with pytest.raises(CatalogError, match=r"index\.jsonl:2: not valid JSON"):
         read_index(index)
 
 

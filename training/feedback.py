@@ -17,6 +17,7 @@ from pathlib import Path
 from daemon.feedback import FeedbackError, export_feedback
 from daemon.settings import default_feedback_database
 from model.dataset import read_records
+from model.guards import output_file
 
 log = logging.getLogger(__name__)
 
@@ -25,20 +26,17 @@ def cmd_export_feedback(args: argparse.Namespace) -> int:
     output: Path = args.output
     if output.exists() and not args.overwrite:
         raise ValueError(f"--output {output} exists; pass --overwrite to replace it")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(".partial-" + output.name)  # same suffix: read back like the real file
-    opener = gzip.open if output.suffix == ".gz" else open
     try:
-        with opener(tmp, "wt", encoding="utf-8") as handle:
-            count = export_feedback(args.database, handle)
-        if count == 0:
-            raise ValueError(f"{args.database}: no feedback stored yet; nothing to export")
-        checked = sum(1 for _ in read_records(tmp))
-        tmp.replace(output)
+        # the partial file ends like the real one, so it is read back (gzip'd or not) the same way
+        with output_file(output, "--output", make_parents=True) as partial:
+            opener = gzip.open if partial.suffix == ".gz" else open
+            with opener(partial, "wt", encoding="utf-8") as handle:
+                count = export_feedback(args.database, handle)
+            if count == 0:
+                raise ValueError(f"{args.database}: no feedback stored yet; nothing to export")
+            checked = sum(1 for _ in read_records(partial))
     except FeedbackError as error:
         raise ValueError(str(error)) from None
-    finally:
-        tmp.unlink(missing_ok=True)
     log.info("export-feedback: %d records from %s -> %s", checked, args.database, output)
     return 0
 

@@ -7,8 +7,9 @@ type and the outputs one place to look up what to write.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,10 @@ ENGINES: tuple[str, ...] = ("semgrep", "codeql", "bandit")
 
 SHARED_SEMGREP_INDEX = Path(__file__).resolve().parents[3] / "shared" / "data" / "semgrep-rules-index.jsonl"
 """The default semgrep catalog in a checkout: ../shared/data beside the repository."""
+
+MAX_CATALOG_DEPTH = 32
+"""Folder levels below a catalog root that are read: semgrep-rules and CodeQL's packs
+nest at most about 8; hundreds of levels would only exhaust the recursion of a walk."""
 
 _CWE_NUMBER = re.compile(r"cwe[-_ ]?0*(\d+)", re.IGNORECASE)
 
@@ -120,3 +125,22 @@ def unique_ids(queries: list[Query]) -> list[Query]:
         seen.add(qid)
         result.append(query)
     return result
+
+
+def catalog_files(root: Path, wanted: Callable[[str], bool]) -> list[Path]:
+    """The files under ``root`` whose name is ``wanted``, sorted: hidden files and folders
+    skipped, symlinked folders not followed (like ``Path.rglob``), at most
+    MAX_CATALOG_DEPTH folder levels deep; a deeper tree is refused with a CatalogError
+    instead of walking it (a walk 600 levels deep overflowed the recursion)."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        depth = len(here.relative_to(root).parts)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        if dirs and depth >= MAX_CATALOG_DEPTH:
+            raise CatalogError(
+                f"{root}: folders nest deeper than {MAX_CATALOG_DEPTH} levels (at {here / dirs[0]}); "
+                "give the rules folder itself"
+            )
+        found.extend(here / name for name in files if not name.startswith(".") and wanted(name))
+    return sorted(found)

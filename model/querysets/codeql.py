@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from model.filters import OUTPUT_PREFIX
-from model.querysets.catalog import Catalog, CatalogError, Query, cwe_numbers
+from model.querysets.catalog import Catalog, CatalogError, Query, catalog_files, cwe_numbers
 
 PACK_FILE = "qlpack.yml"
 SUITE_FILE_NAME = f"{OUTPUT_PREFIX}codeql.qls"  # left out of the tree (model/filters.py)
@@ -65,11 +65,7 @@ def read_packs(root: Path) -> Catalog:
     """Every query with an ``@id`` in the pack(s) at ``root``."""
     if not root.is_dir():
         raise CatalogError(f"{root}: not a folder; give a CodeQL query pack folder (with {PACK_FILE})")
-    pack_files = sorted(
-        p
-        for p in root.rglob(PACK_FILE)
-        if not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+    pack_files = catalog_files(root, lambda name: name == PACK_FILE)
     if not pack_files:
         raise CatalogError(f"{root}: no {PACK_FILE} found; give a CodeQL query pack folder")
     pack_dirs = [p.parent for p in pack_files]
@@ -86,10 +82,8 @@ def read_packs(root: Path) -> Catalog:
         pack_dir = pack_file.parent
         packs[manifest["name"]] = pack_dir.relative_to(root).as_posix()
         nested = [d for d in pack_dirs if d != pack_dir and pack_dir in d.parents]
-        for ql in sorted(pack_dir.rglob("*.ql")):
-            if any(d in ql.parents for d in nested) or any(
-                part.startswith(".") for part in ql.relative_to(pack_dir).parts
-            ):
+        for ql in catalog_files(pack_dir, lambda name: name.endswith(".ql")):
+            if any(d in ql.parents for d in nested):
                 continue
             query = _query(ql, root, manifest["name"], language)
             if query is not None:

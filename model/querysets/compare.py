@@ -14,7 +14,6 @@ check off. Every arm reports semgrep's own check ids (model/querysets/semgrep.py
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from model.guards import InputError, load_json, run_process_group
 from model.input import Analysis
 from model.querysets import semgrep as semgrep_rules
 from model.querysets.catalog import Catalog, Query
@@ -208,14 +208,14 @@ def run_semgrep(
     ]
     start = time.perf_counter()
     try:
-        done = subprocess.run(
+        done = run_process_group(  # semgrep's workers (semgrep-core) die with it on a time-out
             command,
+            timeout,
             cwd=cwd,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
             env={**os.environ, **SEMGREP_ENV},
-            check=False,
         )
     except subprocess.TimeoutExpired as error:
         raise SemgrepError(
@@ -225,10 +225,12 @@ def run_semgrep(
         raise SemgrepError(f"cannot run semgrep ({error}); install it with `pip install semgrep`") from error
     seconds = time.perf_counter() - start
     try:
-        report = json.loads(done.stdout)
-    except json.JSONDecodeError:
+        report = load_json(done.stdout, "semgrep's output")
+    except InputError:
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
         raise SemgrepError(f"semgrep failed (exit {done.returncode}): {' | '.join(tail)}") from None
+    if not isinstance(report, dict):
+        raise SemgrepError(f"semgrep failed (exit {done.returncode}): its output is not a JSON report")
     findings = tuple(sorted(_finding(r, target) for r in report.get("results", [])))
     # "warn" and "info" entries are files semgrep could not parse (templates read as HTML)
     # or rules for languages it lacks here (Apex): counted apart, so a config error stands out

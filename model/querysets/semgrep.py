@@ -26,12 +26,14 @@ from typing import Any
 import yaml
 
 from model.filters import OUTPUT_PREFIX
+from model.guards import InputError, bounded_lines, load_json, read_input
 from model.querysets.catalog import (
     SHARED_SEMGREP_INDEX,
     Catalog,
     CatalogError,
     Query,
     as_strings,
+    catalog_files,
     cwe_numbers,
     unique_ids,
 )
@@ -69,14 +71,11 @@ def check_id(relative_file: str, rule_id: str) -> str:
 
 def rule_files(root: Path) -> list[Path]:
     """The YAML files ``semgrep --config root`` loads, sorted."""
-    found = []
-    for path in root.rglob("*"):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if path.suffix in RULE_SUFFIXES and not path.name.endswith(TEST_SUFFIXES) and path.is_file():
-            found.append(path)
-    return sorted(found)
+    return [
+        path
+        for path in catalog_files(root, lambda name: name.endswith(RULE_SUFFIXES))
+        if not path.name.endswith(TEST_SUFFIXES) and path.is_file()
+    ]
 
 
 def read_rules_dir(root: Path) -> Catalog:
@@ -86,8 +85,8 @@ def read_rules_dir(root: Path) -> Catalog:
     for path in rule_files(root):
         rel = path.relative_to(root).as_posix()
         try:
-            document = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)  # noqa: S506 - safe loader
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            document = yaml.load(read_input(path, "rule file"), Loader=_LOADER)  # noqa: S506 - safe loader
+        except (InputError, RecursionError, yaml.YAMLError) as error:
             raise CatalogError(f"{path}: cannot read this rule file ({error}); fix or remove it") from error
         if not isinstance(document, dict) or not isinstance(document.get("rules"), list):
             continue
@@ -138,10 +137,10 @@ def read_index(path: Path) -> Catalog:
     queries = []
     try:
         with opener(path, "rt", encoding="utf-8") as handle:
-            for n, line in enumerate(handle, 1):
+            for n, line in bounded_lines(handle, str(path)):
                 if line.strip():
                     queries.append(_index_query(line, f"{path}:{n}"))
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, UnicodeDecodeError, EOFError, InputError) as error:
         raise CatalogError(f"{path}: cannot read the rules index ({error})") from error
     if not queries:
         raise CatalogError(f"{path}: the rules index is empty")
@@ -149,12 +148,7 @@ def read_index(path: Path) -> Catalog:
 
 
 def _index_query(line: str, where: str) -> Query:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise CatalogError(
-            f"{where}: not JSON ({error.msg}); each line must be one rule's metadata"
-        ) from error
+    row = load_json(line, where, CatalogError, hint="each line must be one rule's metadata")
     if (
         not isinstance(row, dict)
         or not isinstance(row.get("id"), str)
