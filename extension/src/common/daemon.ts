@@ -1,8 +1,8 @@
 /**
  * The daemon's life cycle: start it (after the interpreter check), stop it, restart it
  * one at a time, restart it with back-off when it crashes or stops answering (liveness.ts),
- * and say at every moment what state it is in. How a process is started and spoken to is the `Launcher`'s business
- * (client.ts with vscode-languageclient; fakes in unit tests).
+ * and say at every moment what state it is in. How a process is started and spoken to is
+ * the `Launcher`'s business (client.ts with vscode-languageclient; fakes in unit tests).
  */
 import type { DaemonSettings } from "../protocol";
 import { Liveness, LIVENESS_BOUNDS, type LivenessBounds, type Schedule } from "./liveness";
