@@ -25,6 +25,7 @@ from daemon.ignores import GITIGNORE, Ignores
 from daemon.scan import (
     DEFAULT_MAX_FILES,
     ScanError,
+    check_depth,
     display_path,
     file_entry,
     git_listing,
@@ -67,16 +68,18 @@ class FolderTree:
         self._root_fd = -1  # the root folder, open while a batch is applied
 
     def rescan(self) -> None:
-        """Rebuild everything with a full scan (raises ScanError when the folder is unusable)."""
+        """Rebuild everything with a full scan (raises ScanError when the folder is unusable
+        or cannot be scanned completely; the tree is then left as it was)."""
         result = scan(self.root, path_filter=self.path_filter)
+        gitignores = [entry.path for entry in result.tree.files if entry.path.rpartition("/")[2] == GITIGNORE]
+        ignores = Ignores.load(result.root, self.path_filter, gitignores, result.method == "git")
         self.root = result.root
         self.files, self._on_disk, self._folders = {}, {}, Counter()
         for entry in result.tree.files:
             self._add(entry.path, entry.path, entry)
         self.manifests = dict(result.tree.manifests)
         self.scripts = dict(result.tree.scripts)
-        gitignores = [path for path in self.files if path.rpartition("/")[2] == GITIGNORE]
-        self.ignores = Ignores.load(self.root, self.path_filter, gitignores, result.method == "git")
+        self.ignores = ignores
         self.info = ScanInfo(result.method, tuple(result.unreadable), result.limited)
 
     def snapshot(self, sizes: bool = False) -> ProjectTree:
@@ -188,6 +191,7 @@ class FolderTree:
         if any(path.rpartition("/")[2] == GITIGNORE for path in found):
             return None
         paths = self.path_filter.project_paths([f"{rel}/{path}" for path in found])
+        check_depth(self.root, paths)
         if listed is None:  # the walk knew only the ignore files below the folder
             paths = [path for path in paths if not self.ignores.gitignored(path)]
         entries = []

@@ -7,6 +7,8 @@ are the scanner's: daemon/scan.py's skips and PathFilter, and git's ignore files
 git's precedence order (core.excludesFile < .git/info/exclude < .gitignore files, the
 deepest deciding), including those above the folder when it sits inside a repository.
 Changes to the ignore files themselves make the folder rescan, which reloads them.
+Patterns are matched in linear time (model.filters.IgnorePatterns), and ignore files of
+the repository are read as the scanner reads them: never through a symlink.
 """
 
 from __future__ import annotations
@@ -17,17 +19,15 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-import pathspec
-
-from daemon.scan import GIT_ENV, GIT_TIMEOUT_S
-from model.filters import VENV_MARKER, PathFilter, is_skipped_dir
+from daemon.scan import GIT_ENV, GIT_TIMEOUT_S, MAX_IGNORE_BYTES, read_ignore_lines
+from model.filters import VENV_MARKER, IgnorePatterns, PathFilter, is_skipped_dir
 
 log = logging.getLogger(__name__)
 
 GITIGNORE = ".gitignore"
 
-Rules = dict[str, list[pathspec.GitIgnoreSpec]]
-"""Base folder (relative to the repository top, '' for the top) -> its specs, lowest
+Rules = dict[str, list[IgnorePatterns]]
+"""Base folder (relative to the repository top, '' for the top) -> its patterns, lowest
 precedence first."""
 
 
@@ -59,20 +59,21 @@ class Ignores:
             if located is not None:
                 prefix, exclude_path = located
                 for path in (_global_excludes(root), exclude_path):
-                    _add_spec(rules, "", path)
+                    _add(rules, "", _config_lines(path), str(path))
                 top = root
                 for _ in range(prefix.count("/")):
                     top = top.parent
                 parts = prefix.rstrip("/").split("/") if prefix else []
                 for depth in range(len(parts)):  # .gitignore files between the top and root
                     base = "/".join(parts[:depth])
-                    _add_spec(rules, base, top.joinpath(*parts[:depth], GITIGNORE))
+                    rel = "/".join([*parts[:depth], GITIGNORE])
+                    _add(rules, base, read_ignore_lines(top, rel), str(top / rel))
                 if exclude_path.is_relative_to(root):
                     exclude_file = exclude_path.relative_to(root).as_posix()
         for rel in sorted(gitignores, key=lambda p: p.count("/")):
             folder = rel.rpartition("/")[0]
             base = f"{prefix}{folder}".rstrip("/")
-            _add_spec(rules, base, root / rel)
+            _add(rules, base, read_ignore_lines(root, rel), str(root / rel))
         return cls(root, path_filter, rules, prefix, exclude_file)
 
     def excluded(self, rel: str, is_dir: bool = False) -> bool:
@@ -102,10 +103,10 @@ class Ignores:
         for depth in range(len(folders), -1, -1):
             base = "/".join(folders[:depth])
             relative = candidate[len(base) + 1 :] if base else candidate
-            for spec in reversed(self._rules.get(base, ())):
-                result = spec.check_file(relative)
-                if result.include is not None:
-                    return result.include
+            for patterns in reversed(self._rules.get(base, ())):
+                verdict = patterns.verdict(relative)
+                if verdict is not None:
+                    return verdict
         return False
 
     def _in_virtualenv(self, folders: list[str]) -> bool:
@@ -120,17 +121,23 @@ class Ignores:
         return rel.rpartition("/")[2] == GITIGNORE or rel == self.exclude_file
 
 
-def _add_spec(rules: Rules, base: str, path: Path | None) -> None:
+def _add(rules: Rules, base: str, lines: list[str], source: str) -> None:
+    """Add one ignore file's patterns (lines pathspec refuses are skipped, as git does)."""
+    patterns = IgnorePatterns.parse(lines, source)
+    if patterns:
+        rules.setdefault(base, []).append(patterns)
+
+
+def _config_lines(path: Path | None) -> list[str]:
+    """Lines of git's own exclude files (the person's configuration, not the workspace's:
+    a symlinked dotfile is fine); none when missing."""
     if path is None:
-        return
+        return []
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        with open(path, "rb") as handle:
+            return handle.read(MAX_IGNORE_BYTES).decode("utf-8", "replace").splitlines()
     except OSError:
-        return  # no such file is the usual case
-    try:
-        rules.setdefault(base, []).append(pathspec.GitIgnoreSpec.from_lines(lines))
-    except Exception as error:  # a pattern pathspec cannot compile: git would skip it too
-        log.warning("ignoring %s: %s", path, error)
+        return []  # no such file is the usual case
 
 
 def _git(root: Path, *args: str) -> str | None:

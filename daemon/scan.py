@@ -7,6 +7,13 @@ Both skip the directories in model.filters.SKIP_DIRS, never follow symlinked
 directories, and survive unreadable folders and names that are not UTF-8. Nothing
 from the workspace is executed: git runs with hooks, pagers and credential helpers
 off and a timeout.
+
+What a repository anyone clones can carry is held at the mechanism: every file read
+(manifests, shebangs, ignore files) opens its path one folder at a time below the root
+and refuses symlinks (``read_beneath``), so nothing outside the workspace is read; paths
+git still lists below a folder that is now a symlink are dropped; ignore patterns are
+matched in linear time (model.filters.IgnorePatterns); and a tree nested deeper than
+MAX_DEPTH is an error (ScanError), never a partial result.
 """
 
 from __future__ import annotations
@@ -21,10 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pathspec
-
 from model.detect import language_of_shebang
-from model.filters import DEFAULT_FILTER, PathFilter, is_skipped_dir
+from model.filters import DEFAULT_FILTER, IgnorePatterns, PathFilter, is_skipped_dir
 from model.manifests import MAX_MANIFEST_BYTES, cut_manifest, select_manifests
 from model.tree import FileEntry, ProjectTree
 
@@ -34,6 +39,12 @@ GIT_TIMEOUT_S = 30
 DEFAULT_MAX_FILES = 500_000
 """Stop listing beyond this many files, so a workspace opened on a home folder cannot
 exhaust memory; the result says it was limited."""
+
+MAX_DEPTH = 256
+"""Folders a listed file may lie below. Deeper nesting is no project layout (a Java
+package is some 20 levels); it is refused with an error rather than half served."""
+MAX_IGNORE_BYTES = 1 << 22
+"""An ignore file is read up to this size (git itself refuses ones over 100 MB)."""
 
 GIT_ENV = {
     "GIT_TERMINAL_PROMPT": "0",
@@ -45,7 +56,8 @@ GIT_ENV = {
 
 
 class ScanError(Exception):
-    """The folder cannot be scanned at all (missing, not a folder, unreadable)."""
+    """The folder cannot be scanned completely (missing, not a folder, unreadable, nested
+    too deep): no tree is better than a partial one."""
 
 
 @dataclass
@@ -125,7 +137,44 @@ def git_listing(root: Path, timeout: float = GIT_TIMEOUT_S) -> Listing | None:
                 found.append((path, GIT_KINDS.get(meta[:6], "file")))
         elif item:
             found.append((item, None))
-    return found
+    return in_real_folders(root, found)
+
+
+def in_real_folders(root: Path, listing: Listing) -> Listing:
+    """The listed paths whose folders are real folders on disk now. git's index may still
+    list ``evil/package.json`` when ``evil`` became a symlink: that file lies outside the
+    workspace, as git status would say. One lstat per distinct folder."""
+    known: dict[str, bool] = {"": True}
+    try:
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return listing
+    try:
+        return [
+            (path, kind)
+            for path, kind in listing
+            if _real_folder(root_fd, path.rstrip("/").rpartition("/")[0], known)
+        ]
+    finally:
+        os.close(root_fd)
+
+
+def _real_folder(root_fd: int, folder: str, known: dict[str, bool]) -> bool:
+    """Whether ``folder`` and each folder above it is a directory, not a link (memoised in
+    ``known``; iterative: a path may be deeper than Python's recursion limit)."""
+    unknown = []
+    while folder not in known:
+        unknown.append(folder)
+        folder = folder.rpartition("/")[0]
+    real = known[folder]
+    for name in reversed(unknown):
+        if real:
+            try:
+                real = stat.S_ISDIR(os.lstat(name, dir_fd=root_fd).st_mode)
+            except OSError:
+                real = False
+        known[name] = real
+    return real
 
 
 def inside_git_dir(root: Path) -> bool:
@@ -143,8 +192,8 @@ def walk_listing(root: Path, unreadable: list[str], max_files: int) -> tuple[Lis
     Returns the listing and whether ``max_files`` cut it short.
     """
     found: Listing = []
-    # each pending folder carries the gitignore specs that apply to it, root first
-    pending: list[tuple[str, list[tuple[str, pathspec.GitIgnoreSpec]]]] = [("", [])]
+    # each pending folder carries the ignore patterns that apply to it, root first
+    pending: list[tuple[str, list[tuple[str, IgnorePatterns]]]] = [("", [])]
     while pending:
         rel, specs = pending.pop()
         folder = root / rel if rel else root
@@ -155,7 +204,7 @@ def walk_listing(root: Path, unreadable: list[str], max_files: int) -> tuple[Lis
             unreadable.append(display_path(rel) or ".")
             log.warning("cannot list %s: %s", folder, error.strerror or error)
             continue
-        specs = specs + _gitignore_spec(folder, rel, entries)
+        specs = specs + _gitignore_spec(root, rel, entries)
         for entry in entries:
             path = f"{rel}/{entry.name}" if rel else entry.name
             try:
@@ -173,26 +222,64 @@ def walk_listing(root: Path, unreadable: list[str], max_files: int) -> tuple[Lis
     return found, False
 
 
-def _gitignore_spec(
-    folder: Path, rel: str, entries: list[os.DirEntry]
-) -> list[tuple[str, pathspec.GitIgnoreSpec]]:
-    if not any(e.name == ".gitignore" and e.is_file(follow_symlinks=False) for e in entries):
+def _gitignore_spec(root: Path, rel: str, entries: list[os.DirEntry]) -> list[tuple[str, IgnorePatterns]]:
+    if not any(e.name == ".gitignore" for e in entries):
         return []
-    try:
-        lines = (folder / ".gitignore").read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
-    return [(rel, pathspec.GitIgnoreSpec.from_lines(lines))]
+    path = f"{rel}/.gitignore" if rel else ".gitignore"
+    lines = read_ignore_lines(root, path)
+    return [(rel, IgnorePatterns.parse(lines, display_path(path)))] if lines else []
 
 
-def _ignored(specs: list[tuple[str, pathspec.GitIgnoreSpec]], path: str) -> bool:
+def read_ignore_lines(root: Path, path: str) -> list[str]:
+    """The lines of an ignore file below ``root`` (none when it is missing, a link, or
+    lies below a link)."""
+    head = read_beneath(root, path, MAX_IGNORE_BYTES + 1)
+    if head is None:
+        return []
+    if len(head) > MAX_IGNORE_BYTES:
+        log.warning("%s: only its first %d bytes are read", root / path, MAX_IGNORE_BYTES)
+        head = head[:MAX_IGNORE_BYTES].rpartition(b"\n")[0]
+    return head.decode("utf-8", "replace").splitlines()
+
+
+def _ignored(specs: list[tuple[str, IgnorePatterns]], path: str) -> bool:
     """Git's rule: the deepest .gitignore with a matching pattern decides."""
-    for base, spec in reversed(specs):
+    for base, patterns in reversed(specs):
         relative = path[len(base) + 1 :] if base else path
-        result = spec.check_file(relative)
-        if result.include is not None:
-            return result.include
+        verdict = patterns.verdict(relative)
+        if verdict is not None:
+            return verdict
     return False
+
+
+def read_beneath(root: Path, path: str, limit: int) -> bytes | None:
+    """At most ``limit`` bytes of a regular file below ``root``, or None (missing, a
+    symlink, below a symlink, not a regular file, unreadable).
+
+    The path is opened one folder at a time from ``root`` with O_NOFOLLOW, so no link
+    anywhere on it, and no link swapped in meanwhile, leads the read out of the workspace.
+    Opening never blocks on a FIFO.
+    """
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        *folders, name = path.split("/")
+        for folder in folders:
+            inner = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        inner = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def file_entry(root_fd: int, path: str) -> FileEntry | None:
@@ -214,17 +301,23 @@ def file_entry(root_fd: int, path: str) -> FileEntry | None:
 def read_manifest(root: Path, path: str) -> str | None:
     """A manifest's text as the data set stores it (first 32 KiB); None if unreadable.
 
-    Symlinks are not read: a link named package.json must not pull in a file from
-    outside the workspace.
+    Symlinks are not read, nor files below one: a link named package.json, or a folder
+    replaced by a link, must not pull in a file from outside the workspace.
     """
-    target = root / path
-    try:
-        if target.is_symlink() or not target.is_file():
-            return None
-        with open(target, "rb") as handle:
-            return cut_manifest(handle.read(MAX_MANIFEST_BYTES))
-    except OSError:
-        return None
+    head = read_beneath(root, path, MAX_MANIFEST_BYTES)
+    return None if head is None else cut_manifest(head)
+
+
+def check_depth(root: Path, paths: Iterable[str]) -> None:
+    """ScanError when a path lies below more than MAX_DEPTH folders."""
+    for path in paths:
+        if path.count("/") > MAX_DEPTH:
+            shown = "/".join(display_path(path).split("/")[:3])
+            raise ScanError(
+                f"{root}: {shown}/… nests deeper than {MAX_DEPTH} levels, more than Treelens reads; "
+                "leave that folder out with the treelens.extraIgnores setting (CLI: --ignore) or "
+                "a .gitignore line"
+            )
 
 
 def scan(
@@ -257,9 +350,11 @@ def scan(
     kinds = {path.rstrip("/"): kind for path, kind in listing}
     on_disk: dict[str, str] = {}  # display path -> path as the file system spells it
     entries = []
+    project = path_filter.project_paths(list(kinds))
+    check_depth(root, project)
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for path in path_filter.project_paths(list(kinds)):
+        for path in project:
             kind = kinds[path]
             entry = (
                 file_entry(root_fd, path) if sizes or kind is None else FileEntry(display_path(path), 0, kind)
@@ -294,20 +389,11 @@ SHEBANG_BYTES = 128
 
 def script_language(root: Path, path: str, entry: FileEntry) -> str | None:
     """The language the shebang of an extension-less file names, or None (it has an
-    extension, is no script, a symlink, unreadable). Reads at most SHEBANG_BYTES and never
-    follows links."""
+    extension, is no script, a symlink or below one, unreadable). Reads at most
+    SHEBANG_BYTES."""
     if entry.kind != "file" or "." in entry.path.rsplit("/", 1)[-1]:
         return None
-    try:
-        fd = os.open(root / path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
+    head = read_beneath(root, path, SHEBANG_BYTES)
+    if head is None:
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        head = os.read(fd, SHEBANG_BYTES)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     return language_of_shebang(head.split(b"\n", 1)[0].decode("utf-8", "replace"))

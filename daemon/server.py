@@ -328,7 +328,7 @@ class TreelensServer(LanguageServer):
                 log.info("%s: %d files (%s)", root, len(folder.tree.files), info.method)
                 for unreadable in info.unreadable:
                     log.warning("%s: cannot read folder %s; left out", root, unreadable)
-            except ScanError as error:
+            except Exception as error:  # ScanError, or a scan broken part-way: no tree is served
                 self._fail(folder, error)
             finally:
                 folder.ready.set()
@@ -336,7 +336,8 @@ class TreelensServer(LanguageServer):
             await self._refresh(folder)
 
     def _fail(self, folder: FolderState, error: Exception) -> None:
-        folder.error = f"workspace folder {folder.uri} cannot be read: {error}"
+        detail = error if isinstance(error, ScanError) else f"its scan failed part-way ({error!r:.300})"
+        folder.error = f"workspace folder {folder.uri} cannot be read: {detail}"
         log.warning("%s", folder.error)
         self._unwatch(folder)
 
@@ -352,7 +353,7 @@ class TreelensServer(LanguageServer):
         handler = FolderEvents(tree.root, lambda: tree.ignores, lambda rel: rel in tree.files, deliver)
         try:
             folder.watch = self.watcher.watch(tree.root, handler)
-        except OSError as error:
+        except (OSError, RecursionError) as error:  # watchdog walks folders recursively
             log.warning(
                 "cannot watch %s (%s): labels will not follow file changes; on Linux raise "
                 "fs.inotify.max_user_watches",

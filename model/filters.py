@@ -12,18 +12,28 @@ folder are filtered identically:
   off, and extra gitignore-style patterns can be added.
 
 Manifest files are never dropped as noise: they carry the dependency section.
+
+Every gitignore-style pattern that comes from outside (a repository's ignore files, the
+``extraIgnores`` setting, ``--ignore``) is matched by RE2 (IgnorePatterns): linear in the
+path, so no pattern can freeze the scanner or the daemon with catastrophic backtracking.
 """
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
 import pathspec
+import re2
+from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
 
 from model.manifests import is_manifest
+
+log = logging.getLogger(__name__)
 
 SKIP_DIRS: frozenset[str] = frozenset(
     {
@@ -183,6 +193,59 @@ def _folder_skipped(folder: str, venvs: set[str]) -> bool:
     return bool(venvs) and any("/".join(parts[: i + 1]) in venvs for i in range(len(parts)))
 
 
+IGNORE_BACKEND = "re2"
+"""pathspec's RE2 backend (google-re2): matching time is linear in the path, whatever the
+pattern. Python's re, pathspec's default without RE2, backtracks exponentially on
+patterns like ``*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b``."""
+
+
+@dataclass(frozen=True)
+class IgnorePatterns:
+    """The gitignore-style patterns of one source (an ignore file, a setting), compiled for
+    RE2. Lines pathspec refuses (``!`` alone, a trailing backslash, a reversed range) are
+    skipped with a warning, as git skips patterns that can never match; a pattern too big
+    for RE2's memory budget is skipped the same way, and a file too big for one RE2 set is
+    split into several (``specs``, in file order)."""
+
+    specs: tuple[pathspec.GitIgnoreSpec, ...] = ()
+
+    @classmethod
+    def parse(cls, lines: Iterable[str], source: str) -> IgnorePatterns:
+        patterns = []
+        for number, line in enumerate(lines, 1):
+            try:
+                patterns.append(GitIgnoreSpecPattern(line))
+            except (ValueError, re.error) as error:
+                log.warning("%s:%d: pattern %r skipped: %s", source, number, line[:200], error)
+        return cls(tuple(_compiled(patterns, source)))
+
+    def __bool__(self) -> bool:
+        return bool(self.specs)
+
+    def verdict(self, path: str) -> bool | None:
+        """True: ignored, False: re-included by a negation, None: no pattern matches. The
+        last matching pattern decides (the last part of a split file first)."""
+        for spec in reversed(self.specs):
+            include = spec.check_file(path).include
+            if include is not None:
+                return include
+        return None
+
+
+def _compiled(patterns: list[GitIgnoreSpecPattern], source: str) -> list[pathspec.GitIgnoreSpec]:
+    """One RE2 spec for the patterns, or (over RE2's memory budget) specs for each half."""
+    if not any(pattern.include is not None for pattern in patterns):
+        return []
+    try:
+        return [pathspec.GitIgnoreSpec(patterns, backend=IGNORE_BACKEND)]
+    except re2.error:
+        if len(patterns) == 1:
+            log.warning("%s: pattern %r skipped: too big to match", source, str(patterns[0].pattern)[:200])
+            return []
+    middle = len(patterns) // 2
+    return _compiled(patterns[:middle], source) + _compiled(patterns[middle:], source)
+
+
 @dataclass(frozen=True)
 class PathFilter:
     """The configurable part of path filtering.
@@ -201,10 +264,8 @@ class PathFilter:
             raise ValueError(f"unknown noise categories {unknown}; choose from {list(NOISE_CATEGORIES)}")
 
     @cached_property
-    def _extra_spec(self) -> pathspec.GitIgnoreSpec | None:
-        if not self.extra_ignores:
-            return None
-        return pathspec.GitIgnoreSpec.from_lines(self.extra_ignores)
+    def _extra_patterns(self) -> IgnorePatterns:
+        return IgnorePatterns.parse(self.extra_ignores, "extra ignores")
 
     def project_paths(self, paths: list[str]) -> list[str]:
         """Paths that are part of the project proper: skips, Treelens' own files and extra
@@ -225,8 +286,9 @@ class PathFilter:
                 skip = skipped[folder] = _folder_skipped(folder, venvs)
             if not skip:
                 kept.append(path)
-        if self._extra_spec is not None:
-            kept = [p for p in kept if not self._extra_spec.match_file(p)]
+        extra = self._extra_patterns
+        if extra:
+            kept = [p for p in kept if not extra.verdict(p)]
         return kept
 
     def signal_paths(self, paths: list[str]) -> list[str]:

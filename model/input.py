@@ -24,6 +24,11 @@ depth each folder's first entries before any folder's later ones) until the next
 does not fit. Whatever is not shown is summarised in the nearest shown folder by file
 count and extension, and ``truncated`` says so. Token counts come from the model's own
 tokenizer when one is given (``count_tokens``), else from an estimate.
+
+Names come from outside (any file name, any dependency name in a manifest): control
+characters and line separators in them are escaped (a newline as backslash-n), so a
+name is always one line and cannot forge ``# languages`` or ``# technologies``. Nothing
+here recurses over the tree: any depth of folders is laid out.
 """
 
 from __future__ import annotations
@@ -52,6 +57,24 @@ TokenCounter = Callable[[Sequence[str]], list[int]]
 """Counts the tokens of each line (each given with its trailing newline)."""
 
 _PIECES = re.compile(r"[ \t]+|[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+|[^\sA-Za-z\d]")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(name: str) -> str:
+    """A name with control characters and line separators escaped as Python writes them
+    (newline: backslash-n, ESC: backslash-x1b, U+2028: backslash-u2028): one line of model
+    text, and the same text as before for every ordinary name."""
+    if name.isprintable():
+        return name
+    return _CONTROL.sub(_escape, name)
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
 
 
 def estimate_tokens(lines: Sequence[str]) -> list[int]:
@@ -158,7 +181,8 @@ def _fact_lines(facts: Analysis, counter: _CachedCounter, budget: int) -> tuple[
     lines.append("# dependencies\n")
     cap = int(budget * DEPENDENCY_SHARE)
     used, truncated = 0, False
-    for ecosystem, names in facts.dependencies.items():
+    for ecosystem, listed in facts.dependencies.items():
+        names = [printable(name) for name in listed]
         shown = _fit_words(f"{ecosystem}:", names, counter, cap - used)
         if len(shown) < len(names):
             truncated = True
@@ -214,7 +238,7 @@ def _summary(counts: dict[str, int]) -> str:
     """'40 files: 30 .js, 10 .css' style description of hidden files."""
     total = sum(counts.values())
     top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:3]
-    parts = [f"{n} {ext or 'other'}" for ext, n in top]
+    parts = [f"{n} {printable(ext) or 'other'}" for ext, n in top]
     rest = total - sum(n for _ext, n in top)
     if rest:
         parts.append(f"{rest} other")
@@ -276,25 +300,35 @@ class _TreeLayout:
         self.cost = self.root.cost  # tokens of everything shown so far
 
     def _folder(self, path: str) -> _Dir:
-        node = self._nodes.get(path)
-        if node is None:
-            parent_path, _, name = path.rpartition("/")
-            node = _Dir(path, path.count("/"))
-            self._folder(parent_path).dirs[name] = node
-            self._nodes[path] = node
+        """The node of a folder, created with the folders above it that are missing."""
+        missing = []
+        while path not in self._nodes:
+            missing.append(path)
+            path = path.rpartition("/")[0]
+        node = self._nodes[path]
+        for inner in reversed(missing):
+            child = _Dir(inner, inner.count("/"))
+            node.dirs[inner.rpartition("/")[2]] = child
+            self._nodes[inner] = child
+            node = child
         return node
 
-    def _count(self, node: _Dir) -> None:
+    def _count(self, root: _Dir) -> None:
         """Fill ``counts`` bottom-up: each file is counted once, in its own folder."""
-        counts: dict[str, int] = {}
-        for path in node.files:
-            ext = extension(path)
-            counts[ext] = counts.get(ext, 0) + 1
-        for child in node.dirs.values():
-            self._count(child)
-            for ext, n in child.counts.items():
-                counts[ext] = counts.get(ext, 0) + n
-        node.counts = counts
+        order, stack = [], [root]
+        while stack:  # folders before the folders inside them
+            node = stack.pop()
+            order.append(node)
+            stack.extend(node.dirs.values())
+        for node in reversed(order):  # so every folder after the folders inside it
+            counts: dict[str, int] = {}
+            for path in node.files:
+                ext = extension(path)
+                counts[ext] = counts.get(ext, 0) + 1
+            for child in node.dirs.values():
+                for ext, n in child.counts.items():
+                    counts[ext] = counts.get(ext, 0) + n
+            node.counts = counts
 
     @property
     def hidden_files(self) -> int:
@@ -384,12 +418,13 @@ class _TreeLayout:
 
     def _dir_line(self, node: _Dir, hidden: dict[str, int], shown: bool) -> str:
         indent = INDENT * node.depth
+        name = printable(node.name)
         if shown or not hidden:
-            return f"{indent}{node.name}/\n"
-        return f"{indent}{node.name}/ … {_summary(hidden)}\n"
+            return f"{indent}{name}/\n"
+        return f"{indent}{name}/ … {_summary(hidden)}\n"
 
     def _file_line(self, path: str) -> str:
-        name = path.rsplit("/", 1)[-1]
+        name = printable(path.rsplit("/", 1)[-1])
         kind = self.kinds.get(path, "file")
         suffix = "@" if kind == "link" else "/ (submodule)" if kind == "submodule" else ""
         return f"{INDENT * path.count('/')}{name}{suffix}\n"
@@ -422,21 +457,25 @@ class _TreeLayout:
         return found
 
     def lines(self) -> list[str]:
-        """The shown tree as text lines, folders before files, each level sorted."""
+        """The shown tree as text lines, folders before files, each level sorted: each
+        folder's line, then its contents, then its files and its trailer."""
         out: list[str] = []
-        self._emit(self.root, out)
+        pending: list[_Dir | str] = [self.root]  # a folder to lay out, or a line to write
+        while pending:
+            item = pending.pop()
+            if isinstance(item, str):
+                out.append(item)
+                continue
+            dirs = sorted((c for c in item.shown if isinstance(c, _Dir)), key=lambda d: d.name)
+            closing = [self._file_line(path) for path in sorted(c for c in item.shown if isinstance(c, str))]
+            trailer = self._trailer_line(item, item.hidden, bool(item.shown))
+            if trailer:
+                closing.append(trailer)
+            pending.extend(reversed(closing))
+            for child in reversed(dirs):
+                pending.append(child)
+                pending.append(self._dir_line(child, child.hidden, bool(child.shown)))
         return out
-
-    def _emit(self, node: _Dir, out: list[str]) -> None:
-        dirs = sorted((c for c in node.shown if isinstance(c, _Dir)), key=lambda d: d.name)
-        files = sorted(c for c in node.shown if isinstance(c, str))
-        for child in dirs:
-            out.append(self._dir_line(child, child.hidden, bool(child.shown)))
-            self._emit(child, out)
-        out.extend(self._file_line(path) for path in files)
-        trailer = self._trailer_line(node, node.hidden, bool(node.shown))
-        if trailer:
-            out.append(trailer)
 
 
 def _ancestors_and_self(path: str) -> list[str]:

@@ -10,6 +10,10 @@ Two shapes are understood, the two people paste or pipe:
 
 Folder lines (a trailing ``/``, or an entry with children) are not files; the root line,
 blank lines and ``tree``'s closing "N directories, M files" are skipped.
+
+Lines end at a newline (CRLF too) and nowhere else, as in git's and tree's output: a name
+holding another line break (vertical tab, U+2028, ...) stays one name, and whatever
+characters a name holds, the model text escapes them (model.input.printable).
 """
 
 from __future__ import annotations
@@ -86,7 +90,8 @@ def parse_drawing(lines: list[str]) -> list[str]:
 
 def parse_tree_text(text: str) -> list[str]:
     """Relative file paths from a path list or a tree drawing (see the module docstring)."""
-    lines = [line for line in text.splitlines() if line.strip() and not SUMMARY.match(line.strip())]
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    lines = [line for line in lines if line.strip() and not SUMMARY.match(line.strip())]
     drawing = any(BRANCH.search(line) for line in lines)
     paths = parse_drawing(lines) if drawing else parse_path_list(lines)
     if not paths:
