@@ -4,7 +4,12 @@ One SQLite file (WAL, synchronous=FULL) in the user's data directory, schema ver
 with ``PRAGMA user_version``. ``submit`` returns only after the row is committed, so an
 acknowledged submission survives a kill -9 (or a power cut) of the daemon. A file that
 is not a usable database is reported with a FeedbackError naming the path and the fix;
-the store never deletes, truncates or rewrites a file it did not create.
+the store never deletes, truncates or rewrites a file it did not create, and changes
+nothing in an SQLite file that is not its own (not even the journal mode).
+
+Every open runs ``PRAGMA quick_check``: a damaged file (a page overwritten, a disk
+error) takes no new rows, so the daemon does not acknowledge feedback into it. Reading
+goes row by row, so a damaged page costs the rows on it, named by row id, not the file.
 
 ``export_feedback`` turns the store into data-set records (DESIGN.md's JSONL format,
 with the person's labels) for ``treelens-train export-feedback``.
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import zlib
 from collections.abc import Iterator
@@ -22,8 +28,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from model.guards import load_json
 from model.labels import label_vector
 from model.tree import ProjectTree
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 10.0
@@ -45,6 +54,10 @@ CREATE TABLE feedback (
 );
 CREATE INDEX feedback_tree_hash ON feedback (tree_hash);
 """
+_COLUMNS = (
+    "id, created_at, folder, tree_hash, model_text, tree, labels,"
+    " predicted_labels, probabilities, model_version, comment"
+)
 
 
 class FeedbackError(Exception):
@@ -88,6 +101,14 @@ class StoredFeedback:
     labels: dict[str, int]
     prediction: Prediction | None
     comment: str
+
+
+@dataclass(frozen=True)
+class DamagedRow:
+    """A row that cannot be read back: on a damaged page, or a value that does not decode."""
+
+    id: int
+    problem: str
 
 
 def tree_hash(tree: ProjectTree) -> str:
@@ -137,32 +158,64 @@ class FeedbackStore:
         return row_id
 
     def entries(self) -> Iterator[StoredFeedback]:
-        """Every stored submission, oldest first."""
-        with self._connection() as connection:
-            try:
-                rows = connection.execute(
-                    "SELECT id, created_at, folder, tree_hash, model_text, tree, labels,"
-                    " predicted_labels, probabilities, model_version, comment FROM feedback ORDER BY id"
+        """Every stored submission, oldest first; a damaged row is a FeedbackError naming it."""
+        for row in self.rows():
+            if isinstance(row, DamagedRow):
+                raise self._error(
+                    f"row {row.id} cannot be read ({row.problem})",
+                    fix="Treelens leaves the file as it is: `treelens-train export-feedback "
+                    "--skip-damaged` exports the other rows",
                 )
-                for row in rows:
-                    yield _stored(row)
-            except (sqlite3.Error, zlib.error, ValueError) as error:
-                raise self._error(error) from None
+            yield row
+
+    def rows(self) -> Iterator[StoredFeedback | DamagedRow]:
+        """Every row, oldest first, each read on its own: a row on a damaged page, or whose
+        values do not decode, comes as a DamagedRow naming it instead of ending the read."""
+        with _Connection(self, writing=False) as connection:
+            damage, rows_damaged = _quick_check(connection), False
+            for row_id in self._row_ids(connection):
+                try:
+                    query = f"SELECT {_COLUMNS} FROM feedback WHERE id = ?"  # noqa: S608 - constant columns
+                    found = connection.execute(query, (row_id,)).fetchone()
+                    if found is not None:
+                        yield _stored(found)
+                except (sqlite3.DatabaseError, zlib.error, ValueError, TypeError) as error:
+                    rows_damaged = True
+                    yield DamagedRow(row_id, str(error))
+            if damage and not rows_damaged:
+                log.warning("feedback database %s is damaged (%s), but every row was read", self.path, damage)
+
+    def _row_ids(self, connection: sqlite3.Connection) -> list[int]:
+        """The row ids; when a damaged page breaks the scan, every id up to the largest
+        (ids are given in order, so the rows on the bad page are among them)."""
+        try:
+            return [row_id for (row_id,) in connection.execute("SELECT id FROM feedback ORDER BY id")]
+        except sqlite3.DatabaseError:
+            pass
+        try:
+            largest = connection.execute("SELECT max(id) FROM feedback").fetchone()[0] or 0
+        except sqlite3.DatabaseError as error:
+            raise self._error(f"its rows cannot be listed ({error})", fix=_DAMAGED_FIX) from None
+        return list(range(1, largest + 1))
 
     def _connection(self) -> _Connection:
-        return _Connection(self)
+        return _Connection(self, writing=True)
 
-    def _open(self) -> sqlite3.Connection:
-        """Connect, switch to WAL and make sure the schema is ours and current."""
+    def _open(self, writing: bool) -> sqlite3.Connection:
+        """Connect, make sure the file is ours (creating the schema in a new, empty one)
+        and intact, then switch to WAL. Nothing is written before the file is known to be
+        ours, so a foreign database stays byte for byte as it was."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
         except (OSError, sqlite3.Error) as error:
             raise self._error(error) from None
         try:
+            self._migrate(connection)
+            if writing and (damage := _quick_check(connection)):
+                raise self._error(f"it is damaged ({damage})", fix=_DAMAGED_FIX)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
-            self._migrate(connection)
         except (sqlite3.Error, FeedbackError) as error:
             connection.close()
             raise error if isinstance(error, FeedbackError) else self._error(error) from None
@@ -170,20 +223,12 @@ class FeedbackStore:
 
     def _migrate(self, connection: sqlite3.Connection) -> None:
         """Create the schema in a new (empty) file; refuse files that are not ours."""
-        if connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        if self._is_ours(connection):
             return
+        connection.execute("PRAGMA journal_mode=WAL")  # an empty database: ours from here on
         connection.execute("BEGIN IMMEDIATE")  # a second daemon may be creating it right now
         try:
-            version = connection.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise self._error(
-                    f"it has schema version {version}, written by a newer Treelens (this one "
-                    f"reads version {SCHEMA_VERSION})",
-                    fix="upgrade Treelens, or set treelens.feedbackDatabase to another file",
-                )
-            if version < SCHEMA_VERSION:
-                if connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-                    raise self._error("it is an SQLite database but not a Treelens feedback store")
+            if not self._is_ours(connection):
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     connection.execute(statement)
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -191,6 +236,26 @@ class FeedbackStore:
         except BaseException:
             connection.rollback()
             raise
+
+    def _is_ours(self, connection: sqlite3.Connection) -> bool:
+        """True for a Treelens store of this schema version, False for an empty database;
+        anything else (another application's database, whatever its user_version, or a
+        newer Treelens store) is a FeedbackError. Reads only."""
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(feedback)")]
+        if not columns:
+            if version or connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise self._error("it is an SQLite database but not a Treelens feedback store")
+            return False
+        if version > SCHEMA_VERSION:
+            raise self._error(
+                f"it has schema version {version}, written by a newer Treelens (this one "
+                f"reads version {SCHEMA_VERSION})",
+                fix="upgrade Treelens, or set treelens.feedbackDatabase to another file",
+            )
+        if version != SCHEMA_VERSION or ", ".join(columns) != _COLUMNS:
+            raise self._error("it is an SQLite database but not a Treelens feedback store")
+        return True
 
     def _error(self, problem: Exception | str, fix: str | None = None) -> FeedbackError:
         fix = fix or (
@@ -200,15 +265,33 @@ class FeedbackStore:
         return FeedbackError(f"feedback database {self.path} cannot be used: {problem}. {fix}")
 
 
-class _Connection:
-    """Context manager: an open, migrated connection, always closed."""
+_DAMAGED_FIX = (
+    "Treelens writes nothing more to it and leaves it as it is: save the rows that can still be "
+    "read with `treelens-train export-feedback --skip-damaged`, then move it aside (the next "
+    "feedback starts a new file) or set treelens.feedbackDatabase to another file"
+)
 
-    def __init__(self, store: FeedbackStore) -> None:
+
+def _quick_check(connection: sqlite3.Connection) -> str | None:
+    """What ``PRAGMA quick_check`` finds wrong (pages, b-trees, records), None when intact.
+    A damaged file takes no new rows: an acknowledged row in it might not read back."""
+    try:
+        found = [line for (line,) in connection.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as error:
+        found = [str(error)]
+    return None if found == ["ok"] else "quick_check: " + "; ".join(found[:3])
+
+
+class _Connection:
+    """Context manager: an open, migrated, checked connection, always closed."""
+
+    def __init__(self, store: FeedbackStore, writing: bool) -> None:
         self._store = store
+        self._writing = writing
         self._connection: sqlite3.Connection | None = None
 
     def __enter__(self) -> sqlite3.Connection:
-        self._connection = self._store._open()
+        self._connection = self._store._open(self._writing)
         return self._connection
 
     def __exit__(self, *exc_info: object) -> None:
@@ -230,34 +313,50 @@ def _stored(row: tuple[Any, ...]) -> StoredFeedback:
         version,
         comment,
     ) = row
+    where = f"feedback row {row_id}"
     prediction = None
     if predicted is not None:
-        prediction = Prediction(json.loads(predicted), json.loads(probabilities or "{}"), version or "")
+        prediction = Prediction(
+            load_json(predicted, where), load_json(probabilities or "{}", where), version or ""
+        )
+    person = load_json(labels, where)
+    if not isinstance(person, dict):
+        raise ValueError(f"{where}: its labels are not an object")
+    label_vector(person, where)
     return StoredFeedback(
         id=row_id,
         created_at=created_at,
         folder=folder,
         tree_hash=hash_,
         model_text=model_text,
-        tree=ProjectTree.from_record(json.loads(zlib.decompress(tree)), f"feedback row {row_id}"),
-        labels=json.loads(labels),
+        tree=ProjectTree.from_record(load_json(zlib.decompress(tree), where), where),
+        labels=person,
         prediction=prediction,
         comment=comment,
     )
 
 
-def feedback_records(path: Path) -> Iterator[dict[str, Any]]:
+def feedback_records(path: Path, skip_damaged: bool = False) -> Iterator[dict[str, Any]]:
     """Data-set records (DESIGN.md's JSONL format) of a feedback database.
 
     The person's labels are the record's labels (confidence "high": a person read the
     project). A tree labelled more than once gives one record, with the latest labels;
     its id is ``feedback/<first 16 hex digits of the tree hash>``. The folder path is
     left out: records may be shared for training.
+
+    Rows that cannot be read are a FeedbackError naming them, before any record is
+    given; with ``skip_damaged`` they are left out with a warning naming them.
     """
     latest: dict[str, StoredFeedback] = {}
-    for entry in FeedbackStore(path).entries():
+    damaged: list[DamagedRow] = []
+    for entry in FeedbackStore(path).rows():
+        if isinstance(entry, DamagedRow):
+            damaged.append(entry)
+            continue
         latest.pop(entry.tree_hash, None)  # re-insert so the order follows the latest submission
         latest[entry.tree_hash] = entry
+    if damaged:
+        _report_damaged(path, damaged, len(latest), skip_damaged)
     for entry in latest.values():
         yield {
             "id": f"feedback/{entry.tree_hash[:16]}",
@@ -273,10 +372,37 @@ def feedback_records(path: Path) -> Iterator[dict[str, Any]]:
         }
 
 
-def export_feedback(path: Path, out: TextIO) -> int:
+def _report_damaged(path: Path, damaged: list[DamagedRow], readable: int, skip: bool) -> None:
+    """Name the rows that cannot be read: an error, or (``skip``) a warning."""
+    rows = "row" if len(damaged) == 1 else "rows"
+    what = f"{len(damaged)} {rows} cannot be read ({rows} {_id_ranges([d.id for d in damaged])}: "
+    what += f"{damaged[0].problem})"
+    if skip:
+        log.warning("feedback database %s: %s; skipped", path, what)
+        return
+    raise FeedbackError(
+        f"feedback database {path}: {what}; nothing was exported. Pass --skip-damaged to export "
+        f"the {readable} readable trees, or restore the file from a backup"
+    )
+
+
+def _id_ranges(ids: list[int], shown: int = 10) -> str:
+    """'3, 7-9, 12' for [3, 7, 8, 9, 12]; past ``shown`` ranges, ', ...'."""
+    ranges: list[list[int]] = []
+    for row_id in ids:
+        if ranges and row_id == ranges[-1][1] + 1:
+            ranges[-1][1] = row_id
+        else:
+            ranges.append([row_id, row_id])
+    text = [f"{a}" if a == b else f"{a}-{b}" for a, b in ranges[:shown]]
+    return ", ".join(text) + (", ..." if len(ranges) > shown else "")
+
+
+def export_feedback(path: Path, out: TextIO, skip_damaged: bool = False) -> int:
     """Write the records of ``feedback_records`` as JSON Lines to ``out``; returns how many.
 
-    Raises FeedbackError when the database is missing or unusable.
+    Raises FeedbackError when the database is missing or unusable, or (unless
+    ``skip_damaged``) when a row cannot be read.
     """
     if not path.is_file():
         raise FeedbackError(
@@ -284,7 +410,7 @@ def export_feedback(path: Path, out: TextIO) -> int:
             "or give the path set in treelens.feedbackDatabase"
         )
     count = 0
-    for record in feedback_records(path):
+    for record in feedback_records(path, skip_damaged):
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
         count += 1
     return count

@@ -31,7 +31,7 @@ def cmd_export_feedback(args: argparse.Namespace) -> int:
         with output_file(output, "--output", make_parents=True) as partial:
             opener = gzip.open if partial.suffix == ".gz" else open
             with opener(partial, "wt", encoding="utf-8") as handle:
-                count = export_feedback(args.database, handle)
+                count = export_feedback(args.database, handle, args.skip_damaged)
             if count == 0:
                 raise ValueError(f"{args.database}: no feedback stored yet; nothing to export")
             checked = sum(1 for _ in read_records(partial))
@@ -57,4 +57,10 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         "--output", type=Path, required=True, help="records file to write (.jsonl or .jsonl.gz)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    parser.add_argument(
+        "--skip-damaged",
+        action="store_true",
+        help="export the readable rows of a damaged database, naming the rows left out "
+        "(without it, a row that cannot be read stops the export)",
+    )
     parser.set_defaults(run=cmd_export_feedback)
