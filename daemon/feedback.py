@@ -179,6 +179,8 @@ class FeedbackStore:
                     found = connection.execute(query, (row_id,)).fetchone()
                     if found is not None:
                         yield _stored(found)
+                except sqlite3.OperationalError as error:  # locked, I/O error: not the row's fault
+                    raise self._error(error) from None
                 except (sqlite3.DatabaseError, zlib.error, ValueError, TypeError) as error:
                     rows_damaged = True
                     yield DamagedRow(row_id, str(error))
@@ -190,8 +192,10 @@ class FeedbackStore:
         (ids are given in order, so the rows on the bad page are among them)."""
         try:
             return [row_id for (row_id,) in connection.execute("SELECT id FROM feedback ORDER BY id")]
+        except sqlite3.OperationalError as error:
+            raise self._error(error) from None
         except sqlite3.DatabaseError:
-            pass
+            pass  # a damaged page
         try:
             largest = connection.execute("SELECT max(id) FROM feedback").fetchone()[0] or 0
         except sqlite3.DatabaseError as error:
