@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -222,15 +223,12 @@ def test_tree_file_from_a_pipe_is_read(tmp_path: Path, capsys) -> None:
     hands the command one)."""
     fifo = tmp_path / "listing"
     os.mkfifo(fifo)
-    pid = os.fork()
-    if pid == 0:  # the writer, as the shell's process substitution would be
-        with open(fifo, "w") as handle:
-            handle.write("manage.py\nshop/views.py\nrequirements.txt\n")
-        os._exit(0)
+    listing = "manage.py\nshop/views.py\nrequirements.txt\n"
+    writer = subprocess.Popen(["sh", "-c", f'printf "{listing}" > "$0"', str(fifo)])  # as `<(...)` would
     try:
         assert treelens(["classify", "--tree-file", str(fifo), "--json"]) == 0
     finally:
-        os.waitpid(pid, 0)
+        writer.wait(timeout=30)
     assert json.loads(capsys.readouterr().out)["source"] == str(fifo)
 
 
