@@ -19,7 +19,7 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-from daemon.scan import GIT_ENV, GIT_TIMEOUT_S, MAX_IGNORE_BYTES, read_ignore_lines
+from daemon.scan import GIT_ENV, GIT_TIMEOUT_S, MAX_IGNORE_BYTES, check_ignore_files, read_ignore_lines
 from model.filters import VENV_MARKER, IgnorePatterns, PathFilter, is_skipped_dir
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,10 @@ class Ignores:
     @classmethod
     def load(cls, root: Path, path_filter: PathFilter, gitignores: Iterable[str], use_git: bool) -> Ignores:
         """Rules for ``root``: the given .gitignore files (paths relative to root), plus, in
-        a git work tree, those above root, .git/info/exclude and the global excludes."""
+        a git work tree, those above root, .git/info/exclude and the global excludes.
+        Raises ScanError for more than MAX_IGNORE_FILES of them."""
+        gitignores = list(gitignores)
+        check_ignore_files(root, len(gitignores))
         rules: Rules = {}
         prefix, exclude_file = "", None
         if use_git:

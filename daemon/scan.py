@@ -43,8 +43,11 @@ exhaust memory; the result says it was limited."""
 MAX_DEPTH = 256
 """Folders a listed file may lie below. Deeper nesting is no project layout (a Java
 package is some 20 levels); it is refused with an error rather than half served."""
-MAX_IGNORE_BYTES = 1 << 22
-"""An ignore file is read up to this size (git itself refuses ones over 100 MB)."""
+MAX_IGNORE_BYTES = 1 << 18
+"""An ignore file is read up to this size, some 10,000 patterns (git refuses ones over
+100 MB; a real one is a few KiB)."""
+MAX_IGNORE_FILES = 10_000
+"""Ignore files one folder may hold: each costs an RE2 set (some 6 KiB)."""
 
 GIT_ENV = {
     "GIT_TERMINAL_PROMPT": "0",
@@ -194,6 +197,7 @@ def walk_listing(root: Path, unreadable: list[str], max_files: int) -> tuple[Lis
     found: Listing = []
     # each pending folder carries the ignore patterns that apply to it, root first
     pending: list[tuple[str, list[tuple[str, IgnorePatterns]]]] = [("", [])]
+    ignore_files = 0
     while pending:
         rel, specs = pending.pop()
         folder = root / rel if rel else root
@@ -204,7 +208,11 @@ def walk_listing(root: Path, unreadable: list[str], max_files: int) -> tuple[Lis
             unreadable.append(display_path(rel) or ".")
             log.warning("cannot list %s: %s", folder, error.strerror or error)
             continue
-        specs = specs + _gitignore_spec(root, rel, entries)
+        loaded = _gitignore_spec(root, rel, entries)
+        if loaded:
+            ignore_files += 1
+            check_ignore_files(root, ignore_files)
+            specs = specs + loaded
         for entry in entries:
             path = f"{rel}/{entry.name}" if rel else entry.name
             try:
@@ -306,6 +314,15 @@ def read_manifest(root: Path, path: str) -> str | None:
     """
     head = read_beneath(root, path, MAX_MANIFEST_BYTES)
     return None if head is None else cut_manifest(head)
+
+
+def check_ignore_files(root: Path, count: int) -> None:
+    """ScanError when a folder holds more than MAX_IGNORE_FILES ignore files."""
+    if count > MAX_IGNORE_FILES:
+        raise ScanError(
+            f"{root}: more than {MAX_IGNORE_FILES} .gitignore files, more than Treelens reads; "
+            "leave the folders that hold them out with the treelens.extraIgnores setting (CLI: --ignore)"
+        )
 
 
 def check_depth(root: Path, paths: Iterable[str]) -> None:

@@ -28,9 +28,10 @@ import pytest_asyncio
 from pygls.exceptions import JsonRpcException
 
 from daemon.feedback import FeedbackStore
+from daemon.folder_tree import FolderTree
 from daemon.ignores import Ignores
 from daemon.protocol import CLASSIFY, FOLDER_UNAVAILABLE, SUBMIT_FEEDBACK, TOKENIZE
-from daemon.scan import MAX_DEPTH, scan
+from daemon.scan import MAX_DEPTH, MAX_IGNORE_FILES, ScanError, scan
 from model.filters import PathFilter
 from model.input import describe
 from model.labels import LABELS
@@ -235,6 +236,29 @@ def test_an_ignored_deep_folder_is_no_error(tmp_path: Path) -> None:
     assert [f.path for f in scan(deep, path_filter=PathFilter(extra_ignores=("d/d/",))).tree.files] == [
         "main.py"
     ]
+
+
+def test_a_deep_client_built_tree_is_described() -> None:
+    """treelens/classifyTree and --tree-file take any paths: laying them out never recurses."""
+    text = describe(ProjectTree.from_paths(["d/" * DEEP + "x.py", "main.py"])).text
+    assert text.startswith("# tree\nd/") and "main.py\n" in text
+
+
+def test_too_many_ignore_files_is_an_error(tmp_path: Path) -> None:
+    """Each ignore file costs an RE2 set: a folder cannot make the daemon hold millions."""
+    write_files(
+        tmp_path, {"main.py": "", **{f"f{i}/.gitignore": "*.log\n" for i in range(MAX_IGNORE_FILES + 1)}}
+    )
+    with pytest.raises(ScanError, match=f"more than {MAX_IGNORE_FILES} .gitignore files"):
+        scan(tmp_path, use_git=False)
+    make_git_repo(tmp_path)
+    tree = FolderTree(tmp_path, PathFilter())
+    with pytest.raises(ScanError, match="extraIgnores"):
+        tree.rescan()
+    assert tree.files == {}  # nothing half loaded
+    tree.path_filter = PathFilter(extra_ignores=("f1*/",))
+    tree.rescan()
+    assert "main.py" in tree.files
 
 
 # 3. control characters in names ------------------------------------------------------------
