@@ -41,7 +41,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,12 +51,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.classify_latency import machine, percentile
 from bench.daemon_freshness import rss_mb
 from bench.workspaces import commit_all
-from daemon.feedback import FeedbackStore
+from daemon.feedback import FeedbackStore, StoredFeedback
 from daemon.folder_tree import FolderTree
 from daemon.protocol import CLASSIFY, SUBMIT_FEEDBACK
 from model.bundle import DEFAULT_BUNDLE_DIR
 from model.filters import PathFilter
 from model.labels import LABELS
+from model.runtime import Classifier
+from model.tree import ProjectTree
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = ["api", "core", "util", "view", "store", "auth", "user", "order", "report", "search"]
@@ -234,13 +236,17 @@ class Context:
     root: Path
     model: Path
     timeout: float
-    rng: random.Random
-    logs: list[Path] = field(default_factory=list)
+    seed: int
+
+    def dice(self, purpose: str) -> random.Random:
+        """A random source of its own for each purpose, so that one part's draws (some
+        depend on timing) never shift another's."""
+        return random.Random(f"{self.seed}:{purpose}")
 
     def daemon(self, name: str) -> RawDaemon:
+        """A daemon (not started yet) that logs to logs/<name>.log (kept with --keep)."""
         log = self.root / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        self.logs.append(log)
         return RawDaemon(log)
 
     def options(self, database: str) -> dict[str, Any]:
@@ -301,31 +307,32 @@ class Round:
     died: bool = False
 
 
-async def feedback_burst(daemon: RawDaemon, ctx: Context, round_no: int, window: int) -> Round:
-    """Keep ``window`` submissions in flight; kill -9 at a random moment (0-1 s) after the
-    first answer, so the kill lands between, inside and just after commits."""
+async def feedback_burst(
+    daemon: RawDaemon, ctx: Context, round_no: int, window: int, kill_delay: float, dice: random.Random
+) -> Round:
+    """Keep ``window`` submissions (random labels) in flight; kill -9 ``kill_delay``
+    seconds after the first answer, so the kills land between, inside and just after commits."""
     outcome = Round([])
     loop = asyncio.get_running_loop()
     kill_at: float | None = None
+    in_flight: set[asyncio.Future[dict[str, Any]]] = set()
     while kill_at is None or loop.time() < kill_at:
-        pending = [daemon.answers[s.request_id] for s in outcome.sent]
-        pending = [f for f in pending if not f.done()]
-        for _ in range(window - len(pending)):
-            labels = {name: ctx.rng.randint(0, 1) for name in LABELS}
+        while len(in_flight) < window:
+            labels = {name: dice.randint(0, 1) for name in LABELS}
             comment = f"soak round {round_no} request {len(outcome.sent)}"
             request_id = daemon.request(SUBMIT_FEEDBACK, {"labels": labels, "comment": comment})
             outcome.sent.append(FeedbackSent(comment, request_id))
-            pending.append(daemon.answers[request_id])
+            in_flight.add(daemon.answers[request_id])
         wait = ctx.timeout if kill_at is None else max(0.0, kill_at - loop.time())
-        done, _ = await asyncio.wait(pending, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        done, in_flight = await asyncio.wait(in_flight, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
         if not done and kill_at is None:
             outcome.frozen = True  # nothing answered within the bound
             break
         if any(isinstance(f.exception(), DaemonGone) for f in done):
             break
         if kill_at is None:
-            kill_at = loop.time() + ctx.rng.uniform(0.0, 1.0)
-    outcome.died = not daemon.alive
+            kill_at = loop.time() + kill_delay
+    outcome.died = await daemon.state() != "alive"
     await daemon.kill()
     return outcome
 
@@ -364,6 +371,7 @@ async def kill_during_feedback(ctx: Context, rounds: int, window: int = 4) -> di
     acks: dict[str, int] = {}
     tally: Counter[str] = Counter()
     starts: list[float] = []
+    delays, labels = ctx.dice("kill delays"), ctx.dice("labels")
     for round_no in range(rounds):
         daemon = ctx.daemon(f"feedback-{round_no}")
         start = time.perf_counter()
@@ -376,7 +384,7 @@ async def kill_during_feedback(ctx: Context, rounds: int, window: int = 4) -> di
             await daemon.kill()
             continue
         starts.append(time.perf_counter() - start)
-        outcome = await feedback_burst(daemon, ctx, round_no, window)
+        outcome = await feedback_burst(daemon, ctx, round_no, window, delays.uniform(0.0, 1.0), labels)
         answered = acknowledged(daemon, outcome.sent)
         acks |= answered
         tally.update(
@@ -412,7 +420,8 @@ async def kill_during_feedback(ctx: Context, rounds: int, window: int = 4) -> di
 
 
 def storm_project(root: Path, files: int = 300) -> Path:
-    """``files`` source files under src/<word>/<word>/, manifests, an ignored node_modules."""
+    """``files`` source files under src/<word>/<word>/, two manifests and a .gitignore for
+    node_modules/ and *.log (the storm writes there too), committed to git."""
     for i in range(files):
         path = root / "src" / WORDS[i % len(WORDS)] / WORDS[i // len(WORDS) % len(WORDS)]
         path.mkdir(parents=True, exist_ok=True)
@@ -429,9 +438,9 @@ class Storm:
     rewrites, renames and deletes of project files, plus ignored files (node_modules,
     *.log) that the daemon must drop. Each operation is at least one inotify event."""
 
-    def __init__(self, root: Path, seed: int) -> None:
+    def __init__(self, root: Path, dice: random.Random) -> None:
         self.root = root
-        self.rng = random.Random(seed)
+        self.rng = dice
         self.live = [p.relative_to(root).as_posix() for p in (root / "src").rglob("*") if p.is_file()]
         self.done: Counter[str] = Counter()
         self.serial = 0
@@ -525,25 +534,29 @@ async def probe(daemon: RawDaemon, timeout: float, stop: asyncio.Event) -> tuple
     return latencies, unanswered
 
 
-def tree_difference(stored: Any, expected: Any) -> dict[str, int]:
-    """How a tree the daemon stored differs from a full scan (all zero: the same)."""
-    have, want = {f.path for f in stored.files}, {f.path for f in expected.files}
-    manifests = sum(stored.manifests.get(p) != t for p, t in expected.manifests.items())
+def difference(stored: StoredFeedback, expected: ProjectTree, expected_text: str) -> dict[str, int]:
+    """How a feedback row differs from a full scan of the folder (all zero: the same).
+    The model text is what the labels come from: the same text, the same labels."""
+    have, want = {f.path for f in stored.tree.files}, {f.path for f in expected.files}
+    manifests = stored.tree.manifests
+    stale = sum(manifests.get(p) != t for p, t in expected.manifests.items())
     return {
         "missing_files": len(want - have),
         "extra_files": len(have - want),
-        "stale_manifests": manifests + len(set(stored.manifests) - set(expected.manifests)),
+        "stale_manifests": stale + len(set(manifests) - set(expected.manifests)),
+        "model_text_differs": int(stored.model_text != expected_text),
     }
 
 
 async def converge(daemon: RawDaemon, ctx: Context, database: Path, settle: float) -> dict[str, Any]:
-    """Submit feedback until the tree stored with it equals a full rescan of the folder
-    (the files no longer change), or ``settle`` seconds pass."""
+    """Submit feedback until the tree and model text stored with it equal those of a full
+    rescan of the folder (the files no longer change), or ``settle`` seconds pass."""
     tree = FolderTree(ctx.root / "storm-project", PathFilter())
     tree.rescan()
     expected = tree.snapshot()
+    expected_text = Classifier.load(ctx.model, device="cpu", threads=1).describe(expected).text
     start = time.perf_counter()
-    difference: dict[str, int] = {}
+    found: dict[str, int] = {}
     while time.perf_counter() - start < settle:
         labels = dict.fromkeys(LABELS, 0)
         answer = await daemon.call(SUBMIT_FEEDBACK, {"labels": labels, "comment": "storm check"}, ctx.timeout)
@@ -551,18 +564,18 @@ async def converge(daemon: RawDaemon, ctx: Context, database: Path, settle: floa
             return {"converged": False, "feedback_error": answer["error"]}
         row_id = answer["result"]["id"]
         stored = next(e for e in FeedbackStore(database).entries() if e.id == row_id)
-        difference = tree_difference(stored.tree, expected)
-        if not any(difference.values()):
+        found = difference(stored, expected, expected_text)
+        if not any(found.values()):
             return {
                 "converged": True,
                 "converged_after_ms": ms(time.perf_counter() - start),
                 "files_after": len(expected.files),
             }
         await asyncio.sleep(0.5)
-    return {"converged": False, "difference": difference, "expected_files": len(expected.files)}
+    return {"converged": False, "difference": found, "files_after": len(expected.files)}
 
 
-async def file_event_storm(ctx: Context, seconds: float, rate: float, seed: int) -> dict[str, Any]:
+async def file_event_storm(ctx: Context, seconds: float, rate: float) -> dict[str, Any]:
     workspace = storm_project(ctx.root / "storm-project")
     database = ctx.root / "storm.sqlite3"
     daemon = ctx.daemon("storm")
@@ -574,7 +587,11 @@ async def file_event_storm(ctx: Context, seconds: float, rate: float, seed: int)
         assert daemon.process is not None
         result["rss_mb_before"] = round(rss_mb(daemon.process.pid)[0])
         result["tokens_before"] = first.get("result", {}).get("tokenCount")
-        storm, stop_thread, stop_probe = Storm(workspace, seed), threading.Event(), asyncio.Event()
+        storm, stop_thread, stop_probe = (
+            Storm(workspace, ctx.dice("storm")),
+            threading.Event(),
+            asyncio.Event(),
+        )
         prober = asyncio.create_task(probe(daemon, ctx.timeout, stop_probe))
         try:
             achieved = await asyncio.to_thread(storm.run, seconds, rate, stop_thread)
@@ -644,12 +661,13 @@ class FrameTally:
 async def frames_run(ctx: Context, name: str, sequence: list[str | None], workspace: Path) -> FrameTally:
     """One daemon: initialize, then ``sequence`` (None: a good classify; a name: that bad
     frame), all written at once; then wait (bounded) for every good answer."""
-    daemon = ctx.daemon(f"frames-{name.replace(' ', '-')}")
+    slug = f"frames-{name.replace(' ', '-')}"
+    daemon = ctx.daemon(slug)
     await daemon.start()
     tally = FrameTally()
     good: list[tuple[int, bool]] = []  # request id, swallowed
     try:
-        await daemon.open(workspace, ctx.options(f"frames-{len(ctx.logs)}.sqlite3"), ctx.timeout)
+        await daemon.open(workspace, ctx.options(f"{slug}.sqlite3"), ctx.timeout)
         await daemon.call(CLASSIFY, {}, ctx.timeout * 3)  # ready: scanned and model loaded
         swallow = False
         for item in sequence:
@@ -694,7 +712,7 @@ def mixed_sequence(rng: random.Random, good: int) -> list[str | None]:
 async def bad_frames(ctx: Context, parallel: int = 3) -> dict[str, Any]:
     workspace = small_project(ctx.root / "frames-project")
     runs = {name: [None, name, None, name, None] for name in BAD_FRAMES}
-    runs["all kinds mixed"] = mixed_sequence(ctx.rng, 20)
+    runs["all kinds mixed"] = mixed_sequence(ctx.dice("frames"), 20)
     gate = asyncio.Semaphore(parallel)  # a deaf daemon costs one timeout: wait for several at once
 
     async def one(name: str, sequence: list[str | None]) -> FrameTally:
@@ -765,7 +783,7 @@ def print_summary(results: dict[str, Any]) -> None:
 
 
 async def soak(args: argparse.Namespace, root: Path) -> dict[str, Any]:
-    ctx = Context(root, args.model_path, args.answer_timeout, random.Random(args.seed))
+    ctx = Context(root, args.model_path, args.answer_timeout, args.seed)
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {k: v for k, v in machine().items() if k != "threads_used"},
@@ -774,7 +792,7 @@ async def soak(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     }
     parts: list[tuple[str, Callable[[], Any]]] = [
         ("kill_during_feedback", lambda: kill_during_feedback(ctx, args.rounds)),
-        ("file_event_storm", lambda: file_event_storm(ctx, args.seconds, args.rate, args.seed)),
+        ("file_event_storm", lambda: file_event_storm(ctx, args.seconds, args.rate)),
         ("bad_frames", lambda: bad_frames(ctx)),
     ]
     for name, part in parts:
