@@ -9,20 +9,22 @@ deaf daemon is counted, never waited for). Three parts, the promises of issue 13
    answered) must be in the SQLite file with its own comment: 0 lost.
 2. file-event storm: about 1,000 creates, writes, renames and deletes a second for T
    seconds while the daemon watches the folder, with a probe request every half second;
-   then the daemon must answer within the bound (0 frozen) and the tree it stores with
-   feedback must come to equal a full rescan of the final files.
+   then the daemon must answer within the bound (0 frozen) and the tree and model text
+   it stores with feedback must come to equal a full rescan of the final files.
 3. bad frames between good requests: wrong, missing and lower-case Content-Length,
    LF-only headers, bodies that are not JSON or not UTF-8, a huge Content-Length; each
    kind on its own daemon, then all kinds mixed on one: every good request answered.
    A good request sent right after a frame that declares more bytes than it carries is
    part of that frame's body as far as any reader can tell: it is counted as swallowed,
-   not as unanswered.
+   not as unanswered. Each run ends with two good requests in a row: the last one says
+   whether the daemon still answers.
 
 Exits 1 when a promise did not hold. Progress goes to stderr, a summary to stdout,
 everything measured to --out (JSON). The defaults take about 2-3 minutes on 2 cores.
 
     python bench/soak.py [--rounds 20] [--seconds 10] [--rate 1000] [--seed 13]
                          [--model-path DIR] [--answer-timeout 10] [--out FILE] [--keep DIR]
+                         [--skip PART ...]
 """
 
 from __future__ import annotations
@@ -711,8 +713,10 @@ def mixed_sequence(rng: random.Random, good: int) -> list[str | None]:
 
 async def bad_frames(ctx: Context, parallel: int = 3) -> dict[str, Any]:
     workspace = small_project(ctx.root / "frames-project")
-    runs = {name: [None, name, None, name, None] for name in BAD_FRAMES}
-    runs["all kinds mixed"] = mixed_sequence(ctx.dice("frames"), 20)
+    # a last good request after a good one: whether the daemon still answers at the end,
+    # even when the one before it was swallowed
+    runs = {name: [None, name, None, name, None, None] for name in BAD_FRAMES}
+    runs["all kinds mixed"] = [*mixed_sequence(ctx.dice("frames"), 20), None]
     gate = asyncio.Semaphore(parallel)  # a deaf daemon costs one timeout: wait for several at once
 
     async def one(name: str, sequence: list[str | None]) -> FrameTally:
