@@ -11,9 +11,15 @@ $(VENV)/.runtime: pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check -e .
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime
+$(VENV)/.dev: $(VENV)/.runtime $(VENV)/checkov/bin/checkov
 	$(BIN)/pip install -q --disable-pip-version-check -e ".[train,dev]"
 	touch $@
+
+# checkov pins packaging<24 (pytest needs >=24): its own environment, which
+# model/querysets/checkov.py finds (after $$TREELENS_CHECKOV and PATH)
+$(VENV)/checkov/bin/checkov: | $(VENV)/.runtime
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install -q --disable-pip-version-check "checkov==3.3.30"
 
 setup: $(VENV)/.runtime          ## runtime only: the CLI and the daemon
 setup-dev: $(VENV)/.dev          ## plus training, tests and lint tools

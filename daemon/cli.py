@@ -429,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         required=True,
         choices=ENGINES,
-        help="semgrep, codeql or bandit (repeatable)",
+        help="semgrep, codeql, bandit or checkov (repeatable)",
     )
     suggest_cmd.add_argument(
         "--catalog",
@@ -437,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="[ENGINE=]PATH",
         help="semgrep: rules folder or index .jsonl (default: ../shared/data/semgrep-rules-index.jsonl); "
-        "codeql: query pack folder (required); bandit: none, the installed package",
+        "codeql: query pack folder (required); bandit, checkov: none, the installed tool",
     )
     suggest_cmd.add_argument("--out", type=Path, metavar="FILE", help="write the engine's config to FILE")
     suggest_cmd.set_defaults(run=cmd_suggest)

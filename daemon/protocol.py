@@ -33,7 +33,7 @@ NOTIFICATIONS: tuple[str, ...] = (LABELS_CHANGED,)
 """Server -> client notifications."""
 METHODS: tuple[str, ...] = (*REQUESTS, *NOTIFICATIONS)
 
-ENGINES: tuple[str, ...] = ("semgrep", "codeql", "bandit")
+ENGINES: tuple[str, ...] = ("semgrep", "codeql", "bandit", "checkov")
 """The engines treelens/suggestQuerySet takes."""
 
 SETTINGS_SECTION = "treelens"

@@ -28,7 +28,7 @@ export const ERROR_CODES = {
 } as const;
 
 /** The engines `treelens/suggestQuerySet` knows. */
-export const ENGINES = ["semgrep", "codeql", "bandit"] as const;
+export const ENGINES = ["semgrep", "codeql", "bandit", "checkov"] as const;
 export type Engine = (typeof ENGINES)[number];
 
 export interface ClassifyParams {

@@ -1,5 +1,5 @@
-"""SAST query sets: which semgrep rules, CodeQL queries and bandit tests are worth
-running on a project, and the engine configs that run just those.
+"""SAST query sets: which semgrep rules, CodeQL queries, bandit tests and checkov checks are
+worth running on a project, and the engine configs that run just those.
 
 catalog (queries with facts) + project facts (+ the model's labels) --policy.yaml-->
 kept queries, a reason for every dropped one, and a config per engine.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ENGINES: tuple[str, ...] = ("semgrep", "codeql", "bandit")
+ENGINES: tuple[str, ...] = ("semgrep", "codeql", "bandit", "checkov")
 
 SHARED_SEMGREP_INDEX = Path(__file__).resolve().parents[3] / "shared" / "data" / "semgrep-rules-index.jsonl"
 """The default semgrep catalog in a checkout: ../shared/data beside the repository."""

@@ -107,6 +107,9 @@ class Policy:
     language_aliases: dict[str, str]
     language_equivalents: dict[str, dict[str, tuple[str, ...]]]
     language_files: dict[str, tuple[str, ...]]
+    engine_language_files: dict[str, dict[str, tuple[str, ...]]]
+    """Per engine, query languages recognised by files (checkov's frameworks); they take
+    precedence over ``language_files`` and over the language aliases for that engine."""
     generic_languages: frozenset[str]
     script_folders: frozenset[str]
     technology_aliases: dict[str, str]
@@ -187,6 +190,10 @@ class Policy:
                 for engine, table in data["language_equivalents"].items()
             },
             language_files={k: at_any_depth(v) for k, v in data.get("language_files", {}).items()},
+            engine_language_files={
+                engine: {k: at_any_depth(v) for k, v in (table or {}).items()}
+                for engine, table in data.get("engine_language_files", {}).items()
+            },
             generic_languages=frozenset(data["generic_languages"]),
             script_folders=frozenset(data["script_folders"]),
             technology_aliases={str(k).lower(): v for k, v in data["technology_aliases"].items()},
@@ -327,10 +334,27 @@ class Decider:
         self.project = project
         self.labels = labels
         self.equivalents = policy.language_equivalents.get(engine, {})
+        own_files = policy.engine_language_files.get(engine, {})
+        self.language_files = {**policy.language_files, **own_files}
+        self.own_languages = frozenset(own_files)
+
+    def languages(self, query: Query) -> list[str]:
+        """The query's languages as the policy names them (an engine's own file-recognised
+        languages, such as checkov's ``terraform`` framework, are not aliased)."""
+        own, alias = self.own_languages, self.policy.language
+        return [lang if lang in own else alias(lang) for lang in query.languages]
+
+    def _generic(self, languages: list[str]) -> bool:
+        return any(lang in self.policy.generic_languages for lang in languages)
+
+    def language_drop(self, query: Query) -> str:
+        """The drop reason of the language step alone ('' when a matching file exists)."""
+        languages = self.languages(query)
+        return self._language(query, languages, self._generic(languages))
 
     def decide(self, query: Query) -> Decision:
-        languages = [self.policy.language(lang) for lang in query.languages]
-        generic = any(lang in self.policy.generic_languages for lang in languages)
+        languages = self.languages(query)
+        generic = self._generic(languages)
         drop = self._language(query, languages, generic)
         if drop:
             return Decision(False, drop)
@@ -357,15 +381,15 @@ class Decider:
         if not generic:
             wanted: set[str] = set()
             for lang in languages:
-                if lang in self.policy.language_files:
-                    if self.project.has_file(self.policy.language_files[lang]):
+                if lang in self.language_files:
+                    if self.project.has_file(self.language_files[lang]):
                         wanted.add(lang)
                     continue
                 if lang not in DETECTABLE_LANGUAGES:
                     return ""  # cannot be seen from file names: keep
                 wanted.update(self.equivalents.get(lang, (lang,)))
             present = wanted & self.project.languages
-            file_languages = {lang for lang in languages if lang in self.policy.language_files} & wanted
+            file_languages = {lang for lang in languages if lang in self.language_files} & wanted
             if not present and not file_languages:
                 return f"language {', '.join(dict.fromkeys(languages))} not in the project"
             if not query.include and not query.exclude:

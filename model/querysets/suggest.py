@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from model.input import Analysis
-from model.querysets import bandit, codeql, semgrep
-from model.querysets.catalog import Catalog, CatalogError, Query
+from model.querysets import bandit, checkov, codeql, semgrep
+from model.querysets.catalog import ENGINES, Catalog, CatalogError, Query
 from model.querysets.policy import Labels, Policy, decide_all
 from model.tree import ProjectTree
 
@@ -101,7 +101,9 @@ def load_catalog(engine: str, path: Path | None = None) -> Catalog:
 
     semgrep: a rules folder or a metadata index (.jsonl); default: the shared
     semgrep-rules index of a checkout. codeql: a query pack folder; no default.
-    bandit: the installed bandit package (``path`` must be None).
+    bandit: the installed bandit package (``path`` must be None). checkov: the installed
+    checkov's checks (``path`` must be None; $TREELENS_CHECKOV names the executable, so a
+    request can never make the daemon run a program of its choosing).
     """
     if engine == "semgrep":
         return semgrep.load(path)
@@ -115,7 +117,14 @@ def load_catalog(engine: str, path: Path | None = None) -> Catalog:
         if path is not None:
             raise CatalogError("bandit's catalog is the installed bandit package; give no catalog path")
         return bandit.read_installed()
-    raise CatalogError(f"unknown engine {engine!r}; choose from semgrep, codeql, bandit")
+    if engine == "checkov":
+        if path is not None:
+            raise CatalogError(
+                "checkov's catalog is the installed checkov; give no catalog path "
+                f"(${checkov.CHECKOV_ENV} names the executable)"
+            )
+        return checkov.read_installed()
+    raise CatalogError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
 
 
 def engine_config(catalog: Catalog, selected: list[Query], description: str) -> dict[str, Any]:
@@ -124,6 +133,8 @@ def engine_config(catalog: Catalog, selected: list[Query], description: str) -> 
         return semgrep.config(catalog, selected)
     if catalog.engine == "codeql":
         return codeql.config(catalog, selected, description)
+    if catalog.engine == "checkov":
+        return checkov.config(selected)
     return bandit.config(selected)
 
 

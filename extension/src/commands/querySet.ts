@@ -22,6 +22,7 @@ export const ENGINE_INFO: Record<Engine, { title: string; description: string; u
   semgrep: { title: "Semgrep", description: "rules for `semgrep --config`", unit: "rules" },
   codeql: { title: "CodeQL", description: "a query suite (.qls) from a query pack folder", unit: "queries" },
   bandit: { title: "Bandit", description: "a test selection for `bandit -c`", unit: "tests" },
+  checkov: { title: "Checkov", description: "a check selection for `checkov --config-file`", unit: "checks" },
 };
 
 /** Key under which the chosen CodeQL query pack folder is remembered. */
