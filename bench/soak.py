@@ -43,7 +43,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,8 @@ WORDS = ["api", "core", "util", "view", "store", "auth", "user", "order", "repor
 EXTENSIONS = [".py", ".ts", ".go", ".kt", ".rs", ".java", ".css", ".yaml"]
 DEPENDENCIES = ["react", "express", "vue", "electron", "commander", "react-native", "next", "koa"]
 BAD_ID_BASE = 1_000_000
-"""Ids of the requests inside bad frames: apart from the good ones, so answers tell them apart."""
+"""Ids of the requests inside bad frames: apart from the good ones, so their answers are
+not taken for a good request's."""
 
 
 # --- a raw LSP client ---------------------------------------------------------------------------
@@ -106,6 +107,7 @@ class RawDaemon:
         self.log_path = log_path
         self.process: asyncio.subprocess.Process | None = None
         self.answers: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.strays: list[dict[str, Any]] = []  # answers to no request of ours (bad frames, id null)
         self.next_id = 1
         self._reader: asyncio.Task[None] | None = None
 
@@ -153,7 +155,9 @@ class RawDaemon:
                 self.write(encode({"jsonrpc": "2.0", "id": message["id"], "result": None}))
             return  # notifications (labelsChanged, log messages) are not counted here
         future = self.answers.get(message.get("id"))  # type: ignore[arg-type]
-        if future is not None and not future.done():
+        if future is None:
+            self.strays.append(message)
+        elif not future.done():
             future.set_result(message)
 
     def write(self, data: bytes) -> bool:
@@ -645,7 +649,7 @@ BAD_FRAMES: dict[str, BadFrame] = {
     "lower-case content-length": BadFrame(lambda b: b"content-length: %d%s%s" % (len(b), HEADER_END, b)),
     "LF-only headers": BadFrame(lambda b: b"Content-Length: %d\n\n%s" % (len(b), b)),
     "body not JSON": BadFrame(lambda b: frame(b"this is not JSON {" + b)),
-    "body not UTF-8": BadFrame(lambda b: frame(b"\xff\xfe" + b)),
+    "body not UTF-8": BadFrame(lambda b: frame(b"\xc3\x28" + b)),  # \xff\xfe would read as UTF-16
     "JSON that is not a message": BadFrame(lambda b: frame(b"[1, 2, 3]")),
     "huge content-length": BadFrame(lambda b: b"Content-Length: 99999999999999%s%s" % (HEADER_END, b)),
 }
@@ -658,6 +662,7 @@ class FrameTally:
     unanswered: int = 0
     swallowed: int = 0
     state: str = ""
+    bad_frame_answers: list[str] = field(default_factory=list)  # how the daemon answered bad frames
 
 
 async def frames_run(ctx: Context, name: str, sequence: list[str | None], workspace: Path) -> FrameTally:
@@ -697,8 +702,17 @@ async def frames_run(ctx: Context, name: str, sequence: list[str | None], worksp
     answering = last is not None and last.done() and last.exception() is None
     tally.state = "answering" if answering else await daemon.state()
     tally.state = "deaf" if tally.state == "alive" else tally.state
+    tally.bad_frame_answers = [stray_summary(message) for message in daemon.strays]
     await daemon.close(ctx.timeout)
     return tally
+
+
+def stray_summary(message: dict[str, Any]) -> str:
+    """One line for an answer to a bad frame: the error code and message, or 'a result'."""
+    error = message.get("error")
+    if not isinstance(error, dict):
+        return "a result"
+    return f"error {error.get('code')}: {str(error.get('message'))[:120]}"
 
 
 def mixed_sequence(rng: random.Random, good: int) -> list[str | None]:
