@@ -593,11 +593,8 @@ async def file_event_storm(ctx: Context, seconds: float, rate: float) -> dict[st
         assert daemon.process is not None
         result["rss_mb_before"] = round(rss_mb(daemon.process.pid)[0])
         result["tokens_before"] = first.get("result", {}).get("tokenCount")
-        storm, stop_thread, stop_probe = (
-            Storm(workspace, ctx.dice("storm")),
-            threading.Event(),
-            asyncio.Event(),
-        )
+        storm = Storm(workspace, ctx.dice("storm"))
+        stop_thread, stop_probe = threading.Event(), asyncio.Event()
         prober = asyncio.create_task(probe(daemon, ctx.timeout, stop_probe))
         try:
             achieved = await asyncio.to_thread(storm.run, seconds, rate, stop_thread)
@@ -617,7 +614,8 @@ async def file_event_storm(ctx: Context, seconds: float, rate: float) -> dict[st
         result["frozen_daemons"] = int(unanswered > 0)
     except (TimeoutError, DaemonGone) as error:
         progress(f"  storm: the daemon stopped answering ({type(error).__name__}); {daemon.log_path}")
-        result |= {"frozen_daemons": 1, "alive": daemon.alive}
+        alive = await daemon.state() == "alive"
+        result |= {"frozen_daemons": int(alive), "alive": alive}  # dead is counted as died
     finally:
         await daemon.close(ctx.timeout)
     return result
