@@ -849,6 +849,9 @@ def main() -> int:
         help="parts to leave out",
     )
     args = parser.parse_args()
+    for name in ("rounds", "seconds", "rate", "answer_timeout"):
+        if not getattr(args, name) > 0:
+            parser.error(f"--{name.replace('_', '-')} must be above 0 (leave a part out with --skip)")
     if not (args.model_path / "manifest.json").is_file():
         parser.error(f"no model bundle at {args.model_path}; pass --model-path DIR (a bundle folder)")
     args.model_path = args.model_path.resolve()
