@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import random
 import shutil
@@ -850,8 +851,8 @@ def main() -> int:
     )
     args = parser.parse_args()
     for name in ("rounds", "seconds", "rate", "answer_timeout"):
-        if not getattr(args, name) > 0:
-            parser.error(f"--{name.replace('_', '-')} must be above 0 (leave a part out with --skip)")
+        if not 0 < getattr(args, name) < math.inf:
+            parser.error(f"--{name.replace('_', '-')} must be a finite number above 0 (or --skip the part)")
     if not (args.model_path / "manifest.json").is_file():
         parser.error(f"no model bundle at {args.model_path}; pass --model-path DIR (a bundle folder)")
     args.model_path = args.model_path.resolve()
