@@ -8,6 +8,7 @@ InternalError, logged with its traceback, for bugs. None of them stops the daemo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,6 +33,8 @@ from daemon.settings import Settings
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+PULL_TIMEOUT_S = 10.0
+"""How long a settings change waits for the client's answer to workspace/configuration."""
 
 
 class _ExpectedErrors(logging.Filter):
@@ -95,13 +98,9 @@ def _register_lifecycle(server: TreelensServer) -> None:
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(change: types.DidChangeConfigurationParams) -> None:
         raw = change.settings
-        if not _carries_settings(raw) and _can_pull_configuration(server):
-            items = [types.ConfigurationItem(section=SETTINGS_SECTION)]
-            pulled = await server.workspace_configuration_async(types.ConfigurationParams(items=items))
-            raw = pulled[0] if pulled else None
-        problems = server.configure(raw)
-        log.info("settings now %s", server.settings.to_json())
-        _show_problems(server, problems)
+        if not Settings.carried(raw) and _can_pull_configuration(server):
+            raw = await _pull_settings(server)
+        _show_problems(server, server.configure(raw))
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     def did_change_folders(change: types.DidChangeWorkspaceFoldersParams) -> None:
@@ -145,13 +144,18 @@ def _register_requests(server: TreelensServer) -> None:
         return await server.suggest_query_set(folder, engine, catalog)
 
 
-def _carries_settings(raw: Any) -> bool:
-    """A didChangeConfiguration that pushes our section (vscode-languageclient's
-    ``synchronize.configurationSection``) rather than asking us to pull it."""
-    if not isinstance(raw, dict):
-        return False
-    section = raw.get(SETTINGS_SECTION, raw)
-    return isinstance(section, dict) and any(key in section for key in Settings.json_keys())
+async def _pull_settings(server: TreelensServer) -> Any:
+    """The client's Treelens section (``workspace/configuration``), asked for when a change
+    does not push it; None (the settings are kept) when the client gives none."""
+    items = [types.ConfigurationItem(section=SETTINGS_SECTION)]
+    try:
+        pulled = await asyncio.wait_for(
+            server.workspace_configuration_async(types.ConfigurationParams(items=items)), PULL_TIMEOUT_S
+        )
+    except Exception as error:  # a client that refuses, fails or never answers
+        log.warning("the client did not give the %r settings (%r); they are kept", SETTINGS_SECTION, error)
+        return None
+    return pulled[0] if pulled else None
 
 
 def _can_pull_configuration(server: TreelensServer) -> bool:

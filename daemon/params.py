@@ -1,7 +1,9 @@
 """Request params -> typed values, or InvalidParams saying which field is wrong and why.
 
 Custom methods receive their params as plain JSON (daemon.protocol.json_converter), so
-everything a client can send, including nothing at all, lands here first.
+everything a client can send, including nothing at all, lands here first. What a client
+sends is limited as the scanner limits what it reads (paths, path lengths, manifests), so a
+client-built tree costs no more than a scanned one.
 """
 
 from __future__ import annotations
@@ -12,10 +14,15 @@ from typing import Any
 from daemon.protocol import InvalidParams
 from daemon.scan import DEFAULT_MAX_FILES
 from model.labels import LABELS
+from model.manifests import MAX_MANIFEST_BYTES, cut_manifest, select_manifests
 from model.tree import ProjectTree
 
 MAX_COMMENT_CHARS = 10_000
 MAX_TREE_CHARS = 64 * 1024 * 1024
+MAX_TREE_PATHS = DEFAULT_MAX_FILES
+"""Paths in a client-built tree: the scanner's own limit."""
+MAX_PATH_CHARS = 4096
+"""Characters in one client path (Linux's PATH_MAX)."""
 
 
 def _kind(value: Any) -> str:
@@ -89,13 +96,23 @@ def catalog(params: dict[str, Any]) -> Path | None:
 def tree(params: dict[str, Any]) -> ProjectTree:
     """A client-built tree: text with one relative file path per line, a list of paths,
     or a data-set record ``{"files": [[path, size, kind]...], "manifests": {path: text}}``.
-    ``manifests`` beside a text or list adds manifest texts."""
+    ``manifests`` beside a text or list adds manifest texts.
+
+    Cut and limited as the scanner's own trees are: at most MAX_TREE_PATHS paths of at most
+    MAX_PATH_CHARS characters; of the manifests only those the scanner would read (at most
+    MAX_MANIFESTS, by name, shallowest first), each cut to MAX_MANIFEST_BYTES."""
     value = params.get("tree")
     if isinstance(value, dict):
+        files = value.get("files")
+        _check_count(len(files) if isinstance(files, list) else 0)
         try:
-            return ProjectTree.from_record(value, "'tree'")
+            result = ProjectTree.from_record(value, "'tree'")
         except ValueError as error:
             raise InvalidParams(str(error)) from None
+        paths = [entry.path for entry in result.files]
+        _check_lengths(paths)
+        result.manifests = _manifests(result.manifests, paths)
+        return result
     if isinstance(value, str):
         if len(value) > MAX_TREE_CHARS:
             raise InvalidParams(f"'tree' is {len(value)} characters; at most {MAX_TREE_CHARS}")
@@ -107,11 +124,11 @@ def tree(params: dict[str, Any]) -> ProjectTree:
             "'tree' must be text with one relative file path per line, a list of paths, or a record "
             f"{{files, manifests}}; got {_kind(value)}"
         )
+    _check_count(len(lines))
     paths = [p for p in (_clean(line) for line in lines) if p]
     if not paths:
         raise InvalidParams("'tree' holds no file paths")
-    if len(paths) > DEFAULT_MAX_FILES:
-        raise InvalidParams(f"'tree' holds {len(paths)} paths; at most {DEFAULT_MAX_FILES}")
+    _check_lengths(paths)
     result = ProjectTree.from_paths(paths)
     manifests = params.get("manifests")
     if manifests is not None:
@@ -119,9 +136,32 @@ def tree(params: dict[str, Any]) -> ProjectTree:
             isinstance(k, str) and isinstance(v, str) for k, v in manifests.items()
         ):
             raise InvalidParams("'manifests' must map paths to their text")
-        listed = set(paths)
-        result.manifests = {_clean(k): v for k, v in manifests.items() if _clean(k) in listed}
+        result.manifests = _manifests({_clean(k): v for k, v in manifests.items()}, paths)
     return result
+
+
+def _check_count(count: int) -> None:
+    if count > MAX_TREE_PATHS:
+        raise InvalidParams(
+            f"'tree' holds {count} paths; at most {MAX_TREE_PATHS} (the scanner's limit): send a smaller tree"
+        )
+
+
+def _check_lengths(paths: list[str]) -> None:
+    longest = max(paths, key=len, default="")
+    if len(longest) > MAX_PATH_CHARS:
+        raise InvalidParams(
+            f"'tree' has a path of {len(longest)} characters ({longest[:60]!r}...); at most {MAX_PATH_CHARS}"
+        )
+
+
+def _manifests(given: dict[str, str], paths: list[str]) -> dict[str, str]:
+    """The manifests the scanner would read for these paths, each cut as it cuts them."""
+    listed = set(paths)
+    chosen = select_manifests(path for path in given if path in listed)
+    return {
+        path: cut_manifest(given[path][:MAX_MANIFEST_BYTES].encode("utf-8", "replace")) for path in chosen
+    }
 
 
 def _clean(line: str) -> str:

@@ -21,22 +21,28 @@ import importlib.metadata
 import logging
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from lsprotocol import types
+from pygls.exceptions import FeatureRequestError
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 from watchdog.observers.api import ObservedWatch
 
 from daemon.feedback import Feedback, FeedbackError, FeedbackStore, Prediction
 from daemon.folder_tree import FolderTree
+from daemon.framing import serve
+from daemon.lifecycle import TreelensProtocol
 from daemon.protocol import (
     LABELS_CHANGED,
+    SETTINGS_SECTION,
     FeedbackUnavailable,
     FolderUnavailable,
     InternalError,
@@ -134,6 +140,7 @@ class TreelensServer(LanguageServer):
             "treelens",
             package_version(),
             text_document_sync_kind=types.TextDocumentSyncKind.None_,
+            protocol_cls=TreelensProtocol,
             converter_factory=json_converter,
         )
         self.settings = Settings()
@@ -152,12 +159,43 @@ class TreelensServer(LanguageServer):
 
     # life cycle ---------------------------------------------------------------------------
 
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """pygls' stdio server with daemon/framing.py's reader (pygls' own goes deaf or dies
+        on one bad frame). ``exit`` raises SystemExit with its code (0 after shutdown, else 1)."""
+        self._stop_event = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            asyncio.run(serve(stdin or sys.stdin.buffer, self.protocol, self._stop_event))
+        except BrokenPipeError:
+            log.error("the client closed the connection; stopping")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.shutdown()
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """Log what failed outside a request (a notification handler, a bad message) with
+        its traceback; requests already answer their own errors."""
+        if source is not FeatureRequestError:
+            log.error("%s failed: %s", source.__name__, error, exc_info=error)
+
     def configure(self, raw: Any) -> list[str]:
-        """Adopt settings from JSON; returns the problems found (already logged)."""
+        """Adopt settings from JSON; returns the problems found (already logged).
+
+        A change that does not carry Treelens' section (another extension's settings, or
+        nothing) leaves the settings as they are."""
+        if not Settings.carried(raw):
+            if raw is None or isinstance(raw, dict):
+                log.info("a settings change without the %r section: the settings are kept", SETTINGS_SECTION)
+                return []
+            problem = f"settings must be a JSON object, got {type(raw).__name__}; the settings are kept"
+            log.warning("%s", problem)
+            return [problem]
         settings, problems = Settings.parse(raw)
         for problem in problems:
             log.warning("%s", problem)
         self._adopt(settings)
+        log.info("settings now %s", settings.to_json())
         return problems
 
     def add_folder(self, uri: str, name: str | None = None) -> FolderState:
@@ -232,13 +270,17 @@ class TreelensServer(LanguageServer):
         generation, settings = self._model_generation, self.settings
         classifier, problem = None, ""
         where = str(settings.model_path or DEFAULT_BUNDLE_DIR)
-        async with self.progress("Treelens: loading the model", where) as progress:
-            try:
-                classifier = await self.run(_load_classifier, settings.model_path, settings.device)
-                progress.outcome = f"model {classifier.version}"
-            except Exception as error:  # BundleError, a bad device, onnxruntime's own errors
-                classifier, problem = None, no_model_message(error)
-                progress.outcome = "no usable model"
+        try:
+            async with self.progress("Treelens: loading the model", where) as progress:
+                try:
+                    classifier = await self.run(_load_classifier, settings.model_path, settings.device)
+                    progress.outcome = f"model {classifier.version}"
+                except Exception as error:  # BundleError, a bad device, onnxruntime's own errors
+                    classifier, problem = None, no_model_message(error)
+                    progress.outcome = "no usable model"
+        except Exception as error:  # a bug around the load: a failed task would fail every request
+            log.exception("loading the model failed")
+            classifier, problem = None, no_model_message(error)
         if generation != self._model_generation:
             return  # the settings changed meanwhile: a newer load decides
         if classifier is None:
@@ -592,7 +634,7 @@ class TreelensServer(LanguageServer):
                 self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=report.outcome))
 
     async def _progress_token(self) -> str | None:
-        capabilities = self.client_capabilities
+        capabilities = getattr(self.protocol, "client_capabilities", None)  # None before initialize
         if not (capabilities and capabilities.window and capabilities.window.work_done_progress):
             return None
         token = f"treelens-{uuid.uuid4()}"

@@ -3,8 +3,9 @@
 Settings arrive as JSON through ``initializationOptions`` and
 ``workspace/didChangeConfiguration`` (package.json ``contributes.configuration`` is their
 schema; the extension's settings module is the only reader on that side). Every message
-carries the whole section, so a missing key means its default. A bad value is reported
-(the caller logs it) and its default is used, so a typo never stops the daemon.
+carries the whole section, so a missing key means its default; a message that does not carry
+the section (``Settings.carried``) changes nothing. A bad value is reported (the caller logs
+it) and its default is used, so a typo never stops the daemon.
 """
 
 from __future__ import annotations
@@ -62,6 +63,15 @@ class Settings:
             except ValueError as error:
                 problems.append(f"setting {SETTINGS_SECTION}.{key}: {error}; using the default")
         return cls(**values), problems
+
+    @staticmethod
+    def carried(raw: Any) -> bool:
+        """Whether a settings message carries Treelens' section: nested under ``"treelens"``
+        as the extension pushes it, or flat with at least one of its keys (a pulled section).
+        A message without it (another extension's section, nothing) must not reset ours."""
+        if not isinstance(raw, dict):
+            return False
+        return isinstance(raw.get(SETTINGS_SECTION), dict) or any(key in raw for key in _FIELDS)
 
     @staticmethod
     def json_keys() -> tuple[str, ...]:

@@ -1,0 +1,72 @@
+"""The LSP life cycle, enforced: what the daemon answers before ``initialize`` and after
+``shutdown``.
+
+pygls hands a request sent before ``initialize`` to its handler (a classify then starts the
+model load without the client's capabilities, and that failed load poisoned every later
+request) and drops every request after ``shutdown`` without an answer, so the client
+waits forever. The specification says what to answer instead:
+
+- before a successful ``initialize``: requests get ServerNotInitialized (-32002),
+  notifications are dropped (``exit`` excepted);
+- a second ``initialize`` gets InvalidRequest;
+- after ``shutdown``: requests get InvalidRequest, notifications other than ``exit`` are
+  dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidRequest, JsonRpcServerNotInitialized
+from pygls.protocol import LanguageServerProtocol, lsp_method
+from pygls.protocol.json_rpc import RPCNotification, RPCRequest
+
+from daemon.framing import send_error
+
+log = logging.getLogger(__name__)
+
+
+class TreelensProtocol(LanguageServerProtocol):
+    """pygls' LSP protocol with the life cycle's answers."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initialized = False  # an initialize request was answered with a result
+
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams) -> Any:
+        """pygls' initialize; the session counts as initialized once it has returned."""
+        result = yield from super().lsp_initialize(params)
+        self.initialized = True
+        return result
+
+    def handle_message(self, message: Any) -> None:
+        refusal = self._refusal(message)
+        if refusal is None:
+            super().handle_message(message)
+        elif isinstance(message, RPCRequest):
+            log.info("%s refused: %s", message.method, refusal.message)
+            send_error(self, message.id, refusal)
+        elif isinstance(message, RPCNotification):
+            log.debug("%s dropped: %s", message.method, refusal.message)
+
+    def _refusal(self, message: Any) -> JsonRpcException | None:
+        """The error a message gets in the current state, or None when it is handled."""
+        method = getattr(message, "method", None)
+        if method is None or method == types.EXIT:
+            return None
+        if self._shutdown:
+            return JsonRpcInvalidRequest(
+                message=f"{method}: the daemon has been shut down; only 'exit' is accepted now"
+            )
+        if method == types.INITIALIZE:
+            if self.initialized:
+                return JsonRpcInvalidRequest(message="initialize: the session is already initialized")
+            return None
+        if not self.initialized:
+            return JsonRpcServerNotInitialized(
+                message=f"{method}: the daemon is not initialized yet; send 'initialize' first"
+            )
+        return None
