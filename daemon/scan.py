@@ -152,14 +152,18 @@ def in_real_folders(root: Path, listing: Listing) -> Listing:
         root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return listing
+    kept: Listing = []
+    previous, real = "", True  # git lists a folder's files one after another
     try:
-        return [
-            (path, kind)
-            for path, kind in listing
-            if _real_folder(root_fd, path.rstrip("/").rpartition("/")[0], known)
-        ]
+        for path, kind in listing:
+            folder = path.rstrip("/").rpartition("/")[0]
+            if folder != previous:
+                previous, real = folder, _real_folder(root_fd, folder, known)
+            if real:
+                kept.append((path, kind))
     finally:
         os.close(root_fd)
+    return kept
 
 
 def _real_folder(root_fd: int, folder: str, known: dict[str, bool]) -> bool:
