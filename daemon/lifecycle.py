@@ -11,11 +11,17 @@ waits forever. The specification says what to answer instead:
 - a second ``initialize`` gets InvalidRequest;
 - after ``shutdown``: requests get InvalidRequest, notifications other than ``exit`` are
   dropped.
+
+It also forgets each handler's future once the handler is done: pygls keeps the future of
+every notification handler (and of every step of its generator handlers) in
+``_request_futures`` for ever, a Task and a Future per settings change, file event or
+progress notification for the daemon's whole life.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from lsprotocol import types
@@ -41,6 +47,25 @@ class TreelensProtocol(LanguageServerProtocol):
         result = yield from super().lsp_initialize(params)
         self.initialized = True
         return result
+
+    def _execute_handler(
+        self,
+        msg_id: Any,
+        handler: Any,
+        callback: Callable[[Any], None],
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        """pygls' handler execution, forgetting the handler's future once it is done."""
+
+        def done(future: Any) -> None:
+            try:
+                callback(future)
+            finally:
+                if self._request_futures.get(msg_id) is future:
+                    del self._request_futures[msg_id]
+
+        super()._execute_handler(msg_id, handler, done, args, kwargs)
 
     def handle_message(self, message: Any) -> None:
         refusal = self._refusal(message)

@@ -632,6 +632,7 @@ class TreelensServer(LanguageServer):
         finally:
             if token is not None:
                 self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=report.outcome))
+                self.work_done_progress.tokens.pop(token, None)  # pygls keeps every token otherwise
 
     async def _progress_token(self) -> str | None:
         capabilities = getattr(self.protocol, "client_capabilities", None)  # None before initialize

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import queue
@@ -31,7 +32,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lsprotocol import types
 
-from daemon.framing import MAX_FRAME_BYTES
+from daemon.framing import MAX_FRAME_BYTES, dispatch
+from daemon.handlers import build_server
 from daemon.params import MAX_PATH_CHARS, MAX_TREE_PATHS
 from daemon.protocol import CLASSIFY, CLASSIFY_TREE, SUBMIT_FEEDBACK
 from model.labels import LABELS
@@ -295,6 +297,24 @@ def test_requests_after_shutdown_are_refused_and_exit_ends_the_daemon(raw: RawDa
     assert late["error"]["code"] == INVALID_REQUEST and "exit" in late["error"]["message"]
     raw.notify("exit")
     assert raw.process.wait(TIMEOUT_S) == 0
+
+
+def test_finished_notification_handlers_are_not_kept() -> None:
+    """pygls kept a Task and a Future for every notification handled (every settings change,
+    i.e. every model reload) for the daemon's whole life."""
+    server = build_server()
+    server.protocol.set_writer(io.BytesIO())  # the answers are not read here
+
+    async def notify_many() -> int:
+        dispatch(server.protocol, message(1, "initialize", {"processId": None, "capabilities": {}}))
+        for _ in range(20):
+            dispatch(
+                server.protocol, message(None, "workspace/didChangeConfiguration", {"settings": {"x": {}}})
+            )
+        await asyncio.sleep(0.5)
+        return len(server.protocol._request_futures)
+
+    assert asyncio.run(notify_many()) == 0
 
 
 # --- client-sent trees ---------------------------------------------------------------------
