@@ -272,12 +272,14 @@ def read_beneath(root: Path, path: str, limit: int) -> bytes | None:
     anywhere on it, and no link swapped in meanwhile, leads the read out of the workspace.
     Opening never blocks on a FIFO.
     """
+    *folders, name = path.split("/")
+    if any(part in ("", ".", "..") for part in (*folders, name)):
+        return None  # a listing never holds these; a path that does could climb out
     try:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return None
     try:
-        *folders, name = path.split("/")
         for folder in folders:
             inner = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
             os.close(fd)
