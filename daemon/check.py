@@ -2,7 +2,8 @@
 
 Loads the model exactly as the daemon would, classifies a folder (the current one by
 default) and prints one line; exit status 0 when healthy, 2 when there is no usable
-model, 1 when the folder cannot be read.
+model (missing, tampered, or broken: e.g. it outputs NaN on this folder), 1 when the
+folder cannot be read.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from daemon.scan import ScanError, scan
 from daemon.server import no_model_message
+from model.bundle import BundleError
 
 EXIT_OK = 0
 EXIT_FOLDER = 1
@@ -36,7 +38,11 @@ def run_check(folder: Path, model_path: Path | None, device: str, as_json: bool)
     except ScanError as error:
         print(f"treelens daemon check failed: cannot read {folder}: {error}", file=sys.stderr)
         return EXIT_FOLDER
-    classification = classifier.classify(result.tree)
+    try:
+        classification = classifier.classify(result.tree)
+    except BundleError as error:  # a model that breaks on this folder's text (e.g. outputs NaN)
+        print(f"treelens daemon check failed: {no_model_message(error)}", file=sys.stderr)
+        return EXIT_NO_MODEL
     done = time.perf_counter()
     report = {
         **classification.to_json(),

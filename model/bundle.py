@@ -16,12 +16,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model.input import INPUT_FORMAT
+from model.input import INPUT_FORMAT, MIN_MAX_TOKENS
 from model.labels import LABELS
 
 BUNDLE_FORMAT = 1
 MANIFEST_FILE = "manifest.json"
+MAX_MANIFEST_BYTES = 1 << 20
+"""The shipped manifest is 25 KB; a bigger one is not ours, and is not read into memory."""
+MANIFEST_KEYS = frozenset(
+    {
+        # read and checked here
+        "bundle_format",
+        "name",
+        "version",
+        "labels",
+        "thresholds",
+        "input_format",
+        "max_tokens",
+        "buckets",
+        "inputs",
+        "outputs",
+        "tokenizer",
+        "files",
+        # written by training/export.py for people and benches: free-form
+        "created",
+        "precision",
+        "architecture",
+        "training",
+        "metrics",
+        "export",
+        "parity",
+    }
+)
+"""Every key a manifest may have: an unknown one means another tool or a hand edit wrote it."""
+BUCKET_KEYS = frozenset({"length", "graph"})
 GRAPH_INPUTS = ("input_ids", "attention_mask")
+GRAPH_OUTPUTS = ("logits",)
 DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parent / "assets" / "default"
 RETRAIN = "retrain and install one with `treelens-train all --install` or point modelPath at a good bundle"
 
@@ -102,15 +132,12 @@ def load_bundle(path: Path | str) -> Bundle:
     path = Path(path).expanduser()
     if not path.is_dir():
         raise _fail(path, "folder", "does not exist or is not a folder")
-    manifest_path = path / MANIFEST_FILE
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise _fail(path, MANIFEST_FILE, "missing (not a model bundle)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise _fail(path, MANIFEST_FILE, f"cannot be read as JSON ({error})") from None
-    if not isinstance(manifest, dict):
-        raise _fail(path, MANIFEST_FILE, "is not a JSON object")
+    manifest = _read_manifest(path)
+    unknown = sorted(set(manifest) - MANIFEST_KEYS)
+    if unknown:
+        raise _fail(
+            path, MANIFEST_FILE, f"unknown key(s) {unknown!s:.200}; a bundle has only {sorted(MANIFEST_KEYS)}"
+        )
 
     bundle_format = _require(manifest, "bundle_format", int, path)
     if bundle_format != BUNDLE_FORMAT:
@@ -136,6 +163,8 @@ def load_bundle(path: Path | str) -> Bundle:
     ):
         raise _fail(path, MANIFEST_FILE, "'thresholds' must give every label a number between 0 and 1")
     max_tokens = _require(manifest, "max_tokens", int, path)
+    if max_tokens < MIN_MAX_TOKENS:
+        raise _fail(path, MANIFEST_FILE, f"max_tokens {max_tokens} is below the minimum {MIN_MAX_TOKENS}")
     buckets = _buckets(_require(manifest, "buckets", list, path), path)
     if buckets[-1].length != max_tokens:
         raise _fail(path, MANIFEST_FILE, f"largest bucket {buckets[-1].length} != max_tokens {max_tokens}")
@@ -144,6 +173,11 @@ def load_bundle(path: Path | str) -> Bundle:
     if inputs != GRAPH_INPUTS:
         raise _fail(
             path, MANIFEST_FILE, f"graph inputs {list(inputs)}, this Treelens feeds {list(GRAPH_INPUTS)}"
+        )
+    outputs = tuple(_require(manifest, "outputs", list, path))
+    if outputs != GRAPH_OUTPUTS:
+        raise _fail(
+            path, MANIFEST_FILE, f"graph outputs {list(outputs)}, this Treelens reads {list(GRAPH_OUTPUTS)}"
         )
     _verify_files(path, _require(manifest, "files", dict, path), {tokenizer, *(b.graph for b in buckets)})
     return Bundle(
@@ -160,15 +194,42 @@ def load_bundle(path: Path | str) -> Bundle:
     )
 
 
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """manifest.json as a JSON object, read only when it is of a sane size and depth."""
+    manifest_path = path / MANIFEST_FILE
+    try:
+        with open(manifest_path, "rb") as handle:
+            data = handle.read(MAX_MANIFEST_BYTES + 1)
+    except FileNotFoundError:
+        raise _fail(path, MANIFEST_FILE, "missing (not a model bundle)") from None
+    except OSError as error:
+        raise _fail(path, MANIFEST_FILE, f"cannot be read ({error.strerror or error})") from None
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise _fail(path, MANIFEST_FILE, f"larger than {MAX_MANIFEST_BYTES} bytes (not a Treelens manifest)")
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _fail(path, MANIFEST_FILE, f"cannot be read as JSON ({error})") from None
+    except RecursionError:
+        raise _fail(path, MANIFEST_FILE, "cannot be read as JSON (nested too deeply)") from None
+    if not isinstance(manifest, dict):
+        raise _fail(path, MANIFEST_FILE, "is not a JSON object")
+    return manifest
+
+
 def _buckets(items: list, path: Path) -> tuple[Bucket, ...]:
     buckets = []
     for item in items:
         if not (
             isinstance(item, dict)
-            and isinstance(item.get("length"), int)
-            and isinstance(item.get("graph"), str)
+            and set(item) == BUCKET_KEYS
+            and type(item["length"]) is int
+            and item["length"] > 0
+            and isinstance(item["graph"], str)
         ):
-            raise _fail(path, MANIFEST_FILE, f"bucket {item!r:.80} must be {{'length': int, 'graph': file}}")
+            raise _fail(
+                path, MANIFEST_FILE, f"bucket {item!r:.80} must be {{'length': positive int, 'graph': file}}"
+            )
         buckets.append(Bucket(item["length"], item["graph"]))
     if not buckets or [b.length for b in buckets] != sorted({b.length for b in buckets}):
         raise _fail(path, MANIFEST_FILE, "'buckets' must be non-empty with increasing lengths")

@@ -23,11 +23,19 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from model.bundle import DEFAULT_BUNDLE_DIR, GRAPH_INPUTS, RETRAIN, Bundle, BundleError, load_bundle
+from model.bundle import (
+    DEFAULT_BUNDLE_DIR,
+    GRAPH_INPUTS,
+    GRAPH_OUTPUTS,
+    RETRAIN,
+    Bundle,
+    BundleError,
+    load_bundle,
+)
 from model.filters import DEFAULT_FILTER, PathFilter
 from model.input import ModelText, describe
 from model.labels import label_state
-from model.tokenizer import PAD, SEP, TokenizerError, line_counter, load_tokenizer
+from model.tokenizer import CLS, PAD, PROBE_LINES, SEP, TokenizerError, line_counter, load_tokenizer
 from model.tree import ProjectTree
 
 log = logging.getLogger(__name__)
@@ -35,6 +43,9 @@ log = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda")
 CACHE_SIZE = 512
 DEFAULT_THREADS = 4
+MAX_THREADS = 64
+"""More intra-op threads than this buy nothing for one short text, and onnxruntime hangs or
+crashes creating a pool of 100,000."""
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
 
@@ -102,8 +113,17 @@ def default_threads() -> int:
     return max(1, min(cores, DEFAULT_THREADS))
 
 
+def check_threads(threads: int) -> int:
+    """``threads`` when it is a thread count onnxruntime can be given; ValueError otherwise.
+    Every session is made by a Classifier, so the CLI's --threads and the daemon's default
+    both pass here."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise ValueError(f"model threads must be a whole number from 1 to {MAX_THREADS}, got {threads!r:.40}")
+    return threads
+
+
 class Classifier:
-    """A loaded bundle: tokenizer, thresholds and one ONNX session per graph (made on first use)."""
+    """A loaded bundle: tokenizer, thresholds and one ONNX session per graph (each probed at load)."""
 
     def __init__(self, bundle: Bundle, providers: list[str], threads: int) -> None:
         self.bundle = bundle
@@ -112,13 +132,14 @@ class Classifier:
         self.thresholds = dict(bundle.thresholds)
         self.max_tokens = bundle.max_tokens
         self.providers = providers
-        self.threads = threads
+        self.threads = check_threads(threads)
         try:
             self.tokenizer = load_tokenizer(bundle.file(bundle.tokenizer))
         except TokenizerError as error:
             raise BundleError(f"model bundle {bundle.path}: {bundle.tokenizer}: {error}") from None
         self._counter = line_counter(self.tokenizer)
         self._pad_id = self.tokenizer.token_to_id(PAD)
+        self._cls_id = self.tokenizer.token_to_id(CLS)
         self._sep_id = self.tokenizer.token_to_id(SEP)
         self._sessions: dict[str, ort.InferenceSession] = {}
         self._lock = threading.Lock()
@@ -126,10 +147,13 @@ class Classifier:
 
     @classmethod
     def load(cls, path: Path | None = None, device: str = "auto", threads: int | None = None) -> Classifier:
-        """Verify and load a bundle (None: the shipped default). Raises BundleError."""
+        """Verify, load and probe a bundle (None: the shipped default).
+
+        Raises BundleError for a bundle that cannot serve, ValueError for a bad device or
+        thread count."""
         bundle = load_bundle(path if path is not None else DEFAULT_BUNDLE_DIR)
-        classifier = cls(bundle, choose_providers(device), threads or default_threads())
-        classifier._session(bundle.buckets[-1].graph)  # fail now, not on the first request
+        classifier = cls(bundle, choose_providers(device), default_threads() if threads is None else threads)
+        classifier._probe()  # fail now, not on a request
         log.info(
             "model %s %s loaded from %s (%s)",
             bundle.name,
@@ -167,7 +191,37 @@ class Classifier:
                 f"model bundle {self.bundle.path}: {graph}: graph inputs {list(names)}, "
                 f"expected {list(GRAPH_INPUTS)}; {RETRAIN}"
             )
+        outputs = tuple(o.name for o in session.get_outputs())
+        if outputs != GRAPH_OUTPUTS:
+            raise BundleError(
+                f"model bundle {self.bundle.path}: {graph}: graph outputs {list(outputs)}, "
+                f"expected {list(GRAPH_OUTPUTS)}; {RETRAIN}"
+            )
         return session
+
+    def _probe(self) -> None:
+        """Run every graph once on a full text of the longest bucket it serves.
+
+        What the manifest promises is checked against what the graph does: a graph whose
+        position or vocabulary table is shorter than max_tokens or the tokenizer needs, whose
+        output is not one logit per label, or that outputs NaN or infinity is refused here,
+        as a broken bundle, rather than crashing or answering NaN on a request.
+        """
+        filler = self.tokenizer.encode("".join(PROBE_LINES), add_special_tokens=False).ids
+        highest_id = self.tokenizer.get_vocab_size() - 1
+        longest = {bucket.graph: bucket.length for bucket in self.bundle.buckets}  # lengths increase
+        for graph, length in longest.items():
+            body = [highest_id, *filler] * length
+            ids = [self._cls_id, *body[: length - 2], self._sep_id]
+            session = self._session(graph)
+            try:
+                logits = self._logits(session, length, ids)
+            except Exception as error:  # onnxruntime's own types, e.g. an index out of a table
+                raise BundleError(
+                    f"model bundle {self.bundle.path}: {graph}: cannot take {length} tokens although the "
+                    f"manifest says it serves them ({error}); {RETRAIN}"
+                ) from None
+            self._sigmoid(graph, logits)
 
     # text -> probabilities ------------------------------------------------------------------
 
@@ -202,15 +256,37 @@ class Classifier:
         """
         bucket = self.bundle.bucket_for(length)
         session = self._session(bucket.graph)
-        rows = []
-        for ids in texts:
-            input_ids = np.full((1, bucket.length), self._pad_id, dtype=np.int64)
-            mask = np.zeros((1, bucket.length), dtype=np.int64)
-            input_ids[0, : len(ids)] = ids
-            mask[0, : len(ids)] = 1
-            (logits,) = session.run(None, {"input_ids": input_ids, "attention_mask": mask})
-            rows.append(1.0 / (1.0 + np.exp(-logits[0].astype(np.float64))))
+        rows = [self._sigmoid(bucket.graph, self._logits(session, bucket.length, ids)) for ids in texts]
         return np.stack(rows)
+
+    def _logits(self, session: ort.InferenceSession, length: int, ids: list[int]) -> np.ndarray:
+        """The graph's output for ``ids`` padded to ``length``."""
+        input_ids = np.full((1, length), self._pad_id, dtype=np.int64)
+        mask = np.zeros((1, length), dtype=np.int64)
+        input_ids[0, : len(ids)] = ids
+        mask[0, : len(ids)] = 1
+        return session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+
+    def _sigmoid(self, graph: str, logits: np.ndarray) -> np.ndarray:
+        """Probabilities of one run's logits: BundleError unless they are one finite number per
+        label. Finite logits give probabilities in [0, 1]; NaN or infinity means a broken model,
+        never an answer (json would write it as NaN, which no JSON parser reads)."""
+        where = f"model bundle {self.bundle.path}: {graph}"
+        if logits.shape != (1, len(self.labels)):
+            width = logits.shape[-1] if logits.ndim else 0
+            raise BundleError(
+                f"{where}: outputs {width} logits of shape {logits.shape}, the manifest names "
+                f"{len(self.labels)} labels; {RETRAIN}"
+            )
+        row = logits[0].astype(np.float64)
+        broken = [name for name, value in zip(self.labels, row, strict=True) if not np.isfinite(value)]
+        if broken:
+            raise BundleError(
+                f"{where}: the model output {row[~np.isfinite(row)][0]} (not a finite number) for "
+                f"{', '.join(broken)}: the model is broken; {RETRAIN}"
+            )
+        with np.errstate(over="ignore"):  # exp(-x) overflows to inf for x << 0: probability 0.0
+            return 1.0 / (1.0 + np.exp(-row))
 
     def _remember(self, key: str, row: np.ndarray) -> None:
         with self._lock:

@@ -85,13 +85,10 @@ class LineCounter:
         return counts
 
 
-_COUNTERS: dict[int, tuple[Tokenizer, LineCounter]] = {}
-
-
 def line_counter(tokenizer: Tokenizer) -> TokenCounter:
-    """The (cached, one per tokenizer) TokenCounter for ``model.input.describe``."""
-    entry = _COUNTERS.get(id(tokenizer))
-    if entry is None or entry[0] is not tokenizer:
-        entry = (tokenizer, LineCounter(tokenizer))
-        _COUNTERS[id(tokenizer)] = entry
-    return entry[1]
+    """A new memoised TokenCounter for ``model.input.describe``, owned by the caller.
+
+    No module-level registry: one keyed by tokenizer kept every tokenizer ever loaded
+    alive, about 2 MB per model reload in a long-running daemon.
+    """
+    return LineCounter(tokenizer)
