@@ -25,7 +25,9 @@ from tests.folders import write_files
 from tests.querysets_fixtures import analysis_of
 
 IAC = {
-    "infra/versions.tf": 'terraform {\n  required_providers {\n    aws = { source = "hashicorp/aws" }\n  }\n}\n',
+    "infra/versions.tf": (
+        'terraform {\n  required_providers {\n    aws = { source = "hashicorp/aws" }\n  }\n}\n'
+    ),
     "infra/main.tf": (
         'provider "aws" {\n  region = "eu-west-1"\n}\n\n'
         'resource "aws_s3_bucket" "data" {\n  bucket = "treelens-data"\n  acl    = "public-read"\n}\n'
@@ -38,15 +40,15 @@ IAC = {
     "README.md": "# infra\n",
 }
 LIST = """\
-|    | Id          | Type     | Entity                       | Policy                        | IaC             | Resource Link |
-|----|-------------|----------|------------------------------|-------------------------------|-----------------|---------------|
-|  0 | CKV_AWS_20  | resource | aws_s3_bucket                | S3 Bucket has an ACL defined  | Terraform       | https://x     |
-|  1 | CKV_AWS_20  | resource | AWS::S3::Bucket              | S3 Bucket has an ACL defined  | Cloudformation  | https://x     |
-|  2 | CKV_AZURE_1 | resource | azurerm_linux_virtual_machine| Azure VM with SSH keys        | Terraform       | https://x     |
-|  3 | CKV2_X_1    | resource | aws_instance                 | a check across two clouds     | Terraform       | https://x     |
-|  4 | CKV2_X_1    | resource | google_compute_instance      | a check across two clouds     | Terraform       | https://x     |
-|  5 | CKV_AZUREPIPELINES_1 | jobs | jobs                   | Container job uses a digest   | Azure Pipelines | https://x     |
-|  6 | CKV_K8S_16  | resource | Pod                          | Container is not privileged   | Kubernetes      | https://x     |
+| | Id | Type | Entity | Policy | IaC | Resource Link |
+|-|----|------|--------|--------|-----|---------------|
+| 0 | CKV_AWS_20 | resource | aws_s3_bucket | S3 Bucket has an ACL defined | Terraform | https://x |
+| 1 | CKV_AWS_20 | resource | AWS::S3::Bucket | S3 Bucket has an ACL defined | Cloudformation | https://x |
+| 2 | CKV_AZURE_1 | resource | azurerm_linux_virtual_machine | Azure VM uses SSH keys | Terraform | x |
+| 3 | CKV2_X_1 | resource | aws_instance | a check across two clouds | Terraform | https://x |
+| 4 | CKV2_X_1 | resource | google_compute_instance | a check across two clouds | Terraform | https://x |
+| 5 | CKV_AZUREPIPELINES_1 | jobs | jobs | Container job uses a digest | Azure Pipelines | https://x |
+| 6 | CKV_K8S_16 | resource | Pod | Container is not privileged | Kubernetes | https://x |
 """
 
 
@@ -108,7 +110,20 @@ def test_what_cannot_fire_is_dropped_with_a_reason(runs: Runs) -> None:
     assert reasons["CKV_GHA_1"] == "language github_actions not in the project"
     selected = set(result["selected"])
     assert {"CKV_AWS_20", "CKV_K8S_16", "CKV_DOCKER_2"} <= selected
-    assert result["config"]["args"][:2] == ["--framework", ",".join(yaml.safe_load(runs.config.read_text())["framework"])]
+    assert result["config"]["args"][:2] == [
+        "--framework",
+        ",".join(yaml.safe_load(runs.config.read_text())["framework"]),
+    ]
+
+
+@pytest.mark.parametrize("iac", [0.99, 0.01])
+def test_the_models_labels_neither_readmit_nor_drop_checks(runs: Runs, iac: float) -> None:
+    """A model that says "IaC" does not bring back the checks of a cloud the project does not
+    use, and one that says "no IaC" drops nothing: checkov tells templates apart by content."""
+    query_set = suggest(runs.analysis, "checkov", runs.catalog, {"iac": iac}, {"iac": 0.5})
+    assert {q.id for q in query_set.selected} == {q.id for q in runs.query_set.selected}
+    assert "technology gcp not detected" in query_set.reasons["CKV_GCP_1"]
+    assert query_set.basis == "languages and technologies" and "gate no checkov query" in query_set.note
 
 
 def test_the_frameworks_present_filter_keeps_the_cloud_checks_treelens_drops(runs: Runs) -> None:
@@ -155,3 +170,4 @@ async def test_the_daemon_suggests_checkov_checks(runs: Runs, tiny_bundle: Path,
     assert result["engine"] == "checkov" and result["totalCount"] == len(runs.catalog)
     assert {"CKV_AWS_20", "CKV_K8S_16", "CKV_DOCKER_2"} <= set(result["selected"])
     assert result["config"]["format"] == "checkov-config"
+    assert "technology gcp not detected" in result["reasons"]["CKV_GCP_1"], "the model re-admits nothing"

@@ -116,6 +116,8 @@ class Policy:
     ecosystem_languages: dict[str, frozenset[str]]
     families: dict[str, Family]
     gates: tuple[Gate, ...]
+    ungated_engines: frozenset[str] = frozenset()
+    """Engines whose queries no label gate reads (the model neither drops nor re-admits them)."""
     source: str = ""
 
     @cached_property
@@ -200,6 +202,7 @@ class Policy:
             ecosystem_languages={k: frozenset(v) for k, v in data["ecosystem_languages"].items()},
             families=families,
             gates=tuple(gates),
+            ungated_engines=frozenset(data.get("ungated_engines", ())),
             source=source,
         )
 

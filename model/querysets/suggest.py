@@ -154,13 +154,17 @@ def suggest(
     With ``probabilities`` (a model's, per label) the label gates apply, read against
     ``thresholds`` (the policy's default where a label has none) and the policy's
     uncertainty band. Without them the policy works from languages and technologies
-    alone and the result says so (``basis``, ``note``).
+    alone and the result says so (``basis``, ``note``); so does an engine the policy lists
+    as ungated (checkov), whose files a label cannot rule out.
     """
     if catalog.engine != engine:
         raise ValueError(f"catalog {catalog.source} is a {catalog.engine} catalog, not {engine}")
     policy = policy or default_policy()
     labels = None
-    if probabilities is not None:
+    if probabilities is not None and engine in policy.ungated_engines:
+        ungated = f"the model's labels gate no {engine} query (the policy's ungated_engines)"
+        note = f"{note}; {ungated}" if note else ungated
+    elif probabilities is not None:
         labels = Labels(dict(probabilities), dict(thresholds or {}), policy.ratio, policy.default_threshold)
     selected: list[Query] = []
     reasons: dict[str, str] = {}
