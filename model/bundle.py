@@ -50,6 +50,10 @@ MANIFEST_KEYS = frozenset(
 )
 """Every key a manifest may have: an unknown one means another tool or a hand edit wrote it."""
 BUCKET_KEYS = frozenset({"length", "graph"})
+MAX_TOKENS_LIMIT = 1 << 16
+"""The largest token budget a manifest may claim (the shipped model takes 4,096): the
+runtime probes every graph at its longest bucket at load, so an absurd claim would
+otherwise cost gigabytes before the graph could refuse it."""
 GRAPH_INPUTS = ("input_ids", "attention_mask")
 GRAPH_OUTPUTS = ("logits",)
 DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parent / "assets" / "default"
@@ -163,8 +167,10 @@ def load_bundle(path: Path | str) -> Bundle:
     ):
         raise _fail(path, MANIFEST_FILE, "'thresholds' must give every label a number between 0 and 1")
     max_tokens = _require(manifest, "max_tokens", int, path)
-    if max_tokens < MIN_MAX_TOKENS:
-        raise _fail(path, MANIFEST_FILE, f"max_tokens {max_tokens} is below the minimum {MIN_MAX_TOKENS}")
+    if not MIN_MAX_TOKENS <= max_tokens <= MAX_TOKENS_LIMIT:
+        raise _fail(
+            path, MANIFEST_FILE, f"max_tokens {max_tokens} is not from {MIN_MAX_TOKENS} to {MAX_TOKENS_LIMIT}"
+        )
     buckets = _buckets(_require(manifest, "buckets", list, path), path)
     if buckets[-1].length != max_tokens:
         raise _fail(path, MANIFEST_FILE, f"largest bucket {buckets[-1].length} != max_tokens {max_tokens}")

@@ -208,11 +208,10 @@ class Classifier:
         as a broken bundle, rather than crashing or answering NaN on a request.
         """
         filler = self.tokenizer.encode("".join(PROBE_LINES), add_special_tokens=False).ids
-        highest_id = self.tokenizer.get_vocab_size() - 1
+        tokens = np.array([self.tokenizer.get_vocab_size() - 1, *filler], dtype=np.int64)  # highest id too
         longest = {bucket.graph: bucket.length for bucket in self.bundle.buckets}  # lengths increase
         for graph, length in longest.items():
-            body = [highest_id, *filler] * length
-            ids = [self._cls_id, *body[: length - 2], self._sep_id]
+            ids = [self._cls_id, *np.resize(tokens, length - 2).tolist(), self._sep_id]
             session = self._session(graph)
             try:
                 logits = self._logits(session, length, ids)

@@ -248,7 +248,20 @@ def _set_bucket(key: str, value) -> Callable[[dict], None]:
         (_set_bucket("extra", 1), "bucket"),
         (lambda m: m.update(max_tokens=128, buckets=[{"length": 128, "graph": "model-int8.onnx"}]), "128"),
         (lambda m: m.update(buckets=[{"length": -5, "graph": "model-int8.onnx"}, *m["buckets"]]), "-5"),
+        (
+            lambda m: m.update(max_tokens=10**9, buckets=[{"length": 10**9, "graph": "model-int8.onnx"}]),
+            "10000",
+        ),
         (_set("outputs", ["logits", "extra"]), "graph outputs"),
+    ],
+    ids=[
+        "unknown-key",
+        "bool-length",
+        "bucket-key",
+        "small-budget",
+        "negative-bucket",
+        "huge-budget",
+        "outputs",
     ],
 )
 def test_tampered_manifest_values_are_refused(tiny_bundle, tmp_path, damage, says):
@@ -283,6 +296,7 @@ def test_a_huge_manifest_is_refused_before_it_is_read(tiny_bundle, tmp_path):
         (lambda g: g.write_bytes(g.read_bytes()[:1000]), "onnxruntime cannot load it"),
         (lambda g: g.write_bytes(b"\x00garbage" * 100), "onnxruntime cannot load it"),
     ],
+    ids=["truncated", "garbage"],
 )
 def test_truncated_or_garbage_graphs_are_refused(tiny_bundle, tmp_path, damage, says):
     bundle = copy_bundle(tiny_bundle, tmp_path / "graph")
