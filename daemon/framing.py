@@ -51,12 +51,24 @@ MAX_HEADER_LINE_BYTES = 8 * 1024
 READ_CHUNK_BYTES = 64 * 1024
 """Input is read in chunks, so a declared length is only held once it has arrived."""
 MAX_LENGTH_DIGITS = len(str(MAX_FRAME_BYTES))
-QUEUED_CHUNKS = 4
+QUEUED_CHUNKS = 2
 """Frames read ahead of the event loop (the reader waits when they are not handled yet)."""
 
-# the last "Content-Length: value" on a line: at its start, or glued to the end of junk
-_CONTENT_LENGTH = re.compile(rb"content-length[ \t]*:[ \t]*(\S*)[ \t]*$", re.IGNORECASE)
+_CONTENT_LENGTH = b"content-length"
 _HEADER = re.compile(rb"^[!#-'*+.0-9A-Z^_`a-z|~-]+[ \t]*:")  # an RFC 7230 token, a colon
+
+
+def find_content_length(line: bytes) -> tuple[int, bytes] | None:
+    """Where the last ``Content-Length:`` header of a line starts (at the start of the line,
+    or glued to the end of junk) and its value; None when the line has none. Linear time."""
+    lowered = line.lower()
+    end = len(lowered)
+    while (start := lowered.rfind(_CONTENT_LENGTH, 0, end)) >= 0:
+        rest = line[start + len(_CONTENT_LENGTH) :].lstrip(b" \t")
+        if rest.startswith(b":"):
+            return start, rest[1:].strip(b" \t")
+        end = start
+    return None
 
 
 @dataclass
@@ -152,19 +164,20 @@ class FrameReader:
                     skipping = True
                 block = _Block()
                 continue
-            found = _CONTENT_LENGTH.search(line)
+            found = find_content_length(line)
             if found is None:
                 if not skipping:
                     block.lines += 1
                     block.junk = block.junk or _HEADER.match(line) is None
                 continue
-            junk_before = found.start() > 0 and not skipping
+            start, value = found
+            junk_before = start > 0 and not skipping
             if junk_before or block.junk or block.length is not None or block.problem is not None:
                 block.junk = block.junk or junk_before
                 yield Chunk(problem=block.why_no_frame())  # this header starts the next frame
                 block = _Block()
             skipping = False
-            block.take_length(found.group(1))
+            block.take_length(value)
 
 
 def send_error(protocol: JsonRPCProtocol, msg_id: Any, error: JsonRpcException) -> None:

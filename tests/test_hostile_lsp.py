@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lsprotocol import types
 
-from daemon.framing import MAX_FRAME_BYTES, dispatch
+from daemon.framing import MAX_FRAME_BYTES, FrameReader, dispatch
 from daemon.handlers import build_server
 from daemon.params import MAX_PATH_CHARS, MAX_TREE_PATHS
 from daemon.protocol import CLASSIFY, CLASSIFY_TREE, SUBMIT_FEEDBACK
@@ -249,6 +249,17 @@ def test_random_bytes_between_requests_never_lose_a_good_request(shared: RawDaem
     answer = shared.call(CLASSIFY, {})
     assert answer["error"]["code"] == INVALID_PARAMS, (junk, answer)
     assert shared.process.poll() is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(junks=st.lists(garbage, min_size=1, max_size=4), read_size=st.integers(1, 70))
+def test_the_reader_finds_every_good_frame_after_junk(junks: list[bytes], read_size: int) -> None:
+    """The reader alone, with many more cases than a daemon round trip allows, and input
+    arriving in pieces of any size."""
+    goods = [message(1000 + i, CLASSIFY, {}) for i in range(len(junks))]
+    stream = io.BytesIO(b"".join(junk + frame(good) for junk, good in zip(junks, goods, strict=True)))
+    bodies = iter([c.body for c in FrameReader(lambda n: stream.read(min(n, read_size))).chunks()])
+    assert all(good in bodies for good in goods)  # each in order, junk frames between
 
 
 # --- life cycle ----------------------------------------------------------------------------
