@@ -176,8 +176,11 @@ class TreelensServer(LanguageServer):
     def report_server_error(self, error: Exception, source: Any) -> None:
         """Log what failed outside a request (a notification handler, a bad message) with
         its traceback; requests already answer their own errors."""
-        if source is not FeatureRequestError:
-            log.error("%s failed: %s", source.__name__, error, exc_info=error)
+        if source is FeatureRequestError:
+            return
+        data = getattr(error, "data", None)  # pygls carries a handler's traceback as text
+        trace = "".join(data["traceback"]) if isinstance(data, dict) and "traceback" in data else ""
+        log.error("%s: %s\n%s", source.__name__, error, trace, exc_info=error if not trace else None)
 
     def configure(self, raw: Any) -> list[str]:
         """Adopt settings from JSON; returns the problems found (already logged).
