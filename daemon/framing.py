@@ -233,7 +233,9 @@ def dispatch(protocol: JsonRPCProtocol, body: bytes) -> None:
         message = protocol.structure_message(data)
     except Exception as error:  # params that do not fit an LSP method's type
         if msg_id is not None and method is not None:
-            send_error(protocol, msg_id, JsonRpcInvalidParams(message=_params_problem(method, error)))
+            problem = _params_problem(method, error)
+            log.info("answered InvalidParams: %s", problem)
+            send_error(protocol, msg_id, JsonRpcInvalidParams(message=problem))
         else:
             log.warning("ignored: %s", _params_problem(method or "a response", error))
         return

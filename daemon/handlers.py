@@ -38,10 +38,13 @@ PULL_TIMEOUT_S = 10.0
 
 
 class _ExpectedErrors(logging.Filter):
-    """pygls logs every error answer with a traceback; for the errors a client or a person
-    causes (bad params, no model, ...) the one line logged by ``request`` is enough."""
+    """pygls logs every error answer, and every message whose params do not fit their LSP
+    type, with a traceback; for the errors a client or a person causes (bad params, no
+    model, ...) the one line logged by ``request`` or daemon/framing.py is enough."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("Unable to deserialize message"):
+            return False
         error = record.exc_info[1] if record.exc_info else None
         return not (isinstance(error, JsonRpcException) and not isinstance(error, JsonRpcInternalError))
 
