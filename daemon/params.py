@@ -23,6 +23,8 @@ MAX_TREE_PATHS = DEFAULT_MAX_FILES
 """Paths in a client-built tree: the scanner's own limit."""
 MAX_PATH_CHARS = 4096
 """Characters in one client path (Linux's PATH_MAX)."""
+MAX_URI_CHARS = 3 * MAX_PATH_CHARS
+"""Characters in a folder URI (a path with every byte %-escaped)."""
 
 
 def _kind(value: Any) -> str:
@@ -45,6 +47,10 @@ def folder(params: dict[str, Any]) -> str | None:
         return None
     if not isinstance(value, str) or not value:
         raise InvalidParams(f"'folder' must be a workspace folder URI (a string), got {_kind(value)}")
+    if len(value) > MAX_URI_CHARS:
+        raise InvalidParams(
+            f"'folder' is {len(value)} characters; a workspace folder URI has at most {MAX_URI_CHARS}"
+        )
     return value
 
 
@@ -90,6 +96,8 @@ def catalog(params: dict[str, Any]) -> Path | None:
         return None
     if not isinstance(value, str) or not Path(value).is_absolute():
         raise InvalidParams(f"'catalog' must be an absolute path, got {_kind(value)} {value!r:.200}")
+    if len(value) > MAX_PATH_CHARS:
+        raise InvalidParams(f"'catalog' is {len(value)} characters; a path has at most {MAX_PATH_CHARS}")
     return Path(value)
 
 

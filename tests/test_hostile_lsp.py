@@ -35,7 +35,7 @@ from lsprotocol import types
 from daemon.framing import MAX_FRAME_BYTES, FrameReader, dispatch
 from daemon.handlers import build_server
 from daemon.params import MAX_PATH_CHARS, MAX_TREE_PATHS
-from daemon.protocol import CLASSIFY, CLASSIFY_TREE, SUBMIT_FEEDBACK
+from daemon.protocol import CLASSIFY, CLASSIFY_TREE, SUBMIT_FEEDBACK, SUGGEST_QUERY_SET
 from model.labels import LABELS
 from model.manifests import MAX_MANIFEST_BYTES
 from tests.daemon_client import REPO, TIMEOUT_S, start_daemon, uri
@@ -376,6 +376,19 @@ def test_only_the_scanners_manifests_are_read(modelled: RawDaemon) -> None:
 def test_client_tree_limits_answer_invalid_params(modelled: RawDaemon, tree: Any, wanted: str) -> None:
     error = modelled.call(CLASSIFY_TREE, {"tree": tree})["error"]
     assert error["code"] == INVALID_PARAMS and wanted in error["message"], error
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        (CLASSIFY, {"folder": "file:///" + "a" * 3 * MAX_PATH_CHARS}),
+        (SUGGEST_QUERY_SET, {"engine": "semgrep", "catalog": "/" + "a" * MAX_PATH_CHARS}),
+    ],
+    ids=["folder URI", "catalog path"],
+)
+def test_overlong_paths_in_params_answer_invalid_params(shared: RawDaemon, method: str, params: Any) -> None:
+    error = shared.call(method, params)["error"]
+    assert error["code"] == INVALID_PARAMS and "characters" in error["message"], error
 
 
 # --- settings ------------------------------------------------------------------------------
