@@ -323,6 +323,17 @@ def test_finished_notification_handlers_are_not_kept() -> None:
     assert asyncio.run(notify_many()) == 0
 
 
+def test_the_extensions_liveness_probe_is_answered_in_every_state(raw: RawDaemon) -> None:
+    """extension/src/common/liveness.ts asks workspace/executeCommand for a command the
+    daemon lacks; any answer proves the daemon reads and answers."""
+    probe = {"command": "treelens.ping", "arguments": []}
+    assert raw.call("workspace/executeCommand", probe)["error"]["code"] == SERVER_NOT_INITIALIZED
+    raw.initialize()
+    assert "error" in raw.call("workspace/executeCommand", probe)
+    raw.call("shutdown")
+    assert raw.call("workspace/executeCommand", probe)["error"]["code"] == INVALID_REQUEST
+
+
 # --- client-sent trees ---------------------------------------------------------------------
 
 
