@@ -20,6 +20,8 @@ progress notification for the daemon's whole life.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -57,15 +59,22 @@ class TreelensProtocol(LanguageServerProtocol):
         kwargs: dict[str, Any] | None = None,
     ) -> None:
         """pygls' handler execution, forgetting the handler's future once it is done."""
+        loop = asyncio.get_running_loop()
 
         def done(future: Any) -> None:
             try:
                 callback(future)
             finally:
-                if self._request_futures.get(msg_id) is future:
-                    del self._request_futures[msg_id]
+                with contextlib.suppress(RuntimeError):  # the loop is closed: the daemon is exiting
+                    loop.call_soon_threadsafe(self._forget, msg_id, future)
 
         super()._execute_handler(msg_id, handler, done, args, kwargs)
+
+    def _forget(self, msg_id: Any, future: Any) -> None:
+        """Drop a finished handler's future; on the loop, so never while pygls iterates the
+        futures (``shutdown`` cancels them all, and a cancelled Future calls back at once)."""
+        if self._request_futures.get(msg_id) is future:
+            del self._request_futures[msg_id]
 
     def handle_message(self, message: Any) -> None:
         refusal = self._refusal(message)
