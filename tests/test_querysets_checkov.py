@@ -155,6 +155,19 @@ def test_the_list_table_becomes_queries_by_check_id() -> None:
     assert queries["CKV_K8S_16"].extra["entities"] == ["Pod"]
 
 
+@pytest.mark.parametrize(
+    ("executable", "message"),
+    [("/nonexistent/checkov", "cannot run checkov"), ("/bin/true", "listed no checks; is it checkov?")],
+)
+def test_a_missing_or_wrong_checkov_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch, executable: str, message: str
+) -> None:
+    monkeypatch.setenv("TREELENS_CHECKOV", executable)
+    with pytest.raises(CatalogError, match=message) as error:
+        load_catalog("checkov")
+    assert "\n" not in str(error.value)
+
+
 def test_checkov_takes_no_catalog_path(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="give no catalog path"):
         load_catalog("checkov", tmp_path)
