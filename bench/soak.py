@@ -367,9 +367,11 @@ def stored_rows(database: Path) -> tuple[dict[str, int], str]:
     return rows, check
 
 
-def error_answers(daemon: RawDaemon, sent: Iterable[FeedbackSent]) -> int:
+def error_answers(daemon: RawDaemon, sent: Iterable[FeedbackSent]) -> list[str]:
+    """One line for each submission the daemon answered with an error."""
     futures = [daemon.answers[s.request_id] for s in sent]
-    return sum(1 for f in futures if f.done() and f.exception() is None and "error" in f.result())
+    answers = [f.result() for f in futures if f.done() and f.exception() is None]
+    return [stray_summary(a) for a in answers if "error" in a]
 
 
 async def kill_during_feedback(ctx: Context, rounds: int, window: int = 4) -> dict[str, Any]:
@@ -377,6 +379,7 @@ async def kill_during_feedback(ctx: Context, rounds: int, window: int = 4) -> di
     database = ctx.root / "feedback.sqlite3"
     acks: dict[str, int] = {}
     tally: Counter[str] = Counter()
+    errors: list[str] = []
     starts: list[float] = []
     delays, labels = ctx.dice("kill delays"), ctx.dice("labels")
     for round_no in range(rounds):
@@ -399,8 +402,8 @@ async def kill_during_feedback(ctx: Context, rounds: int, window: int = 4) -> di
             kills=not outcome.died,
             frozen=outcome.frozen,
             died=outcome.died,
-            errors=error_answers(daemon, outcome.sent),
         )
+        errors += error_answers(daemon, outcome.sent)
         progress(
             f"  round {round_no + 1}/{rounds}: {len(answered)} of {len(outcome.sent)} acknowledged; kill -9"
         )
@@ -415,7 +418,8 @@ async def kill_during_feedback(ctx: Context, rounds: int, window: int = 4) -> di
         "stored_but_unacknowledged": len(set(rows) - set(acks)),
         "lost_acknowledged_rows": len(lost),
         "lost_examples": lost[:5],
-        "error_answers": tally["errors"],
+        "error_answers": len(errors),
+        "error_examples": sorted(set(errors))[:5],
         "frozen_daemons": tally["frozen"],
         "died_on_their_own": tally["died"],
         "quick_check": check,
@@ -707,7 +711,7 @@ async def frames_run(ctx: Context, name: str, sequence: list[str | None], worksp
 
 
 def stray_summary(message: dict[str, Any]) -> str:
-    """One line for an answer to a bad frame: the error code and message, or 'a result'."""
+    """One line for an answer: the error code and message, or 'a result'."""
     error = message.get("error")
     if not isinstance(error, dict):
         return "a result"
