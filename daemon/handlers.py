@@ -26,9 +26,11 @@ from daemon.protocol import (
     SUGGEST_QUERY_SET,
     TOKENIZE,
     InternalError,
+    ModelUnavailable,
 )
-from daemon.server import TreelensServer
+from daemon.server import TreelensServer, no_model_message
 from daemon.settings import Settings
+from model.bundle import BundleError
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,9 @@ def request(server: TreelensServer, method: str) -> Callable[[Handler], Handler]
             except JsonRpcException as error:
                 log.info("%s answered error %d: %s", method, error.code, error.message)
                 raise
+            except BundleError as error:  # a model that breaks on this input (NaN) is no usable model
+                log.warning("%s: %s", method, error)
+                raise ModelUnavailable(no_model_message(error)) from None
             except Exception as error:
                 log.exception("%s failed", method)
                 raise InternalError(

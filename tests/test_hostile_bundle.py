@@ -203,7 +203,7 @@ async def test_daemon_answers_an_error_never_nan(nan_bundle, short_nan_bundle, t
         daemon.settings({**options, "modelPath": str(short_nan_bundle)})
         with pytest.raises(JsonRpcException) as failed:
             await daemon.call(CLASSIFY_TREE, {"tree": SHORT_TREE})
-        assert "not a finite number" in failed.value.message
+        assert failed.value.code == MODEL_UNAVAILABLE and "not a finite number" in failed.value.message
         daemon.settings({**options, "modelPath": str(tiny_bundle)})
         answer = await daemon.call(CLASSIFY_TREE, {"tree": SHORT_TREE})
         assert all(0.0 <= p <= 1.0 for p in answer["probabilities"].values())
