@@ -28,10 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.scan_savings import ARMS
-from daemon.scan import scan
-from model.input import analyze
-from model.querysets import Catalog, load_catalog, model_labels, suggest
+from bench.scan_savings import ARMS, suggest_for
+from model.querysets import Catalog, load_catalog
 from model.querysets.checkov import CheckovFinding, config, frameworks_present, run_checkov
 from model.querysets.compare import speedup
 from model.querysets.policy import Policy
@@ -49,18 +47,7 @@ def write_arms(folder: Path, catalog: Catalog, selected: dict[str, list]) -> dic
 
 def measure(name: str, project: Path, root: Path, catalog: Catalog, reps: int, use_model: bool) -> dict:
     """The three arms ``reps`` times each, rotating which goes first; medians, findings, misses."""
-    tree = scan(project).tree
-    analysis = analyze(tree)
-    labels = model_labels(tree) if use_model else None
-    query_set = suggest(
-        analysis,
-        "checkov",
-        catalog,
-        labels.probabilities if labels else None,
-        labels.thresholds if labels else None,
-        note=labels.note if labels else "",
-        name=name,
-    )
+    tree, analysis, query_set = suggest_for(name, project, catalog, use_model)
     folder = root / f"{name}-configs"
     folder.mkdir()
     arms = {

@@ -35,9 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.scan_fixtures import PROJECTS, write_project
 from daemon.scan import scan
-from model.input import analyze
-from model.querysets import load_catalog, model_labels, suggest
+from model.input import Analysis, analyze
+from model.querysets import Catalog, QuerySet, load_catalog, model_labels, suggest
 from model.querysets.compare import SEMGREP_ENV, Finding, run_semgrep, semgrep_command, speedup, write_arms
+from model.tree import ProjectTree
 
 ROOT = Path(__file__).resolve().parents[1]
 OWN_RULES = {
@@ -94,21 +95,29 @@ def machine() -> str:
 ARMS = ("all", "languages", "suggested")
 
 
-def measure(name: str, project: Path, root: Path, catalog_dir: Path, reps: int, use_model: bool) -> dict:
-    """The three arms ``reps`` times each, rotating which goes first; medians, findings, misses."""
-    catalog = load_catalog("semgrep", catalog_dir)
+def suggest_for(
+    name: str, project: Path, catalog: Catalog, use_model: bool
+) -> tuple[ProjectTree, Analysis, QuerySet]:
+    """What the project holds and what Treelens keeps of ``catalog`` for it: the Treelens arm."""
     tree = scan(project).tree
     analysis = analyze(tree)
     labels = model_labels(tree) if use_model else None
     query_set = suggest(
         analysis,
-        "semgrep",
+        catalog.engine,
         catalog,
         labels.probabilities if labels else None,
         labels.thresholds if labels else None,
         note=labels.note if labels else "",
         name=name,
     )
+    return tree, analysis, query_set
+
+
+def measure(name: str, project: Path, root: Path, catalog_dir: Path, reps: int, use_model: bool) -> dict:
+    """The three arms ``reps`` times each, rotating which goes first; medians, findings, misses."""
+    catalog = load_catalog("semgrep", catalog_dir)
+    tree, analysis, query_set = suggest_for(name, project, catalog, use_model)
     folder = root / f"{name}-configs"
     folder.mkdir()
     configs = write_arms(folder, catalog, query_set, analysis)
