@@ -43,6 +43,8 @@ let scratch: string;
 let workspace: string;
 let bundle: string | undefined;
 let expectedLabels: string[];
+/** The status bar's text for the CLI's answer: the labels, then the uncertain ones with `?`. */
+let expectedStatus: string;
 let feedbackDatabase: string;
 let server: ChildProcess | undefined;
 let browser: BrowserContext | undefined;
@@ -143,8 +145,11 @@ before(async () => {
   mkdirSync(OUT, { recursive: true });
   bundle = testBundle();
   workspace = sampleWorkspace("treelens-e2e-workspace-");
-  expectedLabels = cliClassify(workspace, bundle).labels;
-  process.stderr.write(`expected labels (treelens classify --json): ${JSON.stringify(expectedLabels)}\n`);
+  const classification = cliClassify(workspace, bundle);
+  expectedLabels = classification.labels;
+  const shown = [...classification.labels, ...classification.uncertain.map((label) => `${label}?`)];
+  expectedStatus = shown.length > 0 ? shown.join(" · ") : "no labels";
+  process.stderr.write(`expected status (treelens classify --json): ${expectedStatus}\n`);
 
   scratch = mkdtempSync(path.join(tmpdir(), "treelens-e2e-"));
   for (const dir of ["home", "tmp", "data/User", "extensions", "chrome"]) {
@@ -239,7 +244,7 @@ after(async () => {
 });
 
 test("the status bar shows the labels treelens classify computes", async () => {
-  const expected = expectedLabels.length > 0 ? expectedLabels.join(" · ") : "no labels";
+  const expected = expectedStatus;
   const item = page.locator("#workbench\\.parts\\.statusbar .statusbar-item:has(.codicon-shield)", {
     hasText: expected,
   });
@@ -252,7 +257,7 @@ test("the status bar shows the labels treelens classify computes", async () => {
     });
   }
   const text = (await item.first().innerText()).trim();
-  assert.equal(text, expected, "exactly the labels, in the model's order");
+  assert.equal(text, expected, "exactly the labels, then the uncertain ones, in the model's order");
   assert.equal(await item.first().locator(".codicon-sync, .codicon-error, .codicon-warning").count(), 0);
   assert.doesNotMatch(text, /error|no model|not installed|failed/i);
 
@@ -390,7 +395,7 @@ test("a daemon killed with SIGKILL is restarted and the labels come back", async
   const pid = daemonPid();
   assert.ok(pid, "the daemon runs in the workspace folder");
   process.kill(pid, "SIGKILL");
-  const expected = expectedLabels.length > 0 ? expectedLabels.join(" · ") : "no labels";
+  const expected = expectedStatus;
   const deadline = Date.now() + LABELS_TIMEOUT_MS;
   let restarted: number | undefined;
   while (Date.now() < deadline && (restarted === undefined || restarted === pid)) {

@@ -71,6 +71,7 @@ export function sampleWorkspace(prefix: string): string {
 
 export interface CliClassification {
   labels: string[];
+  uncertain: string[];
   probabilities: Record<string, number>;
 }
 
