@@ -3,10 +3,20 @@
  * they run against, and a copy of the sample workspace outside the repository (inside it,
  * `git ls-files` would see an ignored folder and no files).
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
+import {
+  createProtocolConnection,
+  type InitializeParams,
+  type ProtocolConnection,
+  StreamMessageReader,
+  StreamMessageWriter,
+} from "vscode-languageserver-protocol/node";
+import { DAEMON_ARGS } from "../src/common/python";
+import { settingsPayload } from "../src/common/settings";
+import type { DaemonSettings } from "../src/protocol";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
 export const VENV_PYTHON = path.join(REPO_ROOT, ".venv", "bin", "python");
@@ -80,4 +90,51 @@ export function cliClassify(folder: string, bundle: string | undefined): CliClas
   const args = ["classify", folder, "--json", ...(bundle ? ["--model", bundle] : [])];
   const output = execFileSync(path.join(REPO_ROOT, ".venv", "bin", "treelens"), args, { encoding: "utf8" });
   return JSON.parse(output) as CliClassification;
+}
+
+/** `promise`, or an error naming `what` and the daemon's log (`log()`) after `ms` without an answer. */
+export function withTimeout<T>(promise: Promise<T>, what: string, ms: number, log: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms; daemon log:\n${log()}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export interface DaemonProcess {
+  child: ChildProcess;
+  connection: ProtocolConnection;
+}
+
+/**
+ * The real daemon (`.venv` Python) started in `workspace` and spoken to over stdio with the
+ * JSON-RPC library vscode-languageclient uses, listening. The server requests and the
+ * notifications the language client handles itself are answered or dropped here as it does;
+ * `window/showMessage` and the daemon's own notifications are the caller's. stderr goes to
+ * `onStderr`; initialize (see `initializeParams`) is the caller's too.
+ */
+export function spawnDaemon(workspace: string, onStderr: (text: string) => void): DaemonProcess {
+  const child = spawn(VENV_PYTHON, [...DAEMON_ARGS], { cwd: workspace, stdio: ["pipe", "pipe", "pipe"] });
+  child.stderr?.on("data", (chunk: Buffer) => onStderr(chunk.toString()));
+  const connection = createProtocolConnection(
+    new StreamMessageReader(child.stdout!),
+    new StreamMessageWriter(child.stdin!),
+  );
+  connection.onRequest("window/workDoneProgress/create", () => null);
+  connection.onRequest("client/registerCapability", () => null);
+  connection.onNotification("$/progress", () => undefined);
+  connection.onNotification("window/logMessage", () => undefined);
+  connection.listen();
+  return { child, connection };
+}
+
+/** The initialize params the extension sends for one folder of the sample workspace. */
+export function initializeParams(folderUri: string, settings: DaemonSettings): InitializeParams {
+  return {
+    processId: process.pid,
+    rootUri: folderUri,
+    workspaceFolders: [{ uri: folderUri, name: "sample-api" }],
+    capabilities: { window: { workDoneProgress: true } },
+    initializationOptions: settingsPayload(settings),
+  };
 }

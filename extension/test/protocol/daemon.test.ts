@@ -5,23 +5,19 @@
  * settings payload the extension sends, and the shapes it relies on are checked.
  */
 import assert from "node:assert/strict";
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { execFileSync, type ChildProcess } from "node:child_process";
 import { appendFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import {
-  createProtocolConnection,
   DidChangeConfigurationNotification,
   ExitNotification,
   InitializedNotification,
   InitializeRequest,
   ShutdownRequest,
-  StreamMessageReader,
-  StreamMessageWriter,
   type ProtocolConnection,
 } from "vscode-languageserver-protocol/node";
-import { DAEMON_ARGS } from "../../src/common/python";
 import { settingsPayload } from "../../src/common/settings";
 import {
   CLASSIFY,
@@ -37,7 +33,16 @@ import {
   type SuggestQuerySetResult,
   type TokenizeResult,
 } from "../../src/protocol";
-import { cliClassify, FIXTURES, sampleWorkspace, testBundle, VENV_PYTHON } from "../support";
+import {
+  cliClassify,
+  FIXTURES,
+  initializeParams,
+  sampleWorkspace,
+  spawnDaemon,
+  testBundle,
+  VENV_PYTHON,
+  withTimeout as withDaemonTimeout,
+} from "../support";
 
 /** A small CodeQL query pack: CodeQL has no default catalog. */
 const CODEQL_PACK = path.join(FIXTURES, "codeql-pack");
@@ -54,11 +59,7 @@ let stderr = "";
 const labelsChanged: ClassifyResult[] = [];
 
 function withTimeout<T>(promise: Promise<T>, what: string, ms = REQUEST_TIMEOUT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms; daemon log:\n${stderr}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  return withDaemonTimeout(promise, what, ms, () => stderr);
 }
 
 function request<R>(method: string, params: object): Promise<R> {
@@ -108,34 +109,17 @@ before(async () => {
     thresholds: {},
     feedbackDatabase: path.join(path.dirname(workspace), "feedback.sqlite3"),
   };
-  daemon = spawn(VENV_PYTHON, [...DAEMON_ARGS], { cwd: workspace, stdio: ["pipe", "pipe", "pipe"] });
-  daemon.stderr?.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  connection = createProtocolConnection(
-    new StreamMessageReader(daemon.stdout!),
-    new StreamMessageWriter(daemon.stdin!),
-  );
-  // vscode-languageclient answers these server requests; so does this test.
-  connection.onRequest("window/workDoneProgress/create", () => null);
-  connection.onRequest("client/registerCapability", () => null);
-  connection.onNotification("$/progress", () => undefined);
-  connection.onNotification("window/logMessage", () => undefined);
+  ({ child: daemon, connection } = spawnDaemon(workspace, (text) => {
+    stderr += text;
+  }));
   connection.onNotification("window/showMessage", (params: { message: string }) => {
     stderr += `showMessage: ${params.message}\n`;
   });
   connection.onNotification(LABELS_CHANGED, (result: ClassifyResult) => {
     labelsChanged.push(result);
   });
-  connection.listen();
   const init = await withTimeout(
-    connection.sendRequest(InitializeRequest.type, {
-      processId: process.pid,
-      rootUri: folderUri,
-      workspaceFolders: [{ uri: folderUri, name: "sample-api" }],
-      capabilities: { window: { workDoneProgress: true } },
-      initializationOptions: settingsPayload(settings),
-    }),
+    connection.sendRequest(InitializeRequest.type, initializeParams(folderUri, settings)),
     "initialize",
   );
   assert.ok(init.capabilities, "initialize answers with the server's capabilities");

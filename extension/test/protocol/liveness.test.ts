@@ -6,29 +6,32 @@
  * request waiting on it, kill it and start a new daemon that answers, telling the person once.
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { rmSync } from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import {
-  createProtocolConnection,
   DidChangeConfigurationNotification,
   ExitNotification,
   InitializedNotification,
   InitializeRequest,
   ShutdownRequest,
-  StreamMessageReader,
-  StreamMessageWriter,
 } from "vscode-languageserver-protocol/node";
 import { DaemonSupervisor, type DaemonState, type Launcher, type RunningDaemon } from "../../src/common/daemon";
 import { DaemonUnresponsiveError } from "../../src/common/liveness";
 import { checkPython } from "../../src/common/preflight";
-import { DAEMON_ARGS } from "../../src/common/python";
 import type { Settings } from "../../src/common/settings";
 import { settingsPayload } from "../../src/common/settings";
 import { CLASSIFY, type ClassifyResult, type DaemonSettings } from "../../src/protocol";
-import { sampleWorkspace, testBundle, VENV_PYTHON } from "../support";
+import {
+  initializeParams,
+  sampleWorkspace,
+  spawnDaemon,
+  testBundle,
+  VENV_PYTHON,
+  withTimeout as withDaemonTimeout,
+} from "../support";
 
 /** Short bounds so the test is quick; a healthy daemon answers a probe in milliseconds. */
 const LIVENESS = { intervalMs: 300, answerWithinMs: 3_000 };
@@ -44,11 +47,7 @@ let stderr = "";
 let supervisor: DaemonSupervisor;
 
 function withTimeout<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms; daemon log:\n${stderr}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  return withDaemonTimeout(promise, what, ms, () => stderr);
 }
 
 /** Resolves with the first state (already reached or to come) that `wanted` accepts. */
@@ -71,21 +70,11 @@ function stateWhere(wanted: (state: DaemonState, index: number) => boolean, what
 
 /** What client.ts does with vscode-languageclient, on the bare protocol: start, speak, stop or kill. */
 function launch(settings: DaemonSettings): Promise<RunningDaemon> {
-  const child = spawn(VENV_PYTHON, [...DAEMON_ARGS], { cwd: workspace, stdio: ["pipe", "pipe", "pipe"] });
-  children.push(child);
-  child.stderr?.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
+  const { child, connection } = spawnDaemon(workspace, (text) => {
+    stderr += text;
   });
-  const connection = createProtocolConnection(
-    new StreamMessageReader(child.stdout!),
-    new StreamMessageWriter(child.stdin!),
-  );
-  connection.onRequest("window/workDoneProgress/create", () => null);
-  connection.onRequest("client/registerCapability", () => null);
-  connection.onNotification("$/progress", () => undefined);
-  connection.onNotification("window/logMessage", () => undefined);
+  children.push(child);
   connection.onNotification("window/showMessage", () => undefined);
-  connection.listen();
   let stopping = false;
   let closed: (() => void) | undefined;
   child.once("exit", () => {
@@ -95,13 +84,7 @@ function launch(settings: DaemonSettings): Promise<RunningDaemon> {
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   return withTimeout(
-    connection.sendRequest(InitializeRequest.type, {
-      processId: process.pid,
-      rootUri: folderUri,
-      workspaceFolders: [{ uri: folderUri, name: "sample-api" }],
-      capabilities: { window: { workDoneProgress: true } },
-      initializationOptions: settingsPayload(settings),
-    }),
+    connection.sendRequest(InitializeRequest.type, initializeParams(folderUri, settings)),
     "initialize",
   ).then(async () => {
     await connection.sendNotification(InitializedNotification.type, {});
