@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import os
 import re
@@ -41,6 +40,8 @@ from pygls.exceptions import (
     JsonRpcParseError,
 )
 from pygls.protocol import JsonRPCProtocol
+
+from model.guards import load_json
 
 log = logging.getLogger(__name__)
 
@@ -219,9 +220,9 @@ def _params_problem(method: str, error: Exception) -> str:
 def dispatch(protocol: JsonRPCProtocol, body: bytes) -> None:
     """Parse one frame's body and hand the message to pygls; every failure is answered."""
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as error:
-        send_error(protocol, None, JsonRpcParseError(message=f"a frame's body is not JSON ({error!s:.200})"))
+        data = load_json(body, "a frame's body", JsonRpcParseError)
+    except JsonRpcParseError as error:
+        send_error(protocol, None, error)
         return
     msg_id = _request_id(data)
     problem = _not_a_message(data)
