@@ -105,8 +105,8 @@ def _read_catalog(command: str, _stamp: int) -> Catalog:
 
 def _run_text(command: list[str]) -> str:
     try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, check=False, timeout=300, env=_environment()
+        done = run_process_group(
+            command, 300, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment()
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         raise CatalogError(f"cannot run {' '.join(command)} ({error}); set ${CHECKOV_ENV}") from error
