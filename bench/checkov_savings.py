@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.scan_savings import ARMS, suggest_for
+from bench.scan_savings import ARMS, findings_kept, suggest_for
 from model.querysets import Catalog, load_catalog
 from model.querysets.checkov import CheckovFinding, config, frameworks_present, run_checkov
 from model.querysets.compare import speedup
@@ -126,10 +126,8 @@ def table(rows: list[dict]) -> str:
 
 
 def summary(rows: list[dict]) -> str:
-    total = sum(r["findings"]["all"] for r in rows)
-    missed = sum(len(r["missed"]) for r in rows)
-    kept = 100.0 * (total - missed) / total if total else 100.0
-    lines = [f"Treelens kept {total - missed} of {total} all-checks findings ({kept:.2f} %)"]
+    kept, total, share = findings_kept(rows)
+    lines = [f"Treelens kept {kept} of {total} all-checks findings ({share:.2f} %)"]
     for key, what in (("seconds", "wall"), ("cpuSeconds", "CPU")):
 
         def median(slow: str, fast: str, key: str = key) -> float:

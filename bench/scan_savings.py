@@ -178,16 +178,21 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def findings_kept(rows: list[dict]) -> tuple[int, int, float]:
+    """How many of the every-rule arm's findings Treelens kept, of how many, and the share in %."""
+    total = sum(r["findings"]["all"] for r in rows)
+    kept = total - sum(len(r["missed"]) for r in rows)
+    return kept, total, 100.0 * kept / total if total else 100.0
+
+
 def summary(rows: list[dict]) -> str:
     """Findings kept and median speed-ups across the projects."""
-    total = sum(r["findings"]["all"] for r in rows)
-    missed = sum(len(r["missed"]) for r in rows)
-    kept = 100.0 * (total - missed) / total if total else 100.0
+    kept, total, share = findings_kept(rows)
     treelens = statistics.median(speedup(r["seconds"]["all"], r["seconds"]["suggested"]) for r in rows)
     filter_speedup = statistics.median(speedup(r["seconds"]["all"], r["seconds"]["languages"]) for r in rows)
     versus = statistics.median(speedup(r["seconds"]["languages"], r["seconds"]["suggested"]) for r in rows)
     return (
-        f"Treelens kept {total - missed} of {total} all-rules findings ({kept:.2f} %); median speed-up "
+        f"Treelens kept {kept} of {total} all-rules findings ({share:.2f} %); median speed-up "
         f"{treelens:.2f}x over every rule, {filter_speedup:.2f}x for the languages-present filter, "
         f"Treelens {versus:.2f}x the filter"
     )
