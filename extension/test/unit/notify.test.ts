@@ -4,7 +4,8 @@ import { ACTION_TITLES, crashed, notInstalled, unresponsiveRestarted } from "../
 import { ProblemNotifier } from "../../src/notify";
 import { FakeApi } from "./fakes";
 
-test("a problem is shown once until reset, and its buttons run the fixes", async () => {
+/** A notifier on a fake API whose fixes record their names in `ran`, in order. */
+function recordingNotifier(): { api: FakeApi; ran: string[]; notifier: ProblemNotifier } {
   const api = new FakeApi();
   const ran: string[] = [];
   const notifier = new ProblemNotifier(api, {
@@ -13,6 +14,11 @@ test("a problem is shown once until reset, and its buttons run the fixes", async
     showLog: () => ran.push("showLog"),
     restart: () => ran.push("restart"),
   });
+  return { api, ran, notifier };
+}
+
+test("a problem is shown once until reset, and its buttons run the fixes", async () => {
+  const { api, ran, notifier } = recordingNotifier();
   api.answers.push(ACTION_TITLES.selectInterpreter);
   await notifier.show(notInstalled("python3"));
   await notifier.show(notInstalled("python3"));
@@ -29,14 +35,7 @@ test("a problem is shown once until reset, and its buttons run the fixes", async
 });
 
 test("news that needs no fix (a deaf daemon restarted) is a warning with a button to the log", async () => {
-  const api = new FakeApi();
-  const ran: string[] = [];
-  const notifier = new ProblemNotifier(api, {
-    openSettings: () => ran.push("openSettings"),
-    selectInterpreter: () => ran.push("selectInterpreter"),
-    showLog: () => ran.push("showLog"),
-    restart: () => ran.push("restart"),
-  });
+  const { api, ran, notifier } = recordingNotifier();
   api.answers.push(ACTION_TITLES.showLog);
   await notifier.show(unresponsiveRestarted(20));
   assert.deepEqual(api.messages("warning"), [
