@@ -128,6 +128,19 @@ export function spawnDaemon(workspace: string, onStderr: (text: string) => void)
   return { child, connection };
 }
 
+/** The daemon settings the protocol tests run with: `bundle`, CPU, a short debounce, and a
+ * feedback database beside the workspace copy (inside its temporary folder). */
+export function testDaemonSettings(workspace: string, bundle: string | undefined): DaemonSettings {
+  return {
+    modelPath: bundle ?? null,
+    device: "cpu",
+    debounceMs: 100,
+    extraIgnores: [],
+    thresholds: {},
+    feedbackDatabase: path.join(path.dirname(workspace), "feedback.sqlite3"),
+  };
+}
+
 /** The initialize params the extension sends for one folder of the sample workspace. */
 export function initializeParams(folderUri: string, settings: DaemonSettings): InitializeParams {
   return {

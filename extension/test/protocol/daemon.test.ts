@@ -40,6 +40,7 @@ import {
   sampleWorkspace,
   spawnDaemon,
   testBundle,
+  testDaemonSettings,
   VENV_PYTHON,
   withTimeout as withDaemonTimeout,
 } from "../support";
@@ -101,14 +102,7 @@ before(async () => {
   bundle = testBundle();
   workspace = sampleWorkspace("treelens-protocol-");
   folderUri = pathToFileURL(workspace).href;
-  settings = {
-    modelPath: bundle ?? null,
-    device: "cpu",
-    debounceMs: 100,
-    extraIgnores: [],
-    thresholds: {},
-    feedbackDatabase: path.join(path.dirname(workspace), "feedback.sqlite3"),
-  };
+  settings = testDaemonSettings(workspace, bundle);
   ({ child: daemon, connection } = spawnDaemon(workspace, (text) => {
     stderr += text;
   }));

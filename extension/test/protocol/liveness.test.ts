@@ -29,6 +29,7 @@ import {
   sampleWorkspace,
   spawnDaemon,
   testBundle,
+  testDaemonSettings,
   VENV_PYTHON,
   withTimeout as withDaemonTimeout,
 } from "../support";
@@ -120,14 +121,7 @@ before(() => {
   const settings: Settings = {
     enable: true,
     python: VENV_PYTHON,
-    daemon: {
-      modelPath: bundle ?? null,
-      device: "cpu",
-      debounceMs: 100,
-      extraIgnores: [],
-      thresholds: {},
-      feedbackDatabase: path.join(path.dirname(workspace), "feedback.sqlite3"),
-    },
+    daemon: testDaemonSettings(workspace, bundle),
   };
   const launcher: Launcher = {
     check: (interpreter) => checkPython(interpreter.command),
