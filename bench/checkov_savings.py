@@ -29,10 +29,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.scan_savings import ARMS, findings_kept, suggest_for
-from model.querysets import Catalog, load_catalog
-from model.querysets.checkov import CheckovFinding, config, frameworks_present, run_checkov
-from model.querysets.compare import speedup
-from model.querysets.policy import Policy
+from treelens.model.querysets import Catalog, load_catalog
+from treelens.model.querysets.checkov import CheckovFinding, config, frameworks_present, run_checkov
+from treelens.model.querysets.compare import speedup
+from treelens.model.querysets.policy import Policy
 
 
 def write_arms(folder: Path, catalog: Catalog, selected: dict[str, list]) -> dict[str, tuple[Path, int]]:

@@ -35,11 +35,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.bundle import DEFAULT_BUNDLE_DIR, load_bundle
-from model.dataset import default_data_files, read_many
-from model.input import describe
-from model.runtime import Classifier
-from model.tokenizer import line_counter
+from treelens.model.bundle import DEFAULT_BUNDLE_DIR, load_bundle
+from treelens.model.dataset import default_data_files, read_many
+from treelens.model.input import describe
+from treelens.model.runtime import Classifier
+from treelens.model.tokenizer import line_counter
 
 LENGTHS = (512, 1024, 2048, 4096)
 THREADS = 2
@@ -119,7 +119,7 @@ def main() -> int:
     from transformers import LongformerForSequenceClassification
     from transformers.utils import logging as transformers_logging
 
-    from training import wide
+    from treelens.training import wide
 
     transformers_logging.set_verbosity_error()
     torch.set_num_threads(THREADS)

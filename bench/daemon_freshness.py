@@ -1,7 +1,7 @@
 """Benchmark: how fresh the daemon's labels stay on a large workspace.
 
 Generates a 20,000-file git work tree (plus an ignored node_modules), starts the real
-daemon (``python -m daemon``) over stdio with a model bundle, and measures in the same run:
+daemon (``python -m treelens.daemon``) over stdio with a model bundle, and measures in the same run:
 
 - start-up: process start -> initialize answered -> first ``treelens/labelsChanged``
   (first scan + model load + first classification);
@@ -40,10 +40,10 @@ from pygls.lsp.client import LanguageClient
 from pygls.uris import from_fs_path
 
 from bench.workspaces import commit_all
-from daemon.folder_tree import FolderTree
-from daemon.protocol import CLASSIFY, LABELS_CHANGED, json_converter
-from model.bundle import DEFAULT_BUNDLE_DIR
-from model.filters import PathFilter
+from treelens.daemon.folder_tree import FolderTree
+from treelens.daemon.protocol import CLASSIFY, LABELS_CHANGED, json_converter
+from treelens.model.bundle import DEFAULT_BUNDLE_DIR
+from treelens.model.filters import PathFilter
 
 WORDS = [
     "api",
@@ -125,7 +125,7 @@ class Bench:
             self.arrivals.put_nowait((time.perf_counter(), params))
 
     async def start(self) -> asyncio.subprocess.Process:
-        await self.client.start_io(sys.executable, "-m", "daemon", "--log-level", "debug")
+        await self.client.start_io(sys.executable, "-m", "treelens.daemon", "--log-level", "debug")
         process = self.client._server
         assert process is not None and process.stderr is not None
         self._reader = asyncio.create_task(self._read_log(process.stderr))

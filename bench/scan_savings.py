@@ -34,11 +34,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.scan_fixtures import PROJECTS, write_project
-from daemon.scan import scan
-from model.input import Analysis, analyze
-from model.querysets import Catalog, QuerySet, load_catalog, model_labels, suggest
-from model.querysets.compare import SEMGREP_ENV, Finding, run_semgrep, semgrep_command, speedup, write_arms
-from model.tree import ProjectTree
+from treelens.daemon.scan import scan
+from treelens.model.input import Analysis, analyze
+from treelens.model.querysets import Catalog, QuerySet, load_catalog, model_labels, suggest
+from treelens.model.querysets.compare import (
+    SEMGREP_ENV,
+    Finding,
+    run_semgrep,
+    semgrep_command,
+    speedup,
+    write_arms,
+)
+from treelens.model.tree import ProjectTree
 
 ROOT = Path(__file__).resolve().parents[1]
 OWN_RULES = {

@@ -1,6 +1,6 @@
 """Soak benchmark: the real daemon under kill -9, a file-event storm and bad frames.
 
-Drives ``python -m daemon`` over stdio with a small client of its own that writes raw
+Drives ``python -m treelens.daemon`` over stdio with a small client of its own that writes raw
 bytes (so it can send malformed frames) and puts a deadline on every wait (so a dead or
 deaf daemon is counted, never waited for). Three parts, the promises of issue 13:
 
@@ -54,14 +54,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.classify_latency import machine, percentile
 from bench.daemon_freshness import rss_mb
 from bench.workspaces import commit_all
-from daemon.feedback import FeedbackStore, StoredFeedback
-from daemon.folder_tree import FolderTree
-from daemon.protocol import CLASSIFY, SUBMIT_FEEDBACK
-from model.bundle import DEFAULT_BUNDLE_DIR
-from model.filters import PathFilter
-from model.labels import LABELS
-from model.runtime import Classifier
-from model.tree import ProjectTree
+from treelens.daemon.feedback import FeedbackStore, StoredFeedback
+from treelens.daemon.folder_tree import FolderTree
+from treelens.daemon.protocol import CLASSIFY, SUBMIT_FEEDBACK
+from treelens.model.bundle import DEFAULT_BUNDLE_DIR
+from treelens.model.filters import PathFilter
+from treelens.model.labels import LABELS
+from treelens.model.runtime import Classifier
+from treelens.model.tree import ProjectTree
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = ["api", "core", "util", "view", "store", "auth", "user", "order", "report", "search"]
@@ -97,7 +97,7 @@ def _fail(future: asyncio.Future[Any]) -> None:
 
 
 class RawDaemon:
-    """One ``python -m daemon`` process and a minimal client on its pipes.
+    """One ``python -m treelens.daemon`` process and a minimal client on its pipes.
 
     Not pygls' client: that one cannot write broken frames, and its futures wait forever
     on a daemon that stopped reading. Answers are matched to requests by id; the

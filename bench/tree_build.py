@@ -33,8 +33,8 @@ import pathspec
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.workspaces import commit_all
-from daemon.scan import scan
-from model.input import describe
+from treelens.daemon.scan import scan
+from treelens.model.input import describe
 
 EXTENSIONS = [".py", ".ts", ".tsx", ".json", ".css", ".md", ".go", ".yaml", ".png", ".log"]
 

@@ -1,2 +1,2 @@
 """Treelens daemon: workspace scanning and watching, the feedback store, the LSP server
-(``python -m daemon``) and the ``treelens`` command line."""
+(``python -m treelens.daemon``) and the ``treelens`` command line."""

@@ -1,4 +1,4 @@
-"""``python -m daemon``: the Treelens language server on stdio (``--check``: a health check).
+"""``python -m treelens.daemon``: the Treelens language server on stdio (``--check``: a health check).
 
 stdout carries the LSP stream, so every log line goes to stderr.
 """
@@ -10,14 +10,14 @@ import logging
 import sys
 from pathlib import Path
 
-from daemon.settings import DEVICES
+from treelens.daemon.settings import DEVICES
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m daemon",
+        prog="python -m treelens.daemon",
         description="The Treelens language server (LSP over stdio): classifies the open workspace "
         "folders from their file trees and keeps the labels current as files change.",
     )
@@ -47,10 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pygls").setLevel(logging.WARNING)  # at INFO it logs every message body
     logging.getLogger("watchdog").setLevel(max(logging.INFO, logging.getLogger().level))  # one line per event
     if args.check:
-        from daemon.check import run_check
+        from treelens.daemon.check import run_check
 
         return run_check(args.folder, args.model_path, args.device, args.json)
-    from daemon.handlers import build_server
+    from treelens.daemon.handlers import build_server
 
     build_server().start_io()
     return 0

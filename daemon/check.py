@@ -1,4 +1,4 @@
-"""``python -m daemon --check``: can this installation classify? (for the extension and for people)
+"""``python -m treelens.daemon --check``: can this installation classify? (for the extension and for people)
 
 Loads the model exactly as the daemon would, classifies a folder (the current one by
 default) and prints one line; exit status 0 when healthy, 2 when there is no usable
@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from daemon.scan import ScanError, scan
-from daemon.server import no_model_message
-from model.bundle import BundleError
+from treelens.daemon.scan import ScanError, scan
+from treelens.daemon.server import no_model_message
+from treelens.model.bundle import BundleError
 
 EXIT_OK = 0
 EXIT_FOLDER = 1
@@ -24,7 +24,7 @@ EXIT_NO_MODEL = 2
 
 def run_check(folder: Path, model_path: Path | None, device: str, as_json: bool) -> int:
     """Load the model, classify ``folder``, print the result; returns the exit status."""
-    from model.runtime import Classifier  # onnxruntime: imported only when needed
+    from treelens.model.runtime import Classifier  # onnxruntime: imported only when needed
 
     start = time.perf_counter()
     try:

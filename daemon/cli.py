@@ -15,16 +15,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from daemon import clone
-from daemon.clone import CloneError
-from daemon.scan import ScanError, ScanResult, scan
-from model.bundle import DEFAULT_BUNDLE_DIR, BundleError, load_bundle
-from model.dataset import DatasetError, read_records
-from model.filters import NOISE_CATEGORIES, PathFilter
-from model.guards import output_file, read_input
-from model.input import DEFAULT_MAX_TOKENS, ModelText, TokenCounter, analyze, describe
-from model.labels import LABELS
-from model.querysets import (
+from treelens.daemon import clone
+from treelens.daemon.clone import CloneError
+from treelens.daemon.scan import ScanError, ScanResult, scan
+from treelens.model.bundle import DEFAULT_BUNDLE_DIR, BundleError, load_bundle
+from treelens.model.dataset import DatasetError, read_records
+from treelens.model.filters import NOISE_CATEGORIES, PathFilter
+from treelens.model.guards import output_file, read_input
+from treelens.model.input import DEFAULT_MAX_TOKENS, ModelText, TokenCounter, analyze, describe
+from treelens.model.labels import LABELS
+from treelens.model.querysets import (
     ENGINES,
     CatalogError,
     ModelLabels,
@@ -33,10 +33,10 @@ from model.querysets import (
     model_labels,
     suggest,
 )
-from model.querysets.compare import DEFAULT_TIMEOUT_S, SemgrepError, compare
-from model.tokenizer import line_counter, load_tokenizer
-from model.tree import ProjectTree
-from model.tree_text import parse_tree_text
+from treelens.model.querysets.compare import DEFAULT_TIMEOUT_S, SemgrepError, compare
+from treelens.model.tokenizer import line_counter, load_tokenizer
+from treelens.model.tree import ProjectTree
+from treelens.model.tree_text import parse_tree_text
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -350,7 +350,7 @@ def _print_classification(source: str, result: dict) -> None:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     """Labels of a folder, a client-built tree, a git remote, or every record of a data file."""
-    from model.runtime import Classifier  # onnxruntime loads only for this command
+    from treelens.model.runtime import Classifier  # onnxruntime loads only for this command
 
     if args.ref and not args.git:
         raise ValueError("--ref goes with --git")

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from model.guards import run_process_group
+from treelens.model.guards import run_process_group
 
 DEFAULT_TIMEOUT_S = 120.0
 ALLOWED_SCHEMES = ("https", "ssh")

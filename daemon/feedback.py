@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from model.guards import load_json
-from model.labels import label_vector
-from model.tree import ProjectTree
+from treelens.model.guards import load_json
+from treelens.model.labels import label_vector
+from treelens.model.tree import ProjectTree
 
 log = logging.getLogger(__name__)
 

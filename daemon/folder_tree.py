@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.ignores import GITIGNORE, Ignores
-from daemon.scan import (
+from treelens.daemon.ignores import GITIGNORE, Ignores
+from treelens.daemon.scan import (
     DEFAULT_MAX_FILES,
     ScanError,
     check_depth,
@@ -34,9 +34,9 @@ from daemon.scan import (
     script_language,
     walk_listing,
 )
-from model.filters import VENV_MARKER, PathFilter, is_skipped_dir
-from model.manifests import is_manifest, select_manifests
-from model.tree import FileEntry, ProjectTree
+from treelens.model.filters import VENV_MARKER, PathFilter, is_skipped_dir
+from treelens.model.manifests import is_manifest, select_manifests
+from treelens.model.tree import FileEntry, ProjectTree
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from pygls.exceptions import (
 )
 from pygls.protocol import JsonRPCProtocol
 
-from model.guards import load_json
+from treelens.model.guards import load_json
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInternalError
 
-from daemon import params
-from daemon.protocol import (
+from treelens.daemon import params
+from treelens.daemon.protocol import (
     CLASSIFY,
     CLASSIFY_TREE,
     ENGINES,
@@ -28,9 +28,9 @@ from daemon.protocol import (
     InternalError,
     ModelUnavailable,
 )
-from daemon.server import TreelensServer, no_model_message
-from daemon.settings import Settings
-from model.bundle import BundleError
+from treelens.daemon.server import TreelensServer, no_model_message
+from treelens.daemon.settings import Settings
+from treelens.model.bundle import BundleError
 
 log = logging.getLogger(__name__)
 

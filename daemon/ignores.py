@@ -19,8 +19,14 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-from daemon.scan import GIT_ENV, GIT_TIMEOUT_S, MAX_IGNORE_BYTES, check_ignore_files, read_ignore_lines
-from model.filters import VENV_MARKER, IgnorePatterns, PathFilter, is_skipped_dir
+from treelens.daemon.scan import (
+    GIT_ENV,
+    GIT_TIMEOUT_S,
+    MAX_IGNORE_BYTES,
+    check_ignore_files,
+    read_ignore_lines,
+)
+from treelens.model.filters import VENV_MARKER, IgnorePatterns, PathFilter, is_skipped_dir
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidRequest, JsonRpcSer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.protocol.json_rpc import RPCNotification, RPCRequest
 
-from daemon.framing import send_error
+from treelens.daemon.framing import send_error
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from daemon.protocol import InvalidParams
-from daemon.scan import DEFAULT_MAX_FILES
-from model.labels import LABELS
-from model.manifests import MAX_MANIFEST_BYTES, cut_manifest, select_manifests
-from model.tree import ProjectTree
+from treelens.daemon.protocol import InvalidParams
+from treelens.daemon.scan import DEFAULT_MAX_FILES
+from treelens.model.labels import LABELS
+from treelens.model.manifests import MAX_MANIFEST_BYTES, cut_manifest, select_manifests
+from treelens.model.tree import ProjectTree
 
 MAX_COMMENT_CHARS = 10_000
 MAX_TREE_CHARS = 64 * 1024 * 1024

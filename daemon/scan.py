@@ -28,10 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.detect import language_of_shebang
-from model.filters import DEFAULT_FILTER, IgnorePatterns, PathFilter, is_skipped_dir
-from model.manifests import MAX_MANIFEST_BYTES, cut_manifest, select_manifests
-from model.tree import FileEntry, ProjectTree
+from treelens.model.detect import language_of_shebang
+from treelens.model.filters import DEFAULT_FILTER, IgnorePatterns, PathFilter, is_skipped_dir
+from treelens.model.manifests import MAX_MANIFEST_BYTES, cut_manifest, select_manifests
+from treelens.model.tree import FileEntry, ProjectTree
 
 log = logging.getLogger(__name__)
 

@@ -36,11 +36,11 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 from watchdog.observers.api import ObservedWatch
 
-from daemon.feedback import Feedback, FeedbackError, FeedbackStore, Prediction
-from daemon.folder_tree import FolderTree
-from daemon.framing import serve
-from daemon.lifecycle import TreelensProtocol
-from daemon.protocol import (
+from treelens.daemon.feedback import Feedback, FeedbackError, FeedbackStore, Prediction
+from treelens.daemon.folder_tree import FolderTree
+from treelens.daemon.framing import serve
+from treelens.daemon.lifecycle import TreelensProtocol
+from treelens.daemon.protocol import (
     LABELS_CHANGED,
     SETTINGS_SECTION,
     FeedbackUnavailable,
@@ -51,16 +51,16 @@ from daemon.protocol import (
     QuerySetsUnavailable,
     json_converter,
 )
-from daemon.scan import ScanError, check_folder
-from daemon.settings import Settings
-from daemon.watch import RESCAN, FolderEvents, Watcher
-from model.bundle import DEFAULT_BUNDLE_DIR
-from model.filters import PathFilter
-from model.input import ModelText, analyze, describe
-from model.tree import ProjectTree
+from treelens.daemon.scan import ScanError, check_folder
+from treelens.daemon.settings import Settings
+from treelens.daemon.watch import RESCAN, FolderEvents, Watcher
+from treelens.model.bundle import DEFAULT_BUNDLE_DIR
+from treelens.model.filters import PathFilter
+from treelens.model.input import ModelText, analyze, describe
+from treelens.model.tree import ProjectTree
 
 if TYPE_CHECKING:
-    from model.runtime import Classification, Classifier
+    from treelens.model.runtime import Classification, Classifier
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -582,7 +582,7 @@ class TreelensServer(LanguageServer):
     ) -> dict[str, Any]:
         """The engine's query set for the folder: the model's probabilities when there is a
         model, else languages and technologies alone (the result says which)."""
-        from model.querysets import CatalogError, load_catalog, suggest
+        from treelens.model.querysets import CatalogError, load_catalog, suggest
 
         classifier = await self.model_if_any()
         probabilities = thresholds = None
@@ -652,6 +652,6 @@ class TreelensServer(LanguageServer):
 
 def _load_classifier(model_path: Path | None, device: str) -> Classifier:
     """Import the runtime (onnxruntime) and load a bundle; runs on a worker thread."""
-    from model.runtime import Classifier
+    from treelens.model.runtime import Classifier
 
     return Classifier.load(model_path, device=device)

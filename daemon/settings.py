@@ -19,8 +19,8 @@ from typing import Any
 import pathspec
 import platformdirs
 
-from daemon.protocol import SETTINGS_SECTION
-from model.labels import LABELS
+from treelens.daemon.protocol import SETTINGS_SECTION
+from treelens.model.labels import LABELS
 
 DEVICES = ("auto", "cpu", "cuda")
 MAX_DEBOUNCE_MS = 60_000

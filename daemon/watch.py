@@ -30,8 +30,8 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
-from daemon.ignores import Ignores
-from model.manifests import is_manifest
+from treelens.daemon.ignores import Ignores
+from treelens.model.manifests import is_manifest
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model.input import INPUT_FORMAT, MIN_MAX_TOKENS
-from model.labels import LABELS
+from treelens.model.input import INPUT_FORMAT, MIN_MAX_TOKENS
+from treelens.model.labels import LABELS
 
 BUNDLE_FORMAT = 1
 MANIFEST_FILE = "manifest.json"

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model.guards import InputError, bounded_lines, load_json
-from model.labels import LABELS, label_vector
-from model.tree import ProjectTree
+from treelens.model.guards import InputError, bounded_lines, load_json
+from treelens.model.labels import LABELS, label_vector
+from treelens.model.tree import ProjectTree
 
 SPLITS = ("train", "validation", "test")
 

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
 
-from model.filters import extension
+from treelens.model.filters import extension
 
 LANGUAGE_BY_EXTENSION: dict[str, str] = {
     ".py": "python",

@@ -31,7 +31,7 @@ import pathspec
 import re2
 from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
 
-from model.manifests import is_manifest
+from treelens.model.manifests import is_manifest
 
 log = logging.getLogger(__name__)
 

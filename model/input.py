@@ -37,10 +37,10 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from model.detect import detect_languages, detect_technologies
-from model.filters import DEFAULT_FILTER, PathFilter, extension
-from model.manifests import dependencies
-from model.tree import ProjectTree
+from treelens.model.detect import detect_languages, detect_technologies
+from treelens.model.filters import DEFAULT_FILTER, PathFilter, extension
+from treelens.model.manifests import dependencies
+from treelens.model.tree import ProjectTree
 
 INPUT_FORMAT = 1
 DEFAULT_MAX_TOKENS = 4096

@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import yaml
 
-from model.guards import load_json
+from treelens.model.guards import load_json
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from model.bundle import (
+from treelens.model.bundle import (
     DEFAULT_BUNDLE_DIR,
     GRAPH_INPUTS,
     GRAPH_OUTPUTS,
@@ -32,11 +32,11 @@ from model.bundle import (
     BundleError,
     load_bundle,
 )
-from model.filters import DEFAULT_FILTER, PathFilter
-from model.input import ModelText, describe
-from model.labels import label_state
-from model.tokenizer import CLS, PAD, PROBE_LINES, SEP, TokenizerError, line_counter, load_tokenizer
-from model.tree import ProjectTree
+from treelens.model.filters import DEFAULT_FILTER, PathFilter
+from treelens.model.input import ModelText, describe
+from treelens.model.labels import label_state
+from treelens.model.tokenizer import CLS, PAD, PROBE_LINES, SEP, TokenizerError, line_counter, load_tokenizer
+from treelens.model.tree import ProjectTree
 
 log = logging.getLogger(__name__)
 

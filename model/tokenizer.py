@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from model.input import TokenCounter
+from treelens.model.input import TokenCounter
 
 CLS, PAD, SEP, UNK, MASK = "[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]"
 SPECIAL_TOKENS: tuple[str, ...] = (CLS, PAD, SEP, UNK, MASK)

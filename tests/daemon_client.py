@@ -1,4 +1,4 @@
-"""Driving the real daemon (``python -m daemon``) over stdio in tests.
+"""Driving the real daemon (``python -m treelens.daemon``) over stdio in tests.
 
 pytest-lsp's client (pygls underneath) with the daemon's JSON converter, so custom
 results arrive as plain JSON, plus what the daemon tests need: the labelsChanged
@@ -20,7 +20,7 @@ from pygls.uris import from_fs_path
 from pytest_lsp import LanguageClient
 from pytest_lsp.client import register_lsp_features
 
-from daemon.protocol import LABELS_CHANGED, json_converter
+from treelens.daemon.protocol import LABELS_CHANGED, json_converter
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 30.0
@@ -46,10 +46,18 @@ class Daemon(LanguageClient):
             self.labels.put_nowait(params)
 
     async def launch(self, *args: str, cwd: Path | None = None) -> None:
-        """Start ``python -m daemon`` (debug log on stderr, kept in ``log``)."""
+        """Start ``python -m treelens.daemon`` (debug log on stderr, kept in ``log``)."""
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
         await BaseLanguageClient.start_io(
-            self, sys.executable, "-m", "daemon", "--log-level", "debug", *args, cwd=str(cwd or REPO), env=env
+            self,
+            sys.executable,
+            "-m",
+            "treelens.daemon",
+            "--log-level",
+            "debug",
+            *args,
+            cwd=str(cwd or REPO),
+            env=env,
         )
         self._reader = asyncio.create_task(self._read_stderr())
 

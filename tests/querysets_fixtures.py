@@ -9,8 +9,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from daemon.scan import scan
-from model.input import Analysis, analyze
+from treelens.daemon.scan import scan
+from treelens.model.input import Analysis, analyze
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "querysets"
 RULES = FIXTURES / "rules"

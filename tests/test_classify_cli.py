@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.clone import CloneError, check_url, shallow_clone
-from model.labels import LABELS
-from model.tree_text import TreeTextError, parse_tree_text
 from tests.folders import git, write_files
+from treelens.daemon.clone import CloneError, check_url, shallow_clone
+from treelens.model.labels import LABELS
+from treelens.model.tree_text import TreeTextError, parse_tree_text
 
 TREE_DRAWING = """\
 .
@@ -47,7 +47,11 @@ ASCII_DRAWING = """\
 
 def treelens(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "daemon.cli", *args], capture_output=True, text=True, input=stdin, timeout=300
+        [sys.executable, "-m", "treelens.daemon.cli", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=300,
     )
 
 

@@ -106,8 +106,8 @@ def test_data_stats_bad_file_names_the_record(tmp_path: Path) -> None:
 def test_tree_counts_with_the_bundle_tokenizer(flask_app: Path, tiny_bundle: Path) -> None:
     """With a bundle, `tree` prints exactly the model's text: counted by its tokenizer,
     within its budget."""
-    from model.bundle import load_bundle
-    from model.tokenizer import load_tokenizer
+    from treelens.model.bundle import load_bundle
+    from treelens.model.tokenizer import load_tokenizer
 
     bundle = load_bundle(tiny_bundle)
     done = run("treelens", "tree", str(flask_app), "--model", str(tiny_bundle))

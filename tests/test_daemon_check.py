@@ -1,4 +1,4 @@
-"""``python -m daemon --help`` and ``--check``: the real command in a subprocess."""
+"""``python -m treelens.daemon --help`` and ``--check``: the real command in a subprocess."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from model.labels import LABELS
 from tests.daemon_client import REPO
 from tests.folders import write_files
+from treelens.model.labels import LABELS
 
 
 def _daemon(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "daemon", *args],
+        [sys.executable, "-m", "treelens.daemon", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.protocol import ENGINES
-from daemon.settings import Settings, default_feedback_database
-from model.labels import LABELS
+from treelens.daemon.protocol import ENGINES
+from treelens.daemon.settings import Settings, default_feedback_database
+from treelens.model.labels import LABELS
 
 
 def test_defaults_when_nothing_is_given() -> None:
@@ -89,6 +89,6 @@ def test_thresholds_are_kept_in_label_order() -> None:
 
 
 def test_protocol_engines_are_the_query_set_engines() -> None:
-    from model.querysets import ENGINES as QUERY_SET_ENGINES
+    from treelens.model.querysets import ENGINES as QUERY_SET_ENGINES
 
     assert ENGINES == QUERY_SET_ENGINES

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.folder_tree import FolderTree
-from daemon.scan import scan
-from model.filters import PathFilter
 from tests.folders import make_git_repo, write_files
+from treelens.daemon.folder_tree import FolderTree
+from treelens.daemon.scan import scan
+from treelens.model.filters import PathFilter
 
 PROJECT = {
     ".gitignore": "*.log\n!keep.log\ngenerated/\n",
@@ -187,7 +187,7 @@ def test_nested_repository_is_one_entry_in_a_git_work_tree(tmp_path: Path) -> No
 
 
 def test_deleted_root_is_a_scan_error(tmp_path: Path) -> None:
-    from daemon.scan import ScanError
+    from treelens.daemon.scan import ScanError
 
     root = tmp_path / "project"
     write_files(root, PROJECT)

@@ -7,10 +7,10 @@ import shutil
 import time
 from pathlib import Path
 
-from daemon.folder_tree import FolderTree
-from daemon.watch import RESCAN, FolderEvents, Watcher
-from model.filters import PathFilter
 from tests.folders import make_git_repo, write_files
+from treelens.daemon.folder_tree import FolderTree
+from treelens.daemon.watch import RESCAN, FolderEvents, Watcher
+from treelens.model.filters import PathFilter
 
 WAIT_S = 10.0
 SETTLE_S = 0.5

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from model.dataset import (
+from tests.shared_data import DATA_DIR, LABELLED, labelled_records
+from treelens.model.dataset import (
     DatasetError,
     default_data_files,
     read_many,
@@ -17,8 +18,7 @@ from model.dataset import (
     split_of,
     split_records,
 )
-from model.labels import LABELS
-from tests.shared_data import DATA_DIR, LABELLED, labelled_records
+from treelens.model.labels import LABELS
 
 GOOD = {
     "id": "owner/app",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from model.detect import detect_languages, detect_technologies, language_of, language_of_shebang
-from model.input import analyze
-from model.tree import ProjectTree
 from tests.shared_data import record
+from treelens.model.detect import detect_languages, detect_technologies, language_of, language_of_shebang
+from treelens.model.input import analyze
+from treelens.model.tree import ProjectTree
 
 
 @pytest.mark.parametrize(

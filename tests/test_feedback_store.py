@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.feedback import (
+from treelens.daemon.feedback import (
     SCHEMA_VERSION,
     Feedback,
     FeedbackError,
@@ -20,9 +20,9 @@ from daemon.feedback import (
     feedback_records,
     tree_hash,
 )
-from model.dataset import parse_record
-from model.labels import LABELS
-from model.tree import FileEntry, ProjectTree
+from treelens.model.dataset import parse_record
+from treelens.model.labels import LABELS
+from treelens.model.tree import FileEntry, ProjectTree
 
 LABELS_SET = {**dict.fromkeys(LABELS, 0), "backend": 1, "has_api": 1}
 TREE = ProjectTree(

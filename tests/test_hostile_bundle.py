@@ -1,5 +1,5 @@
 """Tampered and broken model bundles, and runtime limits: each is refused with one clear
-error (BundleError or ValueError) by the runtime, the CLI, ``python -m daemon --check`` and
+error (BundleError or ValueError) by the runtime, the CLI, ``python -m treelens.daemon --check`` and
 the daemon; nothing crashes, hangs or answers NaN as a probability.
 
 The bundles are real: copies of the tiny bundle whose ONNX graph is edited with ``onnx``
@@ -25,12 +25,12 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from pygls.exceptions import JsonRpcException
 
-from daemon.protocol import CLASSIFY_TREE, MODEL_UNAVAILABLE
-from model.bundle import MAX_MANIFEST_BYTES, BundleError, file_entries, load_bundle
-from model.runtime import MAX_THREADS, Classifier
-from model.tree import ProjectTree
 from tests.daemon_client import REPO, start_daemon
 from tests.folders import write_files
+from treelens.daemon.protocol import CLASSIFY_TREE, MODEL_UNAVAILABLE
+from treelens.model.bundle import MAX_MANIFEST_BYTES, BundleError, file_entries, load_bundle
+from treelens.model.runtime import MAX_THREADS, Classifier
+from treelens.model.tree import ProjectTree
 
 FILES = {"manage.py": "", "requirements.txt": "django\n", "blog/views.py": ""}
 SHORT_TREE = "manage.py\nblog/views.py\n"
@@ -137,13 +137,17 @@ def project(tmp_path: Path) -> Path:
 def treelens(*args: str) -> subprocess.CompletedProcess[str]:
     """The real CLI; the time-out only proves it does not hang."""
     return subprocess.run(
-        [sys.executable, "-m", "daemon.cli", *args], capture_output=True, text=True, timeout=60, cwd=REPO
+        [sys.executable, "-m", "treelens.daemon.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
     )
 
 
 def daemon_check(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "daemon", "--check", *args],
+        [sys.executable, "-m", "treelens.daemon", "--check", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main as treelens
-from daemon.clone import CloneError, shallow_clone
-from daemon.feedback import Feedback, FeedbackStore
-from model.dataset import DatasetError, read_records
-from model.labels import LABELS
-from model.querysets import CatalogError, load_catalog
-from model.tree import ProjectTree
-from training.cli import main as treelens_train
+from treelens.daemon.cli import main as treelens
+from treelens.daemon.clone import CloneError, shallow_clone
+from treelens.daemon.feedback import Feedback, FeedbackStore
+from treelens.model.dataset import DatasetError, read_records
+from treelens.model.labels import LABELS
+from treelens.model.querysets import CatalogError, load_catalog
+from treelens.model.tree import ProjectTree
+from treelens.training.cli import main as treelens_train
 
 DEEP_JSON = "[" * 100_000
 RULE = "rules:\n- id: no-eval\n  languages: [python]\n  message: m\n  severity: INFO\n  pattern: eval(...)\n"
@@ -150,7 +150,7 @@ def test_deep_json_in_manifests_gives_no_names(project: Path, capsys) -> None:
 def test_an_over_long_data_set_line_is_refused(tmp_path: Path) -> None:
     """A line is read with a bound, not whole into memory: a sparse file of one line
     larger than the bound fails at once instead of filling the memory."""
-    from model.guards import MAX_INPUT_BYTES
+    from treelens.model.guards import MAX_INPUT_BYTES
 
     data = tmp_path / "projects-huge.jsonl"
     with open(data, "wb") as handle:
@@ -206,7 +206,7 @@ def test_timeouts_must_be_finite_and_positive(project: Path, value: str, command
 
 
 def test_tree_file_larger_than_the_limit_is_refused(tmp_path: Path, capsys) -> None:
-    from model.guards import MAX_INPUT_BYTES
+    from treelens.model.guards import MAX_INPUT_BYTES
 
     listing = tmp_path / "listing.txt"
     with open(listing, "wb") as handle:

@@ -6,7 +6,7 @@ get a JSON-RPC error and the reader finds the next frame; the life cycle (reques
 LSP specification says; client-sent trees are cut like the scanner's; a settings change for
 another extension leaves Treelens' settings alone.
 
-Framing tests write raw bytes to ``python -m daemon`` and read framed answers with a
+Framing tests write raw bytes to ``python -m treelens.daemon`` and read framed answers with a
 time-out, so a deaf daemon fails the test instead of hanging it.
 """
 
@@ -32,14 +32,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lsprotocol import types
 
-from daemon.framing import MAX_FRAME_BYTES, FrameReader, dispatch
-from daemon.handlers import build_server
-from daemon.params import MAX_PATH_CHARS, MAX_TREE_PATHS
-from daemon.protocol import CLASSIFY, CLASSIFY_TREE, SUBMIT_FEEDBACK, SUGGEST_QUERY_SET
-from model.labels import LABELS
-from model.manifests import MAX_MANIFEST_BYTES
 from tests.daemon_client import REPO, TIMEOUT_S, start_daemon, uri
 from tests.folders import write_files
+from treelens.daemon.framing import MAX_FRAME_BYTES, FrameReader, dispatch
+from treelens.daemon.handlers import build_server
+from treelens.daemon.params import MAX_PATH_CHARS, MAX_TREE_PATHS
+from treelens.daemon.protocol import CLASSIFY, CLASSIFY_TREE, SUBMIT_FEEDBACK, SUGGEST_QUERY_SET
+from treelens.model.labels import LABELS
+from treelens.model.manifests import MAX_MANIFEST_BYTES
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -63,14 +63,14 @@ def message(msg_id: int | None, method: str, params: Any = None) -> bytes:
 
 
 class RawDaemon:
-    """``python -m daemon`` driven with raw bytes; its answers are read on a thread."""
+    """``python -m treelens.daemon`` driven with raw bytes; its answers are read on a thread."""
 
     def __init__(self, log_path: Path) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "--log-level", "info"],
+            [sys.executable, "-m", "treelens.daemon", "--log-level", "info"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,

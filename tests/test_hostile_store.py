@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon.feedback import Feedback, FeedbackError, FeedbackStore
-from model.dataset import read_records
-from model.labels import LABELS
-from model.tree import ProjectTree
-from training.cli import main as treelens_train
+from treelens.daemon.feedback import Feedback, FeedbackError, FeedbackStore
+from treelens.model.dataset import read_records
+from treelens.model.labels import LABELS
+from treelens.model.tree import ProjectTree
+from treelens.training.cli import main as treelens_train
 
 LABELLED = {name: int(name == "backend") for name in LABELS}
 ROWS = 40

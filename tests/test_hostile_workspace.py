@@ -27,18 +27,18 @@ import pytest
 import pytest_asyncio
 from pygls.exceptions import JsonRpcException
 
-from daemon.feedback import FeedbackStore
-from daemon.folder_tree import FolderTree
-from daemon.ignores import Ignores
-from daemon.protocol import CLASSIFY, FOLDER_UNAVAILABLE, SUBMIT_FEEDBACK, TOKENIZE
-from daemon.scan import MAX_DEPTH, MAX_IGNORE_FILES, ScanError, scan
-from model.filters import PathFilter
-from model.input import describe
-from model.labels import LABELS
-from model.tree import FileEntry, ProjectTree
-from model.tree_text import parse_tree_text
 from tests.daemon_client import REPO, Daemon, start_daemon, uri
 from tests.folders import git, make_git_repo, write_files
+from treelens.daemon.feedback import FeedbackStore
+from treelens.daemon.folder_tree import FolderTree
+from treelens.daemon.ignores import Ignores
+from treelens.daemon.protocol import CLASSIFY, FOLDER_UNAVAILABLE, SUBMIT_FEEDBACK, TOKENIZE
+from treelens.daemon.scan import MAX_DEPTH, MAX_IGNORE_FILES, ScanError, scan
+from treelens.model.filters import PathFilter
+from treelens.model.input import describe
+from treelens.model.labels import LABELS
+from treelens.model.tree import FileEntry, ProjectTree
+from treelens.model.tree_text import parse_tree_text
 
 on_the_daemon = pytest.mark.asyncio(loop_scope="module")
 """The daemon tests share one daemon (start-up costs seconds)."""
@@ -58,7 +58,7 @@ ANTI_HANG_S = 30.0
 def treelens(*args: str) -> subprocess.CompletedProcess[str]:
     """The real CLI; a hang fails the test instead of freezing it."""
     return subprocess.run(
-        [sys.executable, "-m", "daemon.cli", *args],
+        [sys.executable, "-m", "treelens.daemon.cli", *args],
         capture_output=True,
         text=True,
         timeout=ANTI_HANG_S,

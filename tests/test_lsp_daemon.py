@@ -14,11 +14,11 @@ import pytest_asyncio
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-from daemon.protocol import CLASSIFY, CLASSIFY_TREE, SUGGEST_QUERY_SET, TOKENIZE
-from model.labels import LABELS
 from tests.daemon_client import Daemon, start_daemon, uri
 from tests.folders import make_git_repo, write_files
 from tests.shared_data import DATA_DIR
+from treelens.daemon.protocol import CLASSIFY, CLASSIFY_TREE, SUGGEST_QUERY_SET, TOKENIZE
+from treelens.model.labels import LABELS
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

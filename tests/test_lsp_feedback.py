@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon.feedback import FeedbackStore
-from daemon.protocol import CLASSIFY, SUBMIT_FEEDBACK, TOKENIZE
-from model.labels import LABELS
 from tests.daemon_client import start_daemon, uri
 from tests.folders import write_files
+from treelens.daemon.feedback import FeedbackStore
+from treelens.daemon.protocol import CLASSIFY, SUBMIT_FEEDBACK, TOKENIZE
+from treelens.model.labels import LABELS
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

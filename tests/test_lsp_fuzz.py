@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-from daemon.protocol import CLASSIFY, ERROR_CODES, REQUESTS
-from daemon.settings import Settings
-from model.labels import LABELS
 from tests.daemon_client import Daemon, start_daemon, uri
 from tests.folders import write_files
+from treelens.daemon.protocol import CLASSIFY, ERROR_CODES, REQUESTS
+from treelens.daemon.settings import Settings
+from treelens.model.labels import LABELS
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from model.manifests import dependencies, is_manifest, parse_manifest, select_manifests
 from tests.shared_data import labelled_records, record
+from treelens.model.manifests import dependencies, is_manifest, parse_manifest, select_manifests
 
 CASES = [
     # (record id, manifest path, ecosystem, names that must be found)

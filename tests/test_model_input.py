@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.scan import scan
-from model.input import INPUT_FORMAT, MIN_MAX_TOKENS, SPECIAL_TOKENS, describe, estimate_tokens
-from model.tree import FileEntry, ProjectTree
 from tests.folders import make_git_repo
 from tests.shared_data import labelled_records, record
+from treelens.daemon.scan import scan
+from treelens.model.input import INPUT_FORMAT, MIN_MAX_TOKENS, SPECIAL_TOKENS, describe, estimate_tokens
+from treelens.model.tree import FileEntry, ProjectTree
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_CASES = [

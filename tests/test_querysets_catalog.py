@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from model.querysets import CatalogError, load_catalog
-from model.querysets.codeql import parse_header, read_packs
-from model.querysets.semgrep import check_id, read_index, read_rules_dir
 from tests.folders import write_files
 from tests.querysets_fixtures import FIXTURES, RULES
 from tests.shared_data import DATA_DIR
+from treelens.model.querysets import CatalogError, load_catalog
+from treelens.model.querysets.codeql import parse_header, read_packs
+from treelens.model.querysets.semgrep import check_id, read_index, read_rules_dir
 
 INDEX = DATA_DIR / "semgrep-rules-index.jsonl"
 

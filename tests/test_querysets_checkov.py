@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daemon.protocol import SUGGEST_QUERY_SET
-from model.input import Analysis
-from model.querysets import Catalog, CatalogError, QuerySet, load_catalog, suggest
-from model.querysets.checkov import CheckovRun, frameworks_present, parse_list, run_checkov
-from model.querysets.policy import Policy
 from tests.daemon_client import start_daemon, uri
 from tests.folders import write_files
 from tests.querysets_fixtures import analysis_of
+from treelens.daemon.protocol import SUGGEST_QUERY_SET
+from treelens.model.input import Analysis
+from treelens.model.querysets import Catalog, CatalogError, QuerySet, load_catalog, suggest
+from treelens.model.querysets.checkov import CheckovRun, frameworks_present, parse_list, run_checkov
+from treelens.model.querysets.policy import Policy
 
 IAC = {
     "infra/versions.tf": (

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daemon.cli import main
-from model.input import analyze
-from model.labels import LABELS
-from model.querysets import load_catalog, suggest
-from model.tree import ProjectTree
 from tests.querysets_fixtures import FIXTURES, RULES, analysis_of, copy_project
 from tests.shared_data import DATA_DIR
+from treelens.daemon.cli import main
+from treelens.model.input import analyze
+from treelens.model.labels import LABELS
+from treelens.model.querysets import load_catalog, suggest
+from treelens.model.tree import ProjectTree
 
 INDEX = DATA_DIR / "semgrep-rules-index.jsonl"
 

@@ -15,13 +15,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from model.input import Analysis, analyze
-from model.querysets import Policy, PolicyError, Query, load_catalog, suggest
-from model.querysets.catalog import Catalog
-from model.querysets.policy import Project
-from model.tree import ProjectTree
 from tests.querysets_fixtures import FIXTURES, PROJECTS, RULES, analysis_of, copy_project
 from tests.shared_data import DATA_DIR
+from treelens.model.input import Analysis, analyze
+from treelens.model.querysets import Policy, PolicyError, Query, load_catalog, suggest
+from treelens.model.querysets.catalog import Catalog
+from treelens.model.querysets.policy import Project
+from treelens.model.tree import ProjectTree
 
 INDEX = DATA_DIR / "semgrep-rules-index.jsonl"
 LOSS_CASES = {

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daemon.cli import main
-from daemon.scan import scan
-from model.input import analyze, describe
 from tests.querysets_fixtures import PROJECTS, RULES, copy_project
+from treelens.daemon.cli import main
+from treelens.daemon.scan import scan
+from treelens.model.input import analyze, describe
 
 LOSS_CASE_FINDINGS = {
     "flask_app": {

@@ -8,10 +8,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from model.labels import LABELS
-from model.runtime import Classifier, choose_providers
-from model.tree import ProjectTree
 from tests.shared_data import labelled_records
+from treelens.model.labels import LABELS
+from treelens.model.runtime import Classifier, choose_providers
+from treelens.model.tree import ProjectTree
 
 RESULT_KEYS = {
     "labels",

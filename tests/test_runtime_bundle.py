@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from model.bundle import BundleError, load_bundle
-from model.runtime import Classifier
+from treelens.model.bundle import BundleError, load_bundle
+from treelens.model.runtime import Classifier
 
 
 @pytest.fixture
@@ -108,8 +108,8 @@ def test_runtime_runs_without_torch_or_transformers(tiny_bundle):
                 if name.split(".")[0] in ("torch", "transformers", "optimum"):
                     raise ImportError(f"{{name}} is blocked in this test")
         sys.meta_path.insert(0, Block())
-        from model.runtime import Classifier
-        from model.tree import ProjectTree
+        from treelens.model.runtime import Classifier
+        from treelens.model.tree import ProjectTree
         classifier = Classifier.load({str(tiny_bundle)!r}, device="cpu", threads=1)
         tree = ProjectTree.from_paths(["manage.py", "app/views.py", "requirements.txt"])
         result = classifier.classify(tree)

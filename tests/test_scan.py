@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.scan import ScanError, scan
-from model.filters import PathFilter
-from model.querysets import bandit, codeql, semgrep
 from tests.folders import make_git_repo, write_files
+from treelens.daemon.scan import ScanError, scan
+from treelens.model.filters import PathFilter
+from treelens.model.querysets import bandit, codeql, semgrep
 
 GITIGNORE_TREE = {
     ".gitignore": "*.log\n!keep.log\n/root-only.txt\nbuild-artifacts/\n",

@@ -11,7 +11,7 @@ import sys
 def torchrun(*args: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     done = subprocess.run(
-        [*command, "-m", "training.cli", *args], capture_output=True, text=True, timeout=600
+        [*command, "-m", "treelens.training.cli", *args], capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-4000:]
     return done

@@ -15,12 +15,12 @@ from onnx import numpy_helper
 from transformers import LongformerConfig, LongformerForMaskedLM, LongformerForSequenceClassification
 from transformers.models.longformer.modeling_longformer import LongformerSelfAttention
 
-from model.bundle import BundleError, file_entries, load_bundle
-from model.dataset import read_many
-from model.tokenizer import SEP, load_tokenizer
-from training import wide
-from training.config import StageError
-from training.export import (
+from treelens.model.bundle import BundleError, file_entries, load_bundle
+from treelens.model.dataset import read_many
+from treelens.model.tokenizer import SEP, load_tokenizer
+from treelens.training import wide
+from treelens.training.config import StageError
+from treelens.training.export import (
     FP32_TOLERANCE,
     ParityError,
     check_gate,
@@ -29,8 +29,8 @@ from training.export import (
     parity_samples,
     torch_probabilities,
 )
-from training.longformer_fast import ClassifierGraph, blocked_attention, fast_longformer
-from training.texts import labelled_splits
+from treelens.training.longformer_fast import ClassifierGraph, blocked_attention, fast_longformer
+from treelens.training.texts import labelled_splits
 
 
 @pytest.fixture(scope="module")

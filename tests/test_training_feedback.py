@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import argparse
 
-from daemon.feedback import Feedback, FeedbackStore
-from model.dataset import read_records
-from model.labels import LABELS
-from model.tree import ProjectTree
-from training.cli import main
-from training.config import build_config
-from training.configs import TokenizerConfig
-from training.texts import load_records
+from treelens.daemon.feedback import Feedback, FeedbackStore
+from treelens.model.dataset import read_records
+from treelens.model.labels import LABELS
+from treelens.model.tree import ProjectTree
+from treelens.training.cli import main
+from treelens.training.config import build_config
+from treelens.training.configs import TokenizerConfig
+from treelens.training.texts import load_records
 
 
 def labels(*on: str) -> dict[str, int]:

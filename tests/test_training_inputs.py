@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from training.cli import main
-from training.config import build_config, read_preset
-from training.configs import (
+from treelens.training.cli import main
+from treelens.training.config import build_config, read_preset
+from treelens.training.configs import (
     AllConfig,
     EvaluateConfig,
     ExportConfig,

@@ -17,14 +17,14 @@ import pytest
 from tokenizers import Tokenizer
 from transformers import PreTrainedTokenizerFast
 
-from model.bundle import load_bundle
-from model.dataset import read_records
-from model.labels import LABELS
-from model.runtime import Classifier
-from model.tokenizer import SPECIAL_TOKENS, line_counter, load_tokenizer
-from training import evaluate
-from training.config import build_config
-from training.texts import render
+from treelens.model.bundle import load_bundle
+from treelens.model.dataset import read_records
+from treelens.model.labels import LABELS
+from treelens.model.runtime import Classifier
+from treelens.model.tokenizer import SPECIAL_TOKENS, line_counter, load_tokenizer
+from treelens.training import evaluate
+from treelens.training.config import build_config
+from treelens.training.texts import render
 
 
 def test_tokenizer_loads_in_both_libraries(tiny_run):
@@ -123,7 +123,16 @@ def test_evaluate_the_bundle(tiny_bundle, tiny_data, tmp_path):
 def test_all_through_the_cli(tiny_data, tmp_path):
     """`treelens-train all` runs every stage and installs the bundle where it is told."""
     install_dir = tmp_path / "installed"
-    command = [sys.executable, "-m", "training.cli", "all", "--preset", "tiny", "--data", str(tiny_data)]
+    command = [
+        sys.executable,
+        "-m",
+        "treelens.training.cli",
+        "all",
+        "--preset",
+        "tiny",
+        "--data",
+        str(tiny_data),
+    ]
     command += ["--output-dir", str(tmp_path / "run"), "--install", "--install-dir", str(install_dir)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -141,7 +150,10 @@ def test_all_through_the_cli(tiny_data, tmp_path):
 )
 def test_every_stage_has_help(stage):
     done = subprocess.run(
-        [sys.executable, "-m", "training.cli", stage, "--help"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "treelens.training.cli", stage, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0
     assert "--output-dir" in done.stdout and "--seed" in done.stdout and "--preset" in done.stdout
@@ -153,7 +165,7 @@ def test_output_dir_must_be_empty(tiny_data, tmp_path: Path):
     command = [
         sys.executable,
         "-m",
-        "training.cli",
+        "treelens.training.cli",
         "tokenizer",
         "--preset",
         "tiny",
@@ -176,7 +188,16 @@ def test_crossval_scores_every_system_on_the_same_folds(tiny_run, tiny_data, tmp
     scored on the same test folds, every record out of fold once; a second run keeps the
     finished folds."""
     out = tmp_path / "cv"
-    command = [sys.executable, "-m", "training.cli", "crossval", "--preset", "tiny", "--data", str(tiny_data)]
+    command = [
+        sys.executable,
+        "-m",
+        "treelens.training.cli",
+        "crossval",
+        "--preset",
+        "tiny",
+        "--data",
+        str(tiny_data),
+    ]
     command += ["--pretrained", str(tiny_run / "pretrain"), "--folds", "2", "--output-dir", str(out)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

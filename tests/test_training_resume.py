@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from training import finetune, pretrain
-from training.config import build_config
-from training.configs import FinetuneConfig, PretrainConfig
-from training.modeling import CHECKPOINT_FILE
+from treelens.training import finetune, pretrain
+from treelens.training.config import build_config
+from treelens.training.configs import FinetuneConfig, PretrainConfig
+from treelens.training.modeling import CHECKPOINT_FILE
 
 
 def start_and_kill(command: list[str], checkpoint: Path, timeout: float = 300) -> None:
@@ -39,7 +39,7 @@ def start_and_kill(command: list[str], checkpoint: Path, timeout: float = 300) -
 
 def run_cli(args: list[str]) -> subprocess.CompletedProcess:
     done = subprocess.run(
-        [sys.executable, "-m", "training.cli", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "treelens.training.cli", *args], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -64,7 +64,16 @@ def test_pretrain_resumes_after_a_kill(tiny_run, tiny_data, tmp_path):
         str(tiny_run / "tokenizer" / "tokenizer.json"),
     ]
     killed = tmp_path / "killed"
-    command = [sys.executable, "-m", "training.cli", "pretrain", *common, *flags, "--output-dir", str(killed)]
+    command = [
+        sys.executable,
+        "-m",
+        "treelens.training.cli",
+        "pretrain",
+        *common,
+        *flags,
+        "--output-dir",
+        str(killed),
+    ]
     start_and_kill(command, killed / CHECKPOINT_FILE)
     stopped_at = torch.load(killed / CHECKPOINT_FILE, weights_only=False)["step"]
     assert 0 < stopped_at < 24
@@ -85,7 +94,16 @@ def test_finetune_resumes_after_a_kill(tiny_run, tiny_data, tmp_path):
     common = ["--preset", "tiny", "--data", str(tiny_data), "--pretrained", str(tiny_run / "pretrain")]
     flags = ["--max-epochs=6", "--min-epochs=6"]
     killed = tmp_path / "killed"
-    command = [sys.executable, "-m", "training.cli", "finetune", *common, *flags, "--output-dir", str(killed)]
+    command = [
+        sys.executable,
+        "-m",
+        "treelens.training.cli",
+        "finetune",
+        *common,
+        *flags,
+        "--output-dir",
+        str(killed),
+    ]
     start_and_kill(command, killed / CHECKPOINT_FILE)
     done_epochs = torch.load(killed / CHECKPOINT_FILE, weights_only=False)["epoch"]
     assert 0 < done_epochs < 6

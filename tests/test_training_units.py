@@ -8,14 +8,14 @@ import random
 import numpy as np
 import pytest
 
-from model.input import analyze
-from model.labels import LABELS
-from model.tree import FileEntry, ProjectTree
-from training.baselines import rules_labels
-from training.configs import FinetuneConfig, PretrainConfig
-from training.metrics import multilabel_metrics, tune_thresholds
-from training.modeling import RunContext, length_batches
-from training.texts import SubtreeRule, drop_files, subtrees
+from treelens.model.input import analyze
+from treelens.model.labels import LABELS
+from treelens.model.tree import FileEntry, ProjectTree
+from treelens.training.baselines import rules_labels
+from treelens.training.configs import FinetuneConfig, PretrainConfig
+from treelens.training.metrics import multilabel_metrics, tune_thresholds
+from treelens.training.modeling import RunContext, length_batches
+from treelens.training.texts import SubtreeRule, drop_files, subtrees
 
 
 def monorepo() -> ProjectTree:
@@ -81,7 +81,7 @@ def test_rules_baseline_reads_the_evidence():
 
 def test_schedules():
     config = PretrainConfig(epochs=11)
-    from training.pretrain import mlm_probability
+    from treelens.training.pretrain import mlm_probability
 
     assert mlm_probability(config, 0) == pytest.approx(0.38)
     assert mlm_probability(config, 5) == pytest.approx(0.23)

@@ -14,8 +14,8 @@ import json
 import warnings
 from pathlib import Path
 
-from model.dataset import report_train_share, split_of
 from tests.shared_data import DATA_DIR, labelled_records
+from treelens.model.dataset import report_train_share, split_of
 
 PRESET = "tiny"
 PER_SPLIT = {"train": 4, "validation": 3, "test": 3}
@@ -44,8 +44,8 @@ def write_records(path: Path, records: list[dict]) -> Path:
 
 def build_tiny_run(root: Path, data: Path) -> Path:
     """Run the stages into ``root`` (tokenizer/, pretrain/, finetune/, export/); returns root."""
-    from training import export, finetune, pretrain, tokenizer
-    from training.config import build_config
+    from treelens.training import export, finetune, pretrain, tokenizer
+    from treelens.training.config import build_config
 
     def config(cls: type, stage: str, **values):
         return build_config(cls, stage, argparse.Namespace(data=[data], **values), PRESET)

@@ -19,9 +19,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from tokenizers import Tokenizer
 
-from model.input import Analysis
-from model.labels import LABELS
-from training.metrics import apply_thresholds, tune_thresholds
+from treelens.model.input import Analysis
+from treelens.model.labels import LABELS
+from treelens.training.metrics import apply_thresholds, tune_thresholds
 
 SERVER = {
     "django", "flask", "fastapi", "pyramid", "express", "koa", "nestjs", "spring", "rails", "sinatra",

@@ -7,11 +7,11 @@ import importlib
 import logging
 import sys
 
-from model.bundle import BundleError
-from model.dataset import DatasetError
-from model.tokenizer import TokenizerError
-from training.config import StageError, add_config_arguments, build_config, check_preset_stages
-from training.configs import (
+from treelens.model.bundle import BundleError
+from treelens.model.dataset import DatasetError
+from treelens.model.tokenizer import TokenizerError
+from treelens.training.config import StageError, add_config_arguments, build_config, check_preset_stages
+from treelens.training.configs import (
     AllConfig,
     CrossvalConfig,
     EvaluateConfig,
@@ -20,8 +20,8 @@ from training.configs import (
     PretrainConfig,
     TokenizerConfig,
 )
-from training.data import add_data_commands
-from training.feedback import add_command as add_feedback_command
+from treelens.training.data import add_data_commands
+from treelens.training.feedback import add_command as add_feedback_command
 
 STAGES = {"tokenizer", "pretrain", "finetune", "evaluate", "export"}
 WITH_PRESET = {"all", "crossval"}  # stages whose run() also reads other stages' preset sections

@@ -29,19 +29,19 @@ import numpy as np
 from sklearn.model_selection import KFold
 from tokenizers import Tokenizer
 
-from model.dataset import Record, label_counts
-from model.input import DEFAULT_MAX_TOKENS, analyze
-from model.labels import LABELS
-from model.tokenizer import PAD, line_counter, load_tokenizer
-from training import finetune, modeling
-from training.baselines import TfidfBaseline, rules_labels
-from training.config import build_config, prepare_output_dir, to_json
-from training.configs import CrossvalConfig, FinetuneConfig
-from training.longformer_fast import fast_longformer
-from training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
-from training.pretrain import MODEL_DIR
-from training.texts import load_records, render
-from training.wide import WidePath, mix, sigmoid, to_logits
+from treelens.model.dataset import Record, label_counts
+from treelens.model.input import DEFAULT_MAX_TOKENS, analyze
+from treelens.model.labels import LABELS
+from treelens.model.tokenizer import PAD, line_counter, load_tokenizer
+from treelens.training import finetune, modeling
+from treelens.training.baselines import TfidfBaseline, rules_labels
+from treelens.training.config import build_config, prepare_output_dir, to_json
+from treelens.training.configs import CrossvalConfig, FinetuneConfig
+from treelens.training.longformer_fast import fast_longformer
+from treelens.training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
+from treelens.training.pretrain import MODEL_DIR
+from treelens.training.texts import load_records, render
+from treelens.training.wide import WidePath, mix, sigmoid, to_logits
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from model.dataset import (
+from treelens.model.dataset import (
     SPLITS,
     Record,
     default_data_files,
@@ -19,8 +19,8 @@ from model.dataset import (
     report_train_share,
     split_records,
 )
-from model.input import DEFAULT_MAX_TOKENS, describe
-from model.labels import LABELS
+from treelens.model.input import DEFAULT_MAX_TOKENS, describe
+from treelens.model.labels import LABELS
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -15,19 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
-from model.input import ModelText, describe
-from model.labels import LABELS
-from model.runtime import Classifier
-from model.tokenizer import PAD, line_counter, load_tokenizer
-from training import modeling, wide
-from training.baselines import TfidfBaseline, rules_labels
-from training.config import prepare_output_dir, to_json
-from training.configs import EvaluateConfig
-from training.finetune import THRESHOLDS_FILE, predict
-from training.longformer_fast import fast_longformer
-from training.metrics import apply_thresholds, multilabel_metrics
-from training.pretrain import MODEL_DIR
-from training.texts import labelled_splits, load_records
+from treelens.model.input import ModelText, describe
+from treelens.model.labels import LABELS
+from treelens.model.runtime import Classifier
+from treelens.model.tokenizer import PAD, line_counter, load_tokenizer
+from treelens.training import modeling, wide
+from treelens.training.baselines import TfidfBaseline, rules_labels
+from treelens.training.config import prepare_output_dir, to_json
+from treelens.training.configs import EvaluateConfig
+from treelens.training.finetune import THRESHOLDS_FILE, predict
+from treelens.training.longformer_fast import fast_longformer
+from treelens.training.metrics import apply_thresholds, multilabel_metrics
+from treelens.training.pretrain import MODEL_DIR
+from treelens.training.texts import labelled_splits, load_records
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from transformers import LongformerForSequenceClassification
 
-from model.bundle import (
+from treelens.model.bundle import (
     BUNDLE_FORMAT,
     GRAPH_INPUTS,
     BundleError,
@@ -40,19 +40,19 @@ from model.bundle import (
     load_bundle,
     write_manifest,
 )
-from model.dataset import Record
-from model.input import INPUT_FORMAT
-from model.labels import LABELS
-from model.runtime import Classifier
-from model.tokenizer import PAD, SEP, line_counter, load_tokenizer
-from training import modeling, wide
-from training.config import StageError, prepare_output_dir, to_json
-from training.configs import ExportConfig
-from training.finetune import DATA_SUMMARY_FILE, THRESHOLDS_FILE
-from training.longformer_fast import ClassifierGraph
-from training.metrics import multilabel_metrics
-from training.pretrain import MODEL_DIR
-from training.texts import labelled_splits, load_records, render
+from treelens.model.dataset import Record
+from treelens.model.input import INPUT_FORMAT
+from treelens.model.labels import LABELS
+from treelens.model.runtime import Classifier
+from treelens.model.tokenizer import PAD, SEP, line_counter, load_tokenizer
+from treelens.training import modeling, wide
+from treelens.training.config import StageError, prepare_output_dir, to_json
+from treelens.training.configs import ExportConfig
+from treelens.training.finetune import DATA_SUMMARY_FILE, THRESHOLDS_FILE
+from treelens.training.longformer_fast import ClassifierGraph
+from treelens.training.metrics import multilabel_metrics
+from treelens.training.pretrain import MODEL_DIR
+from treelens.training.texts import labelled_splits, load_records, render
 
 log = logging.getLogger(__name__)
 

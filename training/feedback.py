@@ -14,10 +14,10 @@ import gzip
 import logging
 from pathlib import Path
 
-from daemon.feedback import FeedbackError, export_feedback
-from daemon.settings import default_feedback_database
-from model.dataset import read_records
-from model.guards import output_file
+from treelens.daemon.feedback import FeedbackError, export_feedback
+from treelens.daemon.settings import default_feedback_database
+from treelens.model.dataset import read_records
+from treelens.model.guards import output_file
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.metrics import f1_score, multilabel_confusion_matrix, precision_recall_fscore_support
 
-from model.labels import LABELS
+from treelens.model.labels import LABELS
 
 
 def multilabel_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str] = LABELS) -> dict:

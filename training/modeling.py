@@ -24,9 +24,9 @@ import torch.distributed as dist
 from tokenizers import Tokenizer
 from transformers import LongformerConfig
 
-from model.labels import LABELS
-from model.tokenizer import CLS, PAD, SEP, UNK
-from training.config import prepare_output_dir
+from treelens.model.labels import LABELS
+from treelens.model.tokenizer import CLS, PAD, SEP, UNK
+from treelens.training.config import prepare_output_dir
 
 log = logging.getLogger(__name__)
 

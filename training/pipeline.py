@@ -14,9 +14,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from training import evaluate, export, finetune, pretrain, tokenizer
-from training.config import build_config, prepare_output_dir
-from training.configs import (
+from treelens.training import evaluate, export, finetune, pretrain, tokenizer
+from treelens.training.config import build_config, prepare_output_dir
+from treelens.training.configs import (
     AllConfig,
     EvaluateConfig,
     ExportConfig,

@@ -29,14 +29,14 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
-from model.tokenizer import line_counter, load_tokenizer
-from training import modeling
-from training.config import to_json
-from training.configs import PretrainConfig
-from training.longformer_fast import fast_longformer
-from training.modeling import Architecture, RunContext
-from training.texts import SubtreeRule, labelled_splits, load_records, pretraining_trees, render
-from training.tokenizer import HF_SPECIAL_TOKENS, save_hf_files
+from treelens.model.tokenizer import line_counter, load_tokenizer
+from treelens.training import modeling
+from treelens.training.config import to_json
+from treelens.training.configs import PretrainConfig
+from treelens.training.longformer_fast import fast_longformer
+from treelens.training.modeling import Architecture, RunContext
+from treelens.training.texts import SubtreeRule, labelled_splits, load_records, pretraining_trees, render
+from treelens.training.tokenizer import HF_SPECIAL_TOKENS, save_hf_files
 
 log = logging.getLogger(__name__)
 

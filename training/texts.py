@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.dataset import (
+from treelens.model.dataset import (
     DatasetError,
     Record,
     default_data_files,
@@ -24,9 +24,9 @@ from model.dataset import (
     report_train_share,
     split_records,
 )
-from model.input import TokenCounter, describe
-from model.manifests import is_manifest
-from model.tree import FileEntry, ProjectTree
+from treelens.model.input import TokenCounter, describe
+from treelens.model.manifests import is_manifest
+from treelens.model.tree import FileEntry, ProjectTree
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from model.tokenizer import CLS, MASK, PAD, SEP, SPECIAL_TOKENS, UNK, check_tokenizer
-from training.config import prepare_output_dir, to_json
-from training.configs import TokenizerConfig
-from training.texts import SubtreeRule, load_records, pretraining_trees, render
+from treelens.model.tokenizer import CLS, MASK, PAD, SEP, SPECIAL_TOKENS, UNK, check_tokenizer
+from treelens.training.config import prepare_output_dir, to_json
+from treelens.training.configs import TokenizerConfig
+from treelens.training.texts import SubtreeRule, load_records, pretraining_trees, render
 
 log = logging.getLogger(__name__)
 

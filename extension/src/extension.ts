@@ -1,5 +1,5 @@
 /**
- * Treelens in VS Code: a thin client of the Python daemon (`<python> -m daemon`). This
+ * Treelens in VS Code: a thin client of the Python daemon (`<python> -m treelens.daemon`). This
  * file only wires the parts together; each part lives in its own module.
  */
 import * as vscode from "vscode";

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from model.filters import OUTPUT_PREFIX
-from model.querysets.catalog import Catalog, CatalogError, Query
+from treelens.model.filters import OUTPUT_PREFIX
+from treelens.model.querysets.catalog import Catalog, CatalogError, Query
 
 CONFIG_FILE_NAME = f"{OUTPUT_PREFIX}bandit.yaml"  # left out of the tree (model/filters.py)
 _WORD = re.compile(r"[a-z][a-z0-9]*")

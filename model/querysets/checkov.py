@@ -30,11 +30,11 @@ from typing import Any
 
 import yaml
 
-from model.filters import OUTPUT_PREFIX
-from model.guards import InputError, load_json, run_process_group
-from model.input import Analysis
-from model.querysets.catalog import Catalog, CatalogError, Query
-from model.querysets.policy import Decider, Policy, Project
+from treelens.model.filters import OUTPUT_PREFIX
+from treelens.model.guards import InputError, load_json, run_process_group
+from treelens.model.input import Analysis
+from treelens.model.querysets.catalog import Catalog, CatalogError, Query
+from treelens.model.querysets.policy import Decider, Policy, Project
 
 CHECKOV_ENV = "TREELENS_CHECKOV"
 CONFIG_FILE_NAME = f"{OUTPUT_PREFIX}checkov.yaml"  # left out of the tree (model/filters.py)

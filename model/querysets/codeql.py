@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from model.filters import OUTPUT_PREFIX
-from model.querysets.catalog import Catalog, CatalogError, Query, catalog_files, cwe_numbers
+from treelens.model.filters import OUTPUT_PREFIX
+from treelens.model.querysets.catalog import Catalog, CatalogError, Query, catalog_files, cwe_numbers
 
 PACK_FILE = "qlpack.yml"
 SUITE_FILE_NAME = f"{OUTPUT_PREFIX}codeql.qls"  # left out of the tree (model/filters.py)

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model.guards import InputError, load_json, run_process_group
-from model.input import Analysis
-from model.querysets import semgrep as semgrep_rules
-from model.querysets.catalog import Catalog, Query
-from model.querysets.policy import Policy
-from model.querysets.suggest import QuerySet
+from treelens.model.guards import InputError, load_json, run_process_group
+from treelens.model.input import Analysis
+from treelens.model.querysets import semgrep as semgrep_rules
+from treelens.model.querysets.catalog import Catalog, Query
+from treelens.model.querysets.policy import Policy
+from treelens.model.querysets.suggest import QuerySet
 
 SEMGREP_ENV = {"SEMGREP_SEND_METRICS": "off", "SEMGREP_ENABLE_VERSION_CHECK": "0"}
 DEFAULT_TIMEOUT_S = 600.0

@@ -20,10 +20,10 @@ from typing import Any
 import pathspec
 import yaml
 
-from model.detect import LANGUAGE_BY_EXTENSION, LANGUAGE_BY_NAME, language_of
-from model.input import Analysis
-from model.labels import UNCERTAIN_RATIO, label_state
-from model.querysets.catalog import Query
+from treelens.model.detect import LANGUAGE_BY_EXTENSION, LANGUAGE_BY_NAME, language_of
+from treelens.model.input import Analysis
+from treelens.model.labels import UNCERTAIN_RATIO, label_state
+from treelens.model.querysets.catalog import Query
 
 DEFAULT_POLICY = Path(__file__).with_name("policy.yaml")
 DETECTABLE_LANGUAGES = frozenset(LANGUAGE_BY_EXTENSION.values()) | frozenset(LANGUAGE_BY_NAME.values())

@@ -25,9 +25,9 @@ from typing import Any
 
 import yaml
 
-from model.filters import OUTPUT_PREFIX
-from model.guards import InputError, bounded_lines, load_json, read_input
-from model.querysets.catalog import (
+from treelens.model.filters import OUTPUT_PREFIX
+from treelens.model.guards import InputError, bounded_lines, load_json, read_input
+from treelens.model.querysets.catalog import (
     SHARED_SEMGREP_INDEX,
     Catalog,
     CatalogError,

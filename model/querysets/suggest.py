@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model.input import Analysis
-from model.querysets import bandit, checkov, codeql, semgrep
-from model.querysets.catalog import ENGINES, Catalog, CatalogError, Query
-from model.querysets.policy import Labels, Policy, decide_all
-from model.tree import ProjectTree
+from treelens.model.input import Analysis
+from treelens.model.querysets import bandit, checkov, codeql, semgrep
+from treelens.model.querysets.catalog import ENGINES, Catalog, CatalogError, Query
+from treelens.model.querysets.policy import Labels, Policy, decide_all
+from treelens.model.tree import ProjectTree
 
 log = logging.getLogger(__name__)
 
@@ -206,8 +206,8 @@ def model_labels(tree: ProjectTree, bundle: Path | None = None) -> ModelLabels:
     policy tests do not pay for onnxruntime.
     """
     try:
-        from model.bundle import BundleError
-        from model.runtime import Classifier
+        from treelens.model.bundle import BundleError
+        from treelens.model.runtime import Classifier
     except ModuleNotFoundError as error:
         return ModelLabels(None, None, f"no model runtime ({error}): decided on languages and technologies")
     try:

@@ -1,5 +1,5 @@
 /**
- * The real `Launcher`: `<python> -P -m daemon` (python.ts) over stdio through vscode-languageclient.
+ * The real `Launcher`: `<python> -P -m treelens.daemon` (python.ts) over stdio through vscode-languageclient.
  * The daemon's stderr (its log) and the client's own messages go to the Treelens output
  * channel; the client never shows notifications itself, so a failure reaches the person
  * as the one actionable message of problems.ts.

@@ -9,12 +9,12 @@ import type { Disposable, Folder, VscodeApi } from "./vscodeapi";
 export const PYTHON_EXTENSION_ID = "ms-python.python";
 export const FALLBACK_PYTHON = "python3";
 /** `-P` keeps the working folder off sys.path: nothing in the workspace is ever imported. */
-export const DAEMON_ARGS = ["-P", "-m", "daemon"] as const;
+export const DAEMON_ARGS = ["-P", "-m", "treelens.daemon"] as const;
 
 export type InterpreterSource = "setting" | "python-extension" | "fallback";
 
 export interface Interpreter {
-  /** The executable and any arguments it needs before `-m daemon`. */
+  /** The executable and any arguments it needs before `-m treelens.daemon`. */
   command: string[];
   source: InterpreterSource;
 }
