@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.bundle import DEFAULT_BUNDLE_DIR
-from model.input import DEFAULT_MAX_TOKENS
-from training.config import DEFAULT_DATA_DIR, option
+from treelens.model.bundle import DEFAULT_BUNDLE_DIR
+from treelens.model.input import DEFAULT_MAX_TOKENS
+from treelens.training.config import DEFAULT_DATA_DIR, option
 
 SPLIT_CHOICES = ["test", "validation", "train", "all"]
 
@@ -119,6 +119,11 @@ class FinetuneConfig:
         "weight of the wide path (logistic regression on token counts, in the same graph) in the "
         "mixed logits; 0: the Longformer alone",
     )
+    distill_weight: float = option(
+        0.0,
+        "share of each training target taken from the wide path's out-of-fold probabilities "
+        "(knowledge distillation); 0: the labels alone",
+    )
     augment_drop: float = option(0.5, "chance a training record is shown with some files dropped, per epoch")
     augment_drop_share: float = option(0.25, "share of non-manifest files dropped then")
     # system
@@ -129,6 +134,8 @@ class FinetuneConfig:
     def validate(self) -> None:
         if not 0 <= self.wide_weight < 1:
             raise ValueError(f"--wide-weight must be at least 0 and below 1, got {self.wide_weight}")
+        if not 0 <= self.distill_weight <= 1:
+            raise ValueError(f"--distill-weight must be between 0 and 1, got {self.distill_weight}")
         if self.min_epochs > self.max_epochs or self.min_size >= self.max_size:
             raise ValueError("need --min-epochs <= --max-epochs and --min-size < --max-size")
 

@@ -26,18 +26,18 @@ import torch.distributed as dist
 from tqdm import tqdm
 from transformers import LongformerForSequenceClassification, get_linear_schedule_with_warmup
 
-from model.dataset import Record, label_counts
-from model.labels import LABELS
-from model.tokenizer import PAD, line_counter, load_tokenizer
-from training import modeling, wide
-from training.config import to_json
-from training.configs import FinetuneConfig
-from training.longformer_fast import fast_longformer
-from training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
-from training.modeling import RunContext
-from training.pretrain import MODEL_DIR, count, write_metrics
-from training.texts import drop_files, labelled_splits, load_records, render
-from training.tokenizer import save_hf_files
+from treelens.model.dataset import Record, label_counts
+from treelens.model.labels import LABELS
+from treelens.model.tokenizer import PAD, line_counter, load_tokenizer
+from treelens.training import modeling, wide
+from treelens.training.config import to_json
+from treelens.training.configs import FinetuneConfig
+from treelens.training.longformer_fast import fast_longformer
+from treelens.training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
+from treelens.training.modeling import RunContext
+from treelens.training.pretrain import MODEL_DIR, count, write_metrics
+from treelens.training.texts import drop_files, labelled_splits, load_records, render
+from treelens.training.tokenizer import save_hf_files
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,10 @@ def fit(
         tokenizer, render([r.tree for r in val_records], max_tokens, counter), max_tokens
     )
     epochs = config.epochs_for(len(train_records))
+    targets_train = y_train
+    if config.distill_weight > 0:
+        teacher = wide.out_of_fold_probabilities(tokenizer, train_ids, y_train, seed=config.seed)
+        targets_train = (1 - config.distill_weight) * y_train + config.distill_weight * teacher
 
     # model ------------------------------------------------------------------------------
     model.to(ctx.device)
@@ -228,7 +232,7 @@ def fit(
             input_ids, mask = modeling.pad_batch(
                 [epoch_ids[i] for i in batch_indices], pad_id, window_of(model)
             )
-            targets = torch.tensor(y_train[batch_indices], device=ctx.device)
+            targets = torch.tensor(targets_train[batch_indices], device=ctx.device)
             last_micro = (index + 1) % config.grad_accum == 0 or index + 1 == len(batches)
             with modeling.no_sync(model, not last_micro):
                 with ctx.autocast():

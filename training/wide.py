@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from tokenizers import Tokenizer
 
-from model.tokenizer import SPECIAL_TOKENS
+from treelens.model.tokenizer import SPECIAL_TOKENS
 
 WIDE_FILE = "wide.npz"
 T = TypeVar("T", np.ndarray, torch.Tensor)
@@ -83,6 +83,24 @@ class WideHead(torch.nn.Module):
         x = tf * self.idf
         x = x / x.norm(dim=1, keepdim=True).clamp(min=1e-12)
         return x @ self.coef.T + self.intercept
+
+
+def out_of_fold_probabilities(
+    tokenizer: Tokenizer, ids: Sequence[Sequence[int]], y: np.ndarray, folds: int = 5, seed: int = 0
+) -> np.ndarray:
+    """The wide path's probabilities for each record from a fit that never saw it.
+
+    The teacher of ``--distill-weight``: a fit's own training records get near-certain,
+    uninformative scores; k-fold predictions keep the wide path's honest doubts.
+    """
+    from sklearn.model_selection import KFold
+
+    probabilities = np.zeros(y.shape, dtype=np.float32)
+    splitter = KFold(n_splits=min(folds, len(ids)), shuffle=True, random_state=seed)
+    for fit_on, score in splitter.split(np.arange(len(ids))):
+        path = WidePath(tokenizer, seed=seed).fit([ids[i] for i in fit_on], y[fit_on])
+        probabilities[score] = sigmoid(path.logits([ids[i] for i in score]))
+    return probabilities
 
 
 def mix_logits(deep_logits: T, wide_logits: T, wide_weight: float) -> T:
