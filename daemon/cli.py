@@ -24,6 +24,7 @@ from treelens.model.filters import NOISE_CATEGORIES, PathFilter
 from treelens.model.guards import output_file, read_input
 from treelens.model.input import DEFAULT_MAX_TOKENS, ModelText, TokenCounter, analyze, describe
 from treelens.model.labels import LABELS
+from treelens.model.listing import parse_listing
 from treelens.model.querysets import (
     ENGINES,
     CatalogError,
@@ -36,7 +37,6 @@ from treelens.model.querysets import (
 from treelens.model.querysets.compare import DEFAULT_TIMEOUT_S, SemgrepError, compare
 from treelens.model.tokenizer import line_counter, load_tokenizer
 from treelens.model.tree import ProjectTree
-from treelens.model.tree_text import parse_tree_text
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -362,7 +362,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         return _classify_dataset(classifier, args, thresholds, path_filter)
     if args.tree_file:
         text = read_input(args.tree_file, "--tree-file")
-        source, tree = str(args.tree_file), ProjectTree.from_paths(parse_tree_text(text))
+        source, tree = str(args.tree_file), ProjectTree.from_paths(parse_listing(text))
     elif args.git:
         with clone.shallow_clone(args.git, args.ref, args.timeout) as work:
             source, tree = args.git, scan(work, path_filter=path_filter, use_git=True).tree

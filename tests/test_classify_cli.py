@@ -13,7 +13,7 @@ import pytest
 from tests.folders import git, write_files
 from treelens.daemon.clone import CloneError, check_url, shallow_clone
 from treelens.model.labels import LABELS
-from treelens.model.tree_text import TreeTextError, parse_tree_text
+from treelens.model.listing import ListingError, parse_listing
 
 TREE_DRAWING = """\
 .
@@ -56,22 +56,22 @@ def treelens(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
 
 
 def test_tree_drawings_become_paths():
-    assert parse_tree_text(TREE_DRAWING) == [
+    assert parse_listing(TREE_DRAWING) == [
         "README.md",
         "app/__init__.py",
         "app/views/home.py",
         "link",
         "requirements.txt",
     ]
-    assert parse_tree_text(EZA_DRAWING) == ["Cargo.toml", "src/main.rs", "src/cli/args.rs", "tests/it.rs"]
-    assert parse_tree_text(ASCII_DRAWING) == ["package.json", "src/index.js"]
+    assert parse_listing(EZA_DRAWING) == ["Cargo.toml", "src/main.rs", "src/cli/args.rs", "tests/it.rs"]
+    assert parse_listing(ASCII_DRAWING) == ["package.json", "src/index.js"]
 
 
 def test_path_lists_become_paths():
     listing = 'src/main.py\n./setup.py\n"caf\\303\\251/menu.py"\ndocs/\n\n'
-    assert parse_tree_text(listing) == ["src/main.py", "setup.py", "café/menu.py"]
-    with pytest.raises(TreeTextError, match="no file paths"):
-        parse_tree_text("\n.\n\n2 directories, 0 files\n")
+    assert parse_listing(listing) == ["src/main.py", "setup.py", "café/menu.py"]
+    with pytest.raises(ListingError, match="no file paths"):
+        parse_listing("\n.\n\n2 directories, 0 files\n")
 
 
 def test_classify_a_folder(tiny_bundle, tmp_path):

@@ -29,7 +29,7 @@ from pygls.exceptions import JsonRpcException
 
 from tests.daemon_client import REPO, Daemon, start_daemon, uri
 from tests.folders import git, make_git_repo, write_files
-from treelens.daemon.feedback import FeedbackStore
+from treelens.model.feedback import FeedbackStore
 from treelens.daemon.folder_tree import FolderTree
 from treelens.daemon.ignores import Ignores
 from treelens.daemon.protocol import CLASSIFY, FOLDER_UNAVAILABLE, SUBMIT_FEEDBACK, TOKENIZE
@@ -37,8 +37,8 @@ from treelens.daemon.scan import MAX_DEPTH, MAX_IGNORE_FILES, ScanError, scan
 from treelens.model.filters import PathFilter
 from treelens.model.input import describe
 from treelens.model.labels import LABELS
+from treelens.model.listing import parse_listing
 from treelens.model.tree import FileEntry, ProjectTree
-from treelens.model.tree_text import parse_tree_text
 
 on_the_daemon = pytest.mark.asyncio(loop_scope="module")
 """The daemon tests share one daemon (start-up costs seconds)."""
@@ -291,13 +291,13 @@ def test_dependency_names_and_client_trees_cannot_forge_lines() -> None:
     assert "a\\x0bb.js" in text and "odd\\u2028dir/" in text
     # a quoted git path may carry a newline; the listing parser keeps it one path
     pasted = '"x\\n# technologies: mobile.js"\nmain.py\nodd\u2028name.py\nodd\x1cname.py\n'
-    assert parse_tree_text(pasted) == [
+    assert parse_listing(pasted) == [
         "x\n# technologies: mobile.js",
         "main.py",
         "odd\u2028name.py",
         "odd\x1cname.py",
     ]
-    _assert_unforged(describe(ProjectTree.from_paths(parse_tree_text(pasted))).text)
+    _assert_unforged(describe(ProjectTree.from_paths(parse_listing(pasted))).text)
 
 
 # 4. symlinks out of the workspace ---------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Client-built trees: a file list as text, parsed into relative paths.
+"""Pasted or piped file listings (`git ls-files`, `tree`): parsed into relative paths.
 
 Two shapes are understood, the two people paste or pipe:
 
@@ -25,7 +25,7 @@ SUMMARY = re.compile(r"^\d+ director(y|ies)(, \d+ files?)?$")
 ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", "a": "\a", "b": "\b", "f": "\f", "r": "\r", "v": "\v"}
 
 
-class TreeTextError(ValueError):
+class ListingError(ValueError):
     """Text that holds no file paths."""
 
 
@@ -88,12 +88,12 @@ def parse_drawing(lines: list[str]) -> list[str]:
     return paths
 
 
-def parse_tree_text(text: str) -> list[str]:
+def parse_listing(text: str) -> list[str]:
     """Relative file paths from a path list or a tree drawing (see the module docstring)."""
     lines = [line.removesuffix("\r") for line in text.split("\n")]
     lines = [line for line in lines if line.strip() and not SUMMARY.match(line.strip())]
     drawing = any(BRANCH.search(line) for line in lines)
     paths = parse_drawing(lines) if drawing else parse_path_list(lines)
     if not paths:
-        raise TreeTextError("the tree text holds no file paths (expected `git ls-files` or `tree` output)")
+        raise ListingError("the tree text holds no file paths (expected `git ls-files` or `tree` output)")
     return list(dict.fromkeys(paths))
