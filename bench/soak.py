@@ -54,10 +54,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.classify_latency import machine, percentile
 from bench.daemon_freshness import rss_mb
 from bench.workspaces import commit_all
-from treelens.daemon.feedback import FeedbackStore, StoredFeedback
 from treelens.daemon.folder_tree import FolderTree
 from treelens.daemon.protocol import CLASSIFY, SUBMIT_FEEDBACK
 from treelens.model.bundle import DEFAULT_BUNDLE_DIR
+from treelens.model.feedback import FeedbackStore, StoredFeedback
 from treelens.model.filters import PathFilter
 from treelens.model.labels import LABELS
 from treelens.model.runtime import Classifier

@@ -36,7 +36,6 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 from watchdog.observers.api import ObservedWatch
 
-from treelens.daemon.feedback import Feedback, FeedbackError, FeedbackStore, Prediction
 from treelens.daemon.folder_tree import FolderTree
 from treelens.daemon.framing import serve
 from treelens.daemon.lifecycle import TreelensProtocol
@@ -55,6 +54,7 @@ from treelens.daemon.scan import ScanError, check_folder
 from treelens.daemon.settings import Settings
 from treelens.daemon.watch import RESCAN, FolderEvents, Watcher
 from treelens.model.bundle import DEFAULT_BUNDLE_DIR
+from treelens.model.feedback import Feedback, FeedbackError, FeedbackStore, Prediction
 from treelens.model.filters import PathFilter
 from treelens.model.input import ModelText, analyze, describe
 from treelens.model.tree import ProjectTree

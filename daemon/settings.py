@@ -17,19 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pathspec
-import platformdirs
 
 from treelens.daemon.protocol import SETTINGS_SECTION
+from treelens.model.feedback import default_feedback_database
 from treelens.model.labels import LABELS
 
 DEVICES = ("auto", "cpu", "cuda")
 MAX_DEBOUNCE_MS = 60_000
-FEEDBACK_FILE_NAME = "feedback.sqlite3"
-
-
-def default_feedback_database() -> Path:
-    """One file in the user's data directory (e.g. ~/.local/share/treelens/ on Linux)."""
-    return platformdirs.user_data_path("treelens", appauthor=False) / FEEDBACK_FILE_NAME
 
 
 @dataclass(frozen=True)

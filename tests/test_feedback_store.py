@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from treelens.daemon.feedback import (
+from treelens.model.dataset import parse_record
+from treelens.model.feedback import (
     SCHEMA_VERSION,
     Feedback,
     FeedbackError,
@@ -20,7 +21,6 @@ from treelens.daemon.feedback import (
     feedback_records,
     tree_hash,
 )
-from treelens.model.dataset import parse_record
 from treelens.model.labels import LABELS
 from treelens.model.tree import FileEntry, ProjectTree
 

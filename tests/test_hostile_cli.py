@@ -20,8 +20,8 @@ import pytest
 
 from treelens.daemon.cli import main as treelens
 from treelens.daemon.clone import CloneError, shallow_clone
-from treelens.daemon.feedback import Feedback, FeedbackStore
 from treelens.model.dataset import DatasetError, read_records
+from treelens.model.feedback import Feedback, FeedbackStore
 from treelens.model.labels import LABELS
 from treelens.model.querysets import CatalogError, load_catalog
 from treelens.model.tree import ProjectTree

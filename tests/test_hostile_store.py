@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from treelens.daemon.feedback import Feedback, FeedbackError, FeedbackStore
 from treelens.model.dataset import read_records
+from treelens.model.feedback import Feedback, FeedbackError, FeedbackStore
 from treelens.model.labels import LABELS
 from treelens.model.tree import ProjectTree
 from treelens.training.cli import main as treelens_train

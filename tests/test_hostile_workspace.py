@@ -29,11 +29,11 @@ from pygls.exceptions import JsonRpcException
 
 from tests.daemon_client import REPO, Daemon, start_daemon, uri
 from tests.folders import git, make_git_repo, write_files
-from treelens.model.feedback import FeedbackStore
 from treelens.daemon.folder_tree import FolderTree
 from treelens.daemon.ignores import Ignores
 from treelens.daemon.protocol import CLASSIFY, FOLDER_UNAVAILABLE, SUBMIT_FEEDBACK, TOKENIZE
 from treelens.daemon.scan import MAX_DEPTH, MAX_IGNORE_FILES, ScanError, scan
+from treelens.model.feedback import FeedbackStore
 from treelens.model.filters import PathFilter
 from treelens.model.input import describe
 from treelens.model.labels import LABELS

@@ -8,8 +8,8 @@ import pytest
 
 from tests.daemon_client import start_daemon, uri
 from tests.folders import write_files
-from treelens.daemon.feedback import FeedbackStore
 from treelens.daemon.protocol import CLASSIFY, SUBMIT_FEEDBACK, TOKENIZE
+from treelens.model.feedback import FeedbackStore
 from treelens.model.labels import LABELS
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -4,9 +4,11 @@ the training stages read."""
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 
-from treelens.daemon.feedback import Feedback, FeedbackStore
 from treelens.model.dataset import read_records
+from treelens.model.feedback import Feedback, FeedbackStore
 from treelens.model.labels import LABELS
 from treelens.model.tree import ProjectTree
 from treelens.training.cli import main
@@ -61,3 +63,16 @@ def test_missing_or_empty_database(tmp_path, capsys):
         main(["export-feedback", "--database", str(tmp_path / "junk.sqlite3"), "--output", str(output)]) == 1
     )
     assert "cannot be used" in capsys.readouterr().err
+
+
+def test_export_feedback_loads_neither_the_daemon_nor_the_lsp_stack():
+    """The feedback store is shared by the daemon and training; exporting it must not
+    pull in the LSP server (pygls, lsprotocol) or any daemon module."""
+    probe = (
+        "import sys, treelens.training.feedback\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('pygls', 'lsprotocol')"
+        " or m.startswith('treelens.daemon'))\n"
+        "print(loaded)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

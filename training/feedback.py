@@ -14,9 +14,8 @@ import gzip
 import logging
 from pathlib import Path
 
-from treelens.daemon.feedback import FeedbackError, export_feedback
-from treelens.daemon.settings import default_feedback_database
 from treelens.model.dataset import read_records
+from treelens.model.feedback import FeedbackError, default_feedback_database, export_feedback
 from treelens.model.guards import output_file
 
 log = logging.getLogger(__name__)

@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import platformdirs
+
 from treelens.model.guards import load_json
 from treelens.model.labels import label_vector
 from treelens.model.tree import ProjectTree
@@ -54,6 +56,15 @@ CREATE TABLE feedback (
 );
 CREATE INDEX feedback_tree_hash ON feedback (tree_hash);
 """
+FEEDBACK_FILE_NAME = "feedback.sqlite3"
+
+
+def default_feedback_database() -> Path:
+    """One file in the user's data directory (e.g. ~/.local/share/treelens/ on Linux): the
+    daemon writes it, ``treelens-train export-feedback`` reads it by default."""
+    return platformdirs.user_data_path("treelens", appauthor=False) / FEEDBACK_FILE_NAME
+
+
 _COLUMNS = (
     "id, created_at, folder, tree_hash, model_text, tree, labels,"
     " predicted_labels, probabilities, model_version, comment"
