@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from treelens.daemon.settings import DEVICES
+from treelens.model.devices import DEFAULT_DEVICE, DEVICES
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model-path", type=Path, default=None, help="model bundle for --check (default: the shipped one)"
     )
-    parser.add_argument("--device", choices=DEVICES, default="auto", help="--check's device (default: auto)")
+    parser.add_argument(
+        "--device", choices=DEVICES, default=DEFAULT_DEVICE, help="--check's device (default: %(default)s)"
+    )
     parser.add_argument("--json", action="store_true", help="--check prints the classify result as JSON")
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="log level (default: info)")
     return parser

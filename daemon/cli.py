@@ -20,6 +20,7 @@ from treelens.daemon.clone import CloneError
 from treelens.daemon.scan import ScanError, ScanResult, scan
 from treelens.model.bundle import DEFAULT_BUNDLE_DIR, BundleError, load_bundle
 from treelens.model.dataset import DatasetError, read_records
+from treelens.model.devices import DEFAULT_DEVICE, DEVICES
 from treelens.model.filters import NOISE_CATEGORIES, PathFilter
 from treelens.model.guards import output_file, read_input
 from treelens.model.input import DEFAULT_MAX_TOKENS, ModelText, TokenCounter, analyze, describe
@@ -278,9 +279,7 @@ def _add_classify_options(parser: argparse.ArgumentParser) -> None:
         help="with --git: seconds allowed for the clone",
     )
     parser.add_argument("--model", type=Path, help="model bundle folder (default: the shipped one)")
-    parser.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs"
-    )
+    parser.add_argument("--device", choices=DEVICES, default=DEFAULT_DEVICE, help="where the model runs")
     parser.add_argument("--threads", type=int, help="CPU threads of the model (default: up to 4)")
     parser.add_argument(
         "--threshold",

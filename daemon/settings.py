@@ -19,10 +19,10 @@ from typing import Any
 import pathspec
 
 from treelens.daemon.protocol import SETTINGS_SECTION
+from treelens.model.devices import DEFAULT_DEVICE, DEVICES
 from treelens.model.feedback import default_feedback_database
 from treelens.model.labels import LABELS
 
-DEVICES = ("auto", "cpu", "cuda")
 MAX_DEBOUNCE_MS = 60_000
 
 
@@ -31,7 +31,7 @@ class Settings:
     """Effective settings; ``model_path`` None means the shipped default bundle."""
 
     model_path: Path | None = None
-    device: str = "auto"
+    device: str = DEFAULT_DEVICE
     debounce_ms: int = 300
     extra_ignores: tuple[str, ...] = ()
     thresholds: Mapping[str, float] = field(default_factory=dict)

@@ -32,6 +32,7 @@ from treelens.model.bundle import (
     BundleError,
     load_bundle,
 )
+from treelens.model.devices import DEFAULT_DEVICE, DEVICES
 from treelens.model.filters import DEFAULT_FILTER, PathFilter
 from treelens.model.input import ModelText, describe
 from treelens.model.labels import label_state
@@ -40,7 +41,6 @@ from treelens.model.tree import ProjectTree
 
 log = logging.getLogger(__name__)
 
-DEVICES = ("auto", "cpu", "cuda")
 CACHE_SIZE = 512
 DEFAULT_THREADS = 4
 MAX_THREADS = 64
@@ -146,7 +146,9 @@ class Classifier:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @classmethod
-    def load(cls, path: Path | None = None, device: str = "auto", threads: int | None = None) -> Classifier:
+    def load(
+        cls, path: Path | None = None, device: str = DEFAULT_DEVICE, threads: int | None = None
+    ) -> Classifier:
         """Verify, load and probe a bundle (None: the shipped default).
 
         Raises BundleError for a bundle that cannot serve, ValueError for a bad device or

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from treelens.model.bundle import DEFAULT_BUNDLE_DIR
+from treelens.model.devices import DEFAULT_DEVICE, DEVICES
 from treelens.model.input import DEFAULT_MAX_TOKENS
 from treelens.training.config import DEFAULT_DATA_DIR, option
 
@@ -70,7 +71,7 @@ class PretrainConfig:
     # logging, checkpoints, system
     log_steps: int = option(10, "log loss and tokens/s every N steps")
     checkpoint_steps: int = option(50, "evaluate and checkpoint every N steps")
-    device: str = option("auto", "auto, cpu or cuda", choices=["auto", "cpu", "cuda"])
+    device: str = option(DEFAULT_DEVICE, ", ".join(DEVICES), choices=list(DEVICES))
     threads: int | None = option(None, "torch CPU threads (default: torch's choice)")
     seed: int = option(0, "random seed")
 
@@ -127,7 +128,7 @@ class FinetuneConfig:
     augment_drop: float = option(0.5, "chance a training record is shown with some files dropped, per epoch")
     augment_drop_share: float = option(0.25, "share of non-manifest files dropped then")
     # system
-    device: str = option("auto", "auto, cpu or cuda", choices=["auto", "cpu", "cuda"])
+    device: str = option(DEFAULT_DEVICE, ", ".join(DEVICES), choices=list(DEVICES))
     threads: int | None = option(None, "torch CPU threads (default: torch's choice)")
     seed: int = option(0, "random seed")
 
@@ -158,7 +159,7 @@ class EvaluateConfig:
     max_train_samples: int | None = option(None, "fit the TF-IDF baseline on at most this many records")
     max_eval_samples: int | None = option(None, "score at most this many records")
     batch_size: int = option(8, "texts per forward pass of a PyTorch --model (a --bundle runs one by one)")
-    device: str = option("auto", "auto, cpu or cuda", choices=["auto", "cpu", "cuda"])
+    device: str = option(DEFAULT_DEVICE, ", ".join(DEVICES), choices=list(DEVICES))
     threads: int | None = option(None, "CPU threads")
     seed: int = option(0, "random seed of the TF-IDF baseline")
 
@@ -206,7 +207,7 @@ class AllConfig:
     )
     install_dir: Path = option(DEFAULT_BUNDLE_DIR, "where --install puts the bundle")
     force: bool = option(False, "with --install: install even when the installed bundle scores higher")
-    device: str = option("auto", "auto, cpu or cuda", choices=["auto", "cpu", "cuda"])
+    device: str = option(DEFAULT_DEVICE, ", ".join(DEVICES), choices=list(DEVICES))
     threads: int | None = option(None, "torch / onnxruntime CPU threads")
     seed: int = option(0, "random seed of every stage")
 
@@ -224,7 +225,7 @@ class CrossvalConfig:
     )
     wide_weight: float = option(0.5, "weight of the wide path's logits in wide+deep (0: deep only)")
     skip_model: bool = option(False, "score the baselines and the wide path only (no finetuning)")
-    device: str = option("auto", "auto, cpu or cuda", choices=["auto", "cpu", "cuda"])
+    device: str = option(DEFAULT_DEVICE, ", ".join(DEVICES), choices=list(DEVICES))
     threads: int | None = option(None, "torch CPU threads")
     seed: int = option(0, "random seed of the folds and of every system")
 
