@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from treelens.model.errors import TreelensError
 from treelens.model.guards import run_process_group
 
 DEFAULT_TIMEOUT_S = 120.0
@@ -50,7 +51,7 @@ CLONE_CONFIG = (
 )
 
 
-class CloneError(Exception):
+class CloneError(TreelensError):
     """The repository cannot be cloned; the message says why."""
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from treelens.model.detect import language_of_shebang
+from treelens.model.errors import TreelensError
 from treelens.model.filters import DEFAULT_FILTER, IgnorePatterns, PathFilter, is_skipped_dir
 from treelens.model.manifests import MAX_MANIFEST_BYTES, cut_manifest, select_manifests
 from treelens.model.tree import FileEntry, ProjectTree
@@ -58,7 +59,7 @@ GIT_ENV = {
 }
 
 
-class ScanError(Exception):
+class ScanError(TreelensError):
     """The folder cannot be scanned completely (missing, not a folder, unreadable, nested
     too deep): no tree is better than a partial one."""
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from treelens.model.errors import TreelensError
 from treelens.model.input import INPUT_FORMAT, MIN_MAX_TOKENS
 from treelens.model.labels import LABELS
 
@@ -60,7 +61,7 @@ DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parent / "assets" / "default"
 RETRAIN = "retrain and install one with `treelens-train all --install` or point modelPath at a good bundle"
 
 
-class BundleError(Exception):
+class BundleError(TreelensError):
     """A model bundle that cannot be used; the message names the bundle, file and problem."""
 
 

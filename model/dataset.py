@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from treelens.model.errors import TreelensError
 from treelens.model.guards import InputError, bounded_lines, load_json
 from treelens.model.labels import LABELS, label_vector
 from treelens.model.tree import ProjectTree
@@ -23,7 +24,7 @@ from treelens.model.tree import ProjectTree
 SPLITS = ("train", "validation", "test")
 
 
-class DatasetError(ValueError):
+class DatasetError(TreelensError, ValueError):
     """A data file or record that cannot be used; the message names where."""
 
 

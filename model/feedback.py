@@ -30,6 +30,7 @@ from typing import Any, TextIO
 
 import platformdirs
 
+from treelens.model.errors import TreelensError
 from treelens.model.guards import load_json
 from treelens.model.labels import label_vector
 from treelens.model.tree import ProjectTree
@@ -71,7 +72,7 @@ _COLUMNS = (
 )
 
 
-class FeedbackError(Exception):
+class FeedbackError(TreelensError):
     """The feedback database cannot be opened, read or written (message says why and what to do)."""
 
 

@@ -22,6 +22,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
+from treelens.model.errors import TreelensError
+
 MiB = 1024 * 1024
 MAX_INPUT_BYTES = 64 * MiB
 """The most a listing or one data-set / index line may hold: a 200,000-file tree's
@@ -29,11 +31,11 @@ MAX_INPUT_BYTES = 64 * MiB
 a few MiB."""
 
 
-class InputError(ValueError):
+class InputError(TreelensError, ValueError):
     """Outside input that cannot be used; the message names where and what to do."""
 
 
-class OutputError(ValueError):
+class OutputError(TreelensError, ValueError):
     """An output that cannot be written; the message names the path and what to do."""
 
 

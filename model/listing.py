@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import re
 
+from treelens.model.errors import TreelensError
+
 BRANCH = re.compile(r"(├──|└──|\|--|`--)[\s\u00a0]")
 SUMMARY = re.compile(r"^\d+ director(y|ies)(, \d+ files?)?$")
 ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", "a": "\a", "b": "\b", "f": "\f", "r": "\r", "v": "\v"}
 
 
-class ListingError(ValueError):
+class ListingError(TreelensError, ValueError):
     """Text that holds no file paths."""
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
+from treelens.model.errors import TreelensError
 from treelens.model.input import TokenCounter
 
 CLS, PAD, SEP, UNK, MASK = "[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]"
@@ -26,7 +27,7 @@ PROBE_LINES = ("src/main.py\n", "  components/Button.tsx\n", "npm: react react-d
 COUNTER_CACHE_SIZE = 1 << 16
 
 
-class TokenizerError(ValueError):
+class TokenizerError(TreelensError, ValueError):
     """A tokenizer file that cannot serve as the model's tokenizer."""
 
 

@@ -17,13 +17,15 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from treelens.model.errors import TreelensError
+
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 C = TypeVar("C")
 
 
-class StageError(RuntimeError):
+class StageError(TreelensError, RuntimeError):
     """A stage cannot go on (a failed check); the CLI prints the message, which says what to do."""
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from treelens.model.errors import TreelensError
+
 ENGINES: tuple[str, ...] = ("semgrep", "codeql", "bandit", "checkov")
 
 SHARED_SEMGREP_INDEX = Path(__file__).resolve().parents[3] / "shared" / "data" / "semgrep-rules-index.jsonl"
@@ -26,7 +28,7 @@ nest at most about 8; hundreds of levels would only exhaust the recursion of a w
 _CWE_NUMBER = re.compile(r"cwe[-_ ]?0*(\d+)", re.IGNORECASE)
 
 
-class CatalogError(Exception):
+class CatalogError(TreelensError):
     """A catalog cannot be read; the message names the path, the problem and the fix."""
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from treelens.model.errors import TreelensError
 from treelens.model.filters import OUTPUT_PREFIX
 from treelens.model.guards import InputError, load_json, run_process_group
 from treelens.model.input import Analysis
@@ -55,7 +56,7 @@ CLOUD_OF_TYPE_PREFIX = {"AWS::": "aws", "Microsoft.": "azure"}
 CLOUD_KINDS = frozenset({"terraform", "cloudformation", "serverless", "arm", "bicep"})
 
 
-class CheckovError(Exception):
+class CheckovError(TreelensError):
     """checkov is missing, failed, or timed out; the message says which and what to do."""
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from treelens.model.errors import TreelensError
 from treelens.model.guards import InputError, load_json, run_process_group
 from treelens.model.input import Analysis
 from treelens.model.querysets import semgrep as semgrep_rules
@@ -35,7 +36,7 @@ SEMGREP_ENV = {"SEMGREP_SEND_METRICS": "off", "SEMGREP_ENABLE_VERSION_CHECK": "0
 DEFAULT_TIMEOUT_S = 600.0
 
 
-class SemgrepError(Exception):
+class SemgrepError(TreelensError):
     """semgrep is missing, failed, or timed out; the message says which and what to do."""
 
 

@@ -21,6 +21,7 @@ import pathspec
 import yaml
 
 from treelens.model.detect import LANGUAGE_BY_EXTENSION, LANGUAGE_BY_NAME, language_of
+from treelens.model.errors import TreelensError
 from treelens.model.input import Analysis
 from treelens.model.labels import UNCERTAIN_RATIO, label_state
 from treelens.model.querysets.catalog import Query
@@ -31,7 +32,7 @@ DETECTABLE_LANGUAGES = frozenset(LANGUAGE_BY_EXTENSION.values()) | frozenset(LAN
 the policy's ``language_files`` cannot be ruled out, so its queries are kept."""
 
 
-class PolicyError(Exception):
+class PolicyError(TreelensError):
     """The policy file is missing or malformed; the message names the key at fault."""
 
 
