@@ -135,8 +135,7 @@ def main() -> int:
 
     def onnx_run(classifier: Classifier) -> Callable[[list[int]], np.ndarray]:
         def run(ids: list[int]) -> np.ndarray:
-            length = classifier.bundle.bucket_for(len(ids)).length
-            return classifier._run(length, [ids])[0]
+            return classifier.run_ids(ids)
 
         return run
 

@@ -242,23 +242,23 @@ class Classifier:
         keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
         for text, key in zip(texts, keys, strict=True):
             if key not in self._cache:
-                ids = self.encode(text)
-                self._remember(key, self._run(len(ids), [ids])[0])
+                self._remember(key, self.run_ids(self.encode(text)))
             if progress:
                 progress(1)
         return np.stack([self._cache[key] for key in keys]) if keys else np.zeros((0, len(self.labels)))
 
-    def _run(self, length: int, texts: list[list[int]]) -> np.ndarray:
-        """Probabilities of token-id lists padded to the bucket of ``length``, one run each.
+    def run_ids(self, ids: list[int], pad_to: int = 0) -> np.ndarray:
+        """Probabilities (LABELS order) of one token-id list, uncached: padded to the smallest
+        bucket that holds ``max(len(ids), pad_to)`` tokens and run by that bucket's graph.
 
         One text per run, never a batch: int8 graphs quantize activations with a scale
         computed over the whole input tensor, so a batch would make a project's
-        probabilities depend on the projects run beside it.
+        probabilities depend on the projects run beside it. ``pad_to`` lets the export's
+        parity check run a short text at every bucket, as the daemon would pad a longer one.
         """
-        bucket = self.bundle.bucket_for(length)
-        session = self._session(bucket.graph)
-        rows = [self._sigmoid(bucket.graph, self._logits(session, bucket.length, ids)) for ids in texts]
-        return np.stack(rows)
+        bucket = self.bundle.bucket_for(max(len(ids), pad_to))
+        logits = self._logits(self._session(bucket.graph), bucket.length, ids)
+        return self._sigmoid(bucket.graph, logits)
 
     def _logits(self, session: ort.InferenceSession, length: int, ids: list[int]) -> np.ndarray:
         """The graph's output for ``ids`` padded to ``length``."""

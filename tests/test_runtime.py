@@ -71,8 +71,8 @@ def test_padding_to_a_larger_bucket_does_not_change_the_answer(classifier):
     tree = ProjectTree.from_paths(["manage.py", "shop/views.py", "shop/urls.py", "requirements.txt"])
     ids = classifier.encode(classifier.describe(tree).text)
     assert len(ids) <= 256
-    small = classifier._run(256, [ids])
-    large = classifier._run(512, [ids])
+    small = classifier.run_ids(ids, pad_to=256)
+    large = classifier.run_ids(ids, pad_to=512)
     assert classifier.bundle.bucket_for(len(ids)).length == 256
     np.testing.assert_allclose(small, large, atol=1e-4)
 

@@ -39,7 +39,7 @@ from treelens.training.config import build_config, prepare_output_dir, to_json
 from treelens.training.configs import CrossvalConfig, FinetuneConfig
 from treelens.training.longformer_fast import fast_longformer
 from treelens.training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
-from treelens.training.pretrain import MODEL_DIR
+from treelens.training.run_layout import MODEL_DIR, TOKENIZER_FILE
 from treelens.training.texts import load_records, render
 from treelens.training.wide import WidePath, mix, sigmoid, to_logits
 
@@ -82,7 +82,7 @@ def deep_probabilities(
     ctx = modeling.setup_run(config.device, config.threads)
     model = LongformerForSequenceClassification.from_pretrained(model_dir).to(ctx.device)
     with fast_longformer():
-        return {name: finetune.predict(model, x, pad_id, 8, ctx) for name, x in ids.items()}
+        return {name: modeling.predict(model, x, pad_id, 8, ctx) for name, x in ids.items()}
 
 
 def run_fold(
@@ -240,7 +240,7 @@ def markdown(systems: dict, folds: int, samples: int, sweep: dict[str, dict]) ->
 def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
     """Cross-validate; returns the summary written to crossval.json."""
     prepare_output_dir(config.output_dir, config.overwrite_output_dir, resume_ok=True)
-    tokenizer_path = config.pretrained / "tokenizer.json"
+    tokenizer_path = config.pretrained / TOKENIZER_FILE
     if not config.skip_model and not (config.pretrained / MODEL_DIR / "config.json").is_file():
         raise ValueError(
             f"--pretrained {config.pretrained}: no {MODEL_DIR}/config.json; run the pretrain stage "

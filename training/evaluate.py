@@ -23,15 +23,12 @@ from treelens.training import modeling, wide
 from treelens.training.baselines import TfidfBaseline, rules_labels
 from treelens.training.config import prepare_output_dir, to_json
 from treelens.training.configs import EvaluateConfig
-from treelens.training.finetune import THRESHOLDS_FILE, predict
 from treelens.training.longformer_fast import fast_longformer
 from treelens.training.metrics import apply_thresholds, multilabel_metrics
-from treelens.training.pretrain import MODEL_DIR
+from treelens.training.run_layout import MODEL_DIR, THRESHOLDS_FILE, TOKENIZER_FILE
 from treelens.training.texts import labelled_splits, load_records
 
 log = logging.getLogger(__name__)
-
-SPLIT_CHOICES = ["test", "validation", "train", "all"]
 
 
 class TorchModel:
@@ -41,7 +38,7 @@ class TorchModel:
         from transformers import LongformerForSequenceClassification
 
         self.ctx = modeling.setup_run(config.device, config.threads)
-        self.tokenizer = load_tokenizer(folder / "tokenizer.json")
+        self.tokenizer = load_tokenizer(folder / TOKENIZER_FILE)
         self.model = LongformerForSequenceClassification.from_pretrained(folder / MODEL_DIR).to(
             self.ctx.device
         )
@@ -59,7 +56,9 @@ class TorchModel:
     def probabilities(self, texts: list[str]) -> np.ndarray:
         ids = modeling.encode(self.tokenizer, texts, self.max_tokens)
         with fast_longformer():
-            deep = predict(self.model, ids, self.tokenizer.token_to_id(PAD), self.batch_size, self.ctx)
+            deep = modeling.predict(
+                self.model, ids, self.tokenizer.token_to_id(PAD), self.batch_size, self.ctx
+            )
         if self.wide is None:
             return deep
         head, weight = self.wide
@@ -73,7 +72,6 @@ class BundleModel:
         self.classifier = Classifier.load(folder, device=config.device, threads=config.threads)
         self.tokenizer = self.classifier.tokenizer
         self.thresholds = [self.classifier.thresholds[name] for name in LABELS]
-        self.batch_size = config.batch_size
         self.name = f"model ({folder}, ONNX {self.classifier.bundle.manifest.get('precision', '')})"
 
     def describe(self, record) -> ModelText:

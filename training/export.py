@@ -48,10 +48,15 @@ from treelens.model.tokenizer import PAD, SEP, line_counter, load_tokenizer
 from treelens.training import modeling, wide
 from treelens.training.config import StageError, prepare_output_dir, to_json
 from treelens.training.configs import ExportConfig
-from treelens.training.finetune import DATA_SUMMARY_FILE, THRESHOLDS_FILE
 from treelens.training.longformer_fast import ClassifierGraph
 from treelens.training.metrics import multilabel_metrics
-from treelens.training.pretrain import MODEL_DIR
+from treelens.training.run_layout import (
+    ALL_RESULTS_FILE,
+    DATA_SUMMARY_FILE,
+    MODEL_DIR,
+    THRESHOLDS_FILE,
+    TOKENIZER_FILE,
+)
 from treelens.training.texts import labelled_splits, load_records, render
 
 log = logging.getLogger(__name__)
@@ -177,7 +182,7 @@ def check_parity(
         bucket = classifier.bundle.bucket_for(length)
         if bucket.length != length:
             raise ParityError(f"{bundle_dir}: no bucket of length {length}")
-        got = classifier._run(length, ids)
+        got = np.stack([classifier.run_ids(x, pad_to=length) for x in ids])
         delta = np.abs(got - expected)
         worst = np.unravel_index(int(delta.argmax()), delta.shape)
         differ = (got >= thresholds) != (expected >= thresholds)
@@ -210,8 +215,8 @@ def write_bundle(
         if path not in names:
             names[path] = f"model-{precision}.onnx" if len(set(graphs.values())) == 1 else f"{path.stem}.onnx"
             shutil.copyfile(path, folder / names[path])
-    shutil.copyfile(tokenizer, folder / "tokenizer.json")
-    files = sorted({*names.values(), "tokenizer.json"})
+    shutil.copyfile(tokenizer, folder / TOKENIZER_FILE)
+    files = sorted({*names.values(), TOKENIZER_FILE})
     entries = file_entries(folder, files)
     graph_hash = "".join(entries[n]["sha256"] for n in sorted(names.values()))
     stamp = dt.datetime.now(dt.UTC)
@@ -228,7 +233,7 @@ def write_bundle(
         "buckets": [{"length": n, "graph": names[p]} for n, p in sorted(graphs.items())],
         "inputs": list(GRAPH_INPUTS),
         "outputs": ["logits"],
-        "tokenizer": "tokenizer.json",
+        "tokenizer": TOKENIZER_FILE,
         "files": entries,
         **{k: v for k, v in meta.items() if k not in ("name", "thresholds")},
     }
@@ -305,13 +310,12 @@ def run(config: ExportConfig) -> Path:
     prepare_output_dir(config.output_dir, config.overwrite_output_dir)
     if config.threads:
         torch.set_num_threads(config.threads)
-    tokenizer_path = config.model / "tokenizer.json"
+    tokenizer_path = config.model / TOKENIZER_FILE
     tokenizer = load_tokenizer(tokenizer_path)
     pad_id, sep_id = tokenizer.token_to_id(PAD), tokenizer.token_to_id(SEP)
     model = LongformerForSequenceClassification.from_pretrained(config.model / MODEL_DIR).eval()
     max_tokens = modeling.max_tokens_of(model.config)
-    window = model.config.attention_window
-    window = window if isinstance(window, int) else window[0]
+    window = modeling.window_of(model)
     buckets = sorted(set(config.buckets))
     if buckets[-1] != max_tokens or any(b % window for b in buckets):
         raise ValueError(
@@ -353,7 +357,7 @@ def run(config: ExportConfig) -> Path:
         },
         "training": {
             "data": json.loads(summary_path.read_text()) if summary_path.is_file() else {},
-            "finetune_results": _read_json(config.model / "all_results.json"),
+            "finetune_results": _read_json(config.model / ALL_RESULTS_FILE),
         },
         "metrics": _read_json(config.metrics) if config.metrics else {},
         "export": to_json(config),

@@ -34,37 +34,19 @@ from treelens.training.config import to_json
 from treelens.training.configs import FinetuneConfig
 from treelens.training.longformer_fast import fast_longformer
 from treelens.training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
-from treelens.training.modeling import RunContext
-from treelens.training.pretrain import MODEL_DIR, count, write_metrics
+from treelens.training.run_layout import (
+    DATA_SUMMARY_FILE,
+    MODEL_DIR,
+    THRESHOLDS_FILE,
+    TOKENIZER_FILE,
+    save_hf_files,
+    write_metrics,
+)
 from treelens.training.texts import drop_files, labelled_splits, load_records, render
-from treelens.training.tokenizer import save_hf_files
 
 log = logging.getLogger(__name__)
 
-THRESHOLDS_FILE = "thresholds.json"
-DATA_SUMMARY_FILE = "data_summary.json"
 MAX_POS_WEIGHT = 5.0
-
-
-def predict(model, ids: list[list[int]], pad_id: int, batch_size: int, ctx: RunContext) -> np.ndarray:
-    """Sigmoid probabilities, one row per text (eval mode, no gradients)."""
-    was_training = model.training
-    model.eval()
-    window = modeling.unwrap(model).config.attention_window
-    window = window if isinstance(window, int) else window[0]
-    rows = []
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    with torch.no_grad(), ctx.autocast():
-        for start in range(0, len(order), batch_size):
-            part = order[start : start + batch_size]
-            input_ids, mask = modeling.pad_batch([ids[i] for i in part], pad_id, window)
-            logits = model(input_ids=input_ids.to(ctx.device), attention_mask=mask.to(ctx.device)).logits
-            rows.extend(zip(part, torch.sigmoid(logits.float()).cpu().numpy(), strict=True))
-    model.train(was_training)
-    probabilities = np.zeros((len(ids), len(LABELS)), dtype=np.float32)
-    for i, row in rows:
-        probabilities[i] = row
-    return probabilities
 
 
 def init_global_attention(model: LongformerForSequenceClassification, uniform: bool) -> None:
@@ -120,7 +102,7 @@ def fit(
     bundle's manifest. Cross-validation calls this once per fold."""
     # setup ------------------------------------------------------------------------------
     pretrained_model = config.pretrained / MODEL_DIR
-    tokenizer_path = config.pretrained / "tokenizer.json"
+    tokenizer_path = config.pretrained / TOKENIZER_FILE
     if not (pretrained_model / "config.json").is_file():
         raise ValueError(
             f"--pretrained {config.pretrained}: no {MODEL_DIR}/config.json; run the pretrain stage"
@@ -198,7 +180,7 @@ def fit(
                 train_samples=len(train_ids),
                 eval_samples=len(val_ids),
                 epochs=epochs,
-                parameters=count(model),
+                parameters=modeling.count(model),
             ),
         )
 
@@ -230,7 +212,7 @@ def fit(
             mininterval=5,
         ):
             input_ids, mask = modeling.pad_batch(
-                [epoch_ids[i] for i in batch_indices], pad_id, window_of(model)
+                [epoch_ids[i] for i in batch_indices], pad_id, modeling.window_of(model)
             )
             targets = torch.tensor(targets_train[batch_indices], device=ctx.device)
             last_micro = (index + 1) % config.grad_accum == 0 or index + 1 == len(batches)
@@ -249,7 +231,7 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
         # evaluate on validation, check overfitting, keep the best epoch
         train_loss = sum(losses) / max(len(losses), 1)
-        val_probs = predict(model, val_ids, pad_id, config.batch_size, ctx)
+        val_probs = modeling.predict(model, val_ids, pad_id, config.batch_size, ctx)
         val_loss = bce_loss(val_probs, y_val)
         val_f1 = multilabel_metrics(y_val, apply_thresholds(val_probs, [0.5] * len(LABELS)))["macro_f1"]
         overfitting = val_loss > config.overfit_ratio * train_loss
@@ -295,8 +277,8 @@ def fit(
     classifier.load_state_dict(best_state)
     model_dir = config.output_dir / MODEL_DIR
     if ctx.main:
-        val_probs = predict(classifier, val_ids, pad_id, config.batch_size, ctx)
-        train_probs = predict(classifier, train_ids, pad_id, config.batch_size, ctx)
+        val_probs = modeling.predict(classifier, val_ids, pad_id, config.batch_size, ctx)
+        train_probs = modeling.predict(classifier, train_ids, pad_id, config.batch_size, ctx)
         if config.wide_weight > 0:  # the wide path, fit on the same records; thresholds on the mix
             wide_path = wide.WidePath(tokenizer, seed=config.seed).fit(train_ids, y_train)
             wide.save(config.output_dir, wide_path, config.wide_weight)
@@ -307,7 +289,7 @@ def fit(
         thresholds = tune_thresholds(y_val, val_probs)
         cut = [thresholds[name] for name in LABELS]
         classifier.save_pretrained(model_dir)
-        shutil.copyfile(tokenizer_path, config.output_dir / "tokenizer.json")
+        shutil.copyfile(tokenizer_path, config.output_dir / TOKENIZER_FILE)
         save_hf_files(config.output_dir, max_tokens)
         (config.output_dir / THRESHOLDS_FILE).write_text(json.dumps(thresholds, indent=2) + "\n")
         summary = {
@@ -344,8 +326,3 @@ def fit(
         dist.barrier()
     modeling.teardown_run(ctx)
     return model_dir
-
-
-def window_of(model: torch.nn.Module) -> int:
-    window = modeling.unwrap(model).config.attention_window
-    return window if isinstance(window, int) else window[0]

@@ -1,5 +1,5 @@
-"""What pretraining and finetuning share: the architecture, the run context
-(device, dtype, DistributedDataParallel under torchrun), batching and checkpoints.
+"""What the torch stages share: the architecture, the run context (device, dtype,
+DistributedDataParallel under torchrun), batching, checkpoints and prediction.
 
 Batches group texts of similar length and pad only to the batch's longest text,
 rounded up to the attention window (Longformer pads to a multiple of the window
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from tokenizers import Tokenizer
@@ -27,10 +28,9 @@ from transformers import LongformerConfig
 from treelens.model.labels import LABELS
 from treelens.model.tokenizer import CLS, PAD, SEP, UNK
 from treelens.training.config import prepare_output_dir
+from treelens.training.run_layout import CHECKPOINT_FILE
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_FILE = "checkpoint.pt"
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,17 @@ def max_tokens_of(config: LongformerConfig) -> int:
     """The longest input a model holds: its position table less the RoBERTa-style offset
     (positions start after the padding id), as ``Architecture.longformer_config`` sets it."""
     return config.max_position_embeddings - config.pad_token_id - 1
+
+
+def window_of(model: torch.nn.Module) -> int:
+    """A model's attention window as one int (transformers allows one per layer; ours are equal)."""
+    window = unwrap(model).config.attention_window
+    return window if isinstance(window, int) else window[0]
+
+
+def count(model: torch.nn.Module) -> int:
+    """Parameters of ``model`` (for the start-up summary)."""
+    return sum(p.numel() for p in model.parameters())
 
 
 def classifier_labels() -> dict[str, Any]:
@@ -174,6 +185,26 @@ def seed_everything(seed: int) -> None:
 def encode(tokenizer: Tokenizer, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
     """Token ids with [CLS] ... [SEP]; cut at ``max_tokens`` (describe already fits them)."""
     return [e.ids[:max_tokens] for e in tokenizer.encode_batch(list(texts))]
+
+
+def predict(model, ids: list[list[int]], pad_id: int, batch_size: int, ctx: RunContext) -> np.ndarray:
+    """Sigmoid probabilities of a classifier, one row per text (eval mode, no gradients)."""
+    was_training = model.training
+    model.eval()
+    window = window_of(model)
+    rows = []
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    with torch.no_grad(), ctx.autocast():
+        for start in range(0, len(order), batch_size):
+            part = order[start : start + batch_size]
+            input_ids, mask = pad_batch([ids[i] for i in part], pad_id, window)
+            logits = model(input_ids=input_ids.to(ctx.device), attention_mask=mask.to(ctx.device)).logits
+            rows.extend(zip(part, torch.sigmoid(logits.float()).cpu().numpy(), strict=True))
+    model.train(was_training)
+    probabilities = np.zeros((len(ids), len(LABELS)), dtype=np.float32)
+    for i, row in rows:
+        probabilities[i] = row
+    return probabilities
 
 
 def length_batches(

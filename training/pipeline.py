@@ -24,6 +24,7 @@ from treelens.training.configs import (
     PretrainConfig,
     TokenizerConfig,
 )
+from treelens.training.run_layout import TOKENIZER_FILE
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def run(config: AllConfig, preset: str | Path | None) -> Path:
         return build_config(cls, stage, argparse.Namespace(**values), preset)
 
     tok = stage_config(TokenizerConfig, "tokenizer", output_dir=root / "tokenizer", **common, **fresh)
-    tokenizer_path = tok.output_dir / tokenizer.TOKENIZER_FILE
+    tokenizer_path = tok.output_dir / TOKENIZER_FILE
     if tokenizer_path.is_file() and not config.overwrite_output_dir:
         log.info("all: keeping the tokenizer in %s", tokenizer_path)
     else:

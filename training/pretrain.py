@@ -11,7 +11,6 @@ Runs unchanged under ``torchrun --nproc_per_node N`` (DistributedDataParallel).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import shutil
@@ -34,13 +33,18 @@ from treelens.training import modeling
 from treelens.training.config import to_json
 from treelens.training.configs import PretrainConfig
 from treelens.training.longformer_fast import fast_longformer
-from treelens.training.modeling import Architecture, RunContext
+from treelens.training.modeling import Architecture, RunContext, count
+from treelens.training.run_layout import (
+    HF_SPECIAL_TOKENS,
+    MODEL_DIR,
+    TOKENIZER_FILE,
+    save_hf_files,
+    write_metrics,
+)
 from treelens.training.texts import SubtreeRule, labelled_splits, load_records, pretraining_trees, render
-from treelens.training.tokenizer import HF_SPECIAL_TOKENS, save_hf_files
 
 log = logging.getLogger(__name__)
 
-MODEL_DIR = "model"
 EVAL_MLM_PROBABILITY = 0.15
 
 
@@ -300,7 +304,7 @@ def _run(config: PretrainConfig) -> Path:
         checkpoint(epoch, 0)
         final = evaluate_mlm(modeling.unwrap(model), collator, eval_ids, config, ctx)
         mlm.save_pretrained(model_dir)
-        shutil.copyfile(config.tokenizer, config.output_dir / "tokenizer.json")
+        shutil.copyfile(config.tokenizer, config.output_dir / TOKENIZER_FILE)
         save_hf_files(config.output_dir, config.max_tokens)
         train_metrics = {
             "steps": step,
@@ -324,14 +328,3 @@ def all_finite(loss: torch.Tensor, ctx: RunContext) -> bool:
     if ctx.distributed:
         dist.all_reduce(finite, op=dist.ReduceOp.MIN)
     return bool(finite.item())
-
-
-def count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def write_metrics(output_dir: Path, splits: dict[str, dict]) -> None:
-    """One JSON file per split (``<split>_results.json``) and ``all_results.json``."""
-    for name, metrics in splits.items():
-        (output_dir / f"{name}_results.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (output_dir / "all_results.json").write_text(json.dumps(splits, indent=2) + "\n")

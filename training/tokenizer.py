@@ -17,14 +17,14 @@ from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from treelens.model.tokenizer import CLS, MASK, PAD, SEP, SPECIAL_TOKENS, UNK, check_tokenizer
+from treelens.model.tokenizer import CLS, SEP, SPECIAL_TOKENS, UNK, check_tokenizer
 from treelens.training.config import prepare_output_dir, to_json
 from treelens.training.configs import TokenizerConfig
+from treelens.training.run_layout import TOKENIZER_FILE, save_hf_files
 from treelens.training.texts import SubtreeRule, load_records, pretraining_trees, render
 
 log = logging.getLogger(__name__)
 
-TOKENIZER_FILE = "tokenizer.json"
 PIECES = r" {2,}| ?[A-Z]?[a-z]+| ?[A-Z]+(?![a-z])| ?\d+| ?[^\sA-Za-z\d]|\s"
 """Indentation runs, words (camelCase humps), acronyms, numbers, single symbols."""
 
@@ -62,26 +62,6 @@ def train_tokenizer(texts: list[str], vocab_size: int, min_frequency: int) -> To
     )
     check_tokenizer(tokenizer, "trained tokenizer")
     return tokenizer
-
-
-HF_SPECIAL_TOKENS = {
-    "cls_token": CLS,
-    "sep_token": SEP,
-    "pad_token": PAD,
-    "unk_token": UNK,
-    "mask_token": MASK,
-    "bos_token": CLS,
-    "eos_token": SEP,
-}
-"""transformers' names for our special tokens ([CLS] and [SEP] double as BOS and EOS)."""
-
-
-def save_hf_files(output_dir: Path, max_tokens: int) -> None:
-    """The files PreTrainedTokenizerFast.from_pretrained(output_dir) needs besides tokenizer.json."""
-    special = HF_SPECIAL_TOKENS
-    (output_dir / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_tokens, **special}
-    (output_dir / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
 def run(config: TokenizerConfig) -> Path:
