@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
 
@@ -23,6 +24,8 @@ from treelens.training.configs import (
 from treelens.training.data import add_data_commands
 from treelens.training.feedback import add_command as add_feedback_command
 
+# the [train] extra's packages every stage imports (`data` and `export-feedback` need neither)
+TRAIN_PACKAGES = ("torch", "transformers")
 STAGES = {"tokenizer", "pretrain", "finetune", "evaluate", "export"}
 WITH_PRESET = {"all", "crossval"}  # stages whose run() also reads other stages' preset sections
 
@@ -42,7 +45,7 @@ def _stage(
         if args.preset:
             check_preset_stages(args.preset, STAGES | WITH_PRESET)
         config = build_config(config_cls, name, args, args.preset)
-        run = importlib.import_module(f"training.{module}").run
+        run = importlib.import_module(f"treelens.training.{module}").run
         if name in WITH_PRESET:
             run(config, args.preset)
         else:
@@ -97,6 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="treelens-train: %(message)s", stream=sys.stderr)
     if args.command not in ("data", "export-feedback"):
+        missing = [name for name in TRAIN_PACKAGES if importlib.util.find_spec(name) is None]
+        if missing:
+            print(
+                f"treelens-train {args.command}: needs {', '.join(missing)}, which come with the training "
+                "extra: pip install 'treelens[train]'",
+                file=sys.stderr,
+            )
+            return 2
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.set_verbosity_error()  # its notes (new head weights, padding) are expected
