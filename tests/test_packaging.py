@@ -37,7 +37,9 @@ def run(*args: str | Path, cwd: Path, timeout: int = 300) -> subprocess.Complete
 def check(*args: str | Path, cwd: Path, timeout: int = 300) -> str:
     """Runs a command that must succeed; returns its stdout."""
     done = run(*args, cwd=cwd, timeout=timeout)
-    assert done.returncode == 0, f"{' '.join(map(str, args))} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+    assert done.returncode == 0, (
+        f"{' '.join(map(str, args))} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+    )
     return done.stdout
 
 
@@ -63,7 +65,18 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     with tarfile.open(sdist) as archive:
         archive.extractall(root / "unpacked", filter="data")
     (unpacked,) = (root / "unpacked").iterdir()
-    check(sys.executable, *PIP, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", out, unpacked, cwd=root)
+    check(
+        sys.executable,
+        *PIP,
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        out,
+        unpacked,
+        cwd=root,
+    )
     (wheel,) = out.glob("treelens-*.whl")
     return {"sdist": sdist, "wheel": wheel}
 
@@ -129,7 +142,9 @@ def test_treelens_and_python_daemon_live_side_by_side(fresh_venv: Path, project:
     assert "treelens daemon OK" in check(python, "-P", "-m", "treelens.daemon", "--check", cwd=project)
 
 
-def test_treelens_train_without_the_training_extra_says_what_to_install(fresh_venv: Path, tmp_path: Path) -> None:
+def test_treelens_train_without_the_training_extra_says_what_to_install(
+    fresh_venv: Path, tmp_path: Path
+) -> None:
     train = fresh_venv / "bin" / "treelens-train"
     assert "tokenizer" in check(train, "--help", cwd=tmp_path)
     done = run(train, "tokenizer", "--data", tmp_path / "none.jsonl", cwd=tmp_path)
@@ -142,7 +157,9 @@ def test_treelens_train_stages_import_from_the_installed_package(tmp_path: Path)
     """Run from outside the checkout (nothing bare like `training` on sys.path): a stage's module loads and
     its own error comes back as one line."""
     train = Path(sys.executable).parent / "treelens-train"
-    done = run(train, "tokenizer", "--data", tmp_path / "none.jsonl", "--output-dir", tmp_path / "out", cwd=tmp_path)
+    done = run(
+        train, "tokenizer", "--data", tmp_path / "none.jsonl", "--output-dir", tmp_path / "out", cwd=tmp_path
+    )
     assert done.returncode == 1, done.stderr[-2000:]
     assert done.stderr.strip() == f"treelens-train: {tmp_path / 'none.jsonl'}: no such data file"
 
