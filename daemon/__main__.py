@@ -1,4 +1,5 @@
-"""``python -m treelens.daemon``: the Treelens language server on stdio (``--check``: a health check).
+"""``python -m treelens.daemon``: the Treelens language server on stdio (``--check``: a health
+check; ``--describe-protocol``: the names and settings the extension mirrors, as JSON).
 
 stdout carries the LSP stream, so every log line goes to stderr.
 """
@@ -6,9 +7,11 @@ stdout carries the LSP stream, so every log line goes to stderr.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from treelens.model.devices import DEFAULT_DEVICE, DEVICES
 
@@ -27,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="load the model, classify the current folder, print the result and exit "
         "(0 healthy, 1 folder unreadable, 2 no usable model)",
     )
+    parser.add_argument(
+        "--describe-protocol",
+        action="store_true",
+        help="print the protocol's methods, error codes and engines and the settings' keys, "
+        "defaults and limits as JSON and exit (the extension's tests compare their copies with it)",
+    )
     parser.add_argument("--folder", type=Path, default=Path("."), help="folder for --check (default: .)")
     parser.add_argument(
         "--model-path", type=Path, default=None, help="model bundle for --check (default: the shipped one)"
@@ -39,8 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_protocol() -> dict[str, Any]:
+    """What the extension mirrors (protocol.ts, package.json's settings), from their owners."""
+    from treelens.daemon import protocol, settings
+
+    return {**protocol.describe(), "settings": settings.describe()}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.describe_protocol:
+        print(json.dumps(describe_protocol(), indent=2))
+        return 0
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -21,6 +21,7 @@ from treelens.daemon.protocol import (
     CLASSIFY,
     CLASSIFY_TREE,
     ENGINES,
+    PING,
     SETTINGS_SECTION,
     SUBMIT_FEEDBACK,
     SUGGEST_QUERY_SET,
@@ -123,6 +124,12 @@ def _register_lifecycle(server: TreelensServer) -> None:
 
 
 def _register_requests(server: TreelensServer) -> None:
+    @server.feature(PING)
+    def ping(_params: Any) -> dict[str, Any]:
+        """The extension's liveness probe: answered at once on the loop that reads every
+        message (blocking work runs on workers), so an answer proves the daemon still reads."""
+        return {}
+
     @request(server, CLASSIFY)
     async def classify(given: dict[str, Any]) -> dict[str, Any]:
         folder = await server.ready(server.folder(params.folder(given)))

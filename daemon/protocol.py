@@ -1,8 +1,9 @@
 """The daemon's wire protocol: custom method names, error codes and the error types.
 
-This module is the single source of the names; the extension mirrors them in one
-TypeScript module and a test compares both lists. Params and results are the JSON
-shapes of DESIGN.md's protocol table.
+This module is the single source of the names (the engines are the query-set registry's,
+model/querysets/suggest.py); the extension mirrors them in one TypeScript module, and its
+tests compare that module with what ``python -m treelens.daemon --describe-protocol``
+prints. Params and results are the JSON shapes of DESIGN.md's protocol table.
 
 Error codes: request errors use JSON-RPC's InvalidParams (-32602) for params a client
 got wrong and InternalError (-32603) for bugs. The conditions a person can fix get
@@ -20,21 +21,20 @@ from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcInva
 from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage
 from pygls.protocol import default_converter as pygls_default_converter
 
+from treelens.model.querysets import ENGINES
+
 CLASSIFY = "treelens/classify"
 CLASSIFY_TREE = "treelens/classifyTree"
 LABELS_CHANGED = "treelens/labelsChanged"
+PING = "treelens/ping"
 SUGGEST_QUERY_SET = "treelens/suggestQuerySet"
 SUBMIT_FEEDBACK = "treelens/submitFeedback"
 TOKENIZE = "treelens/tokenize"
 
-REQUESTS: tuple[str, ...] = (CLASSIFY, CLASSIFY_TREE, SUGGEST_QUERY_SET, SUBMIT_FEEDBACK, TOKENIZE)
+REQUESTS: tuple[str, ...] = (CLASSIFY, CLASSIFY_TREE, PING, SUGGEST_QUERY_SET, SUBMIT_FEEDBACK, TOKENIZE)
 """Client -> server requests."""
 NOTIFICATIONS: tuple[str, ...] = (LABELS_CHANGED,)
 """Server -> client notifications."""
-METHODS: tuple[str, ...] = (*REQUESTS, *NOTIFICATIONS)
-
-ENGINES: tuple[str, ...] = ("semgrep", "codeql", "bandit", "checkov")
-"""The engines treelens/suggestQuerySet takes."""
 
 SETTINGS_SECTION = "treelens"
 """The configuration section (package.json ``contributes.configuration``) the settings live in."""
@@ -56,6 +56,17 @@ ERROR_CODES: dict[str, int] = {
     "folderUnavailable": FOLDER_UNAVAILABLE,
     "querySetsUnavailable": QUERY_SETS_UNAVAILABLE,
 }
+
+
+def describe() -> dict[str, Any]:
+    """The names the extension mirrors, for ``python -m treelens.daemon --describe-protocol``
+    (the settings are daemon/settings.py's part)."""
+    return {
+        "requests": list(REQUESTS),
+        "notifications": list(NOTIFICATIONS),
+        "errorCodes": ERROR_CODES,
+        "engines": list(ENGINES),
+    }
 
 
 class InvalidParams(JsonRpcInvalidParams):

@@ -1,8 +1,10 @@
 """The daemon's settings: one dataclass, each default stated once.
 
 Settings arrive as JSON through ``initializationOptions`` and
-``workspace/didChangeConfiguration`` (package.json ``contributes.configuration`` is their
-schema; the extension's settings module is the only reader on that side). Every message
+``workspace/didChangeConfiguration``. Each key's default, validator and limits are stated
+here (``_KEYS``); package.json's ``contributes.configuration`` copies the keys, defaults and
+limits for VS Code, and the extension's tests compare it with ``describe()`` (printed by
+``python -m treelens.daemon --describe-protocol``). Every message
 carries the whole section, so a missing key means its default; a message that does not carry
 the section (``Settings.carried``) changes nothing. A bad value is reported (the caller logs
 it) and its default is used, so a typo never stops the daemon.
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +51,11 @@ class Settings:
         if not isinstance(raw, dict):
             return cls(), [f"settings must be a JSON object, got {_kind(raw)}; using the defaults"]
         values: dict[str, Any] = {}
-        for key, (name, check) in _FIELDS.items():
+        for key, spec in _KEYS.items():
             if raw.get(key) is None:
                 continue
             try:
-                values[name] = check(raw[key])
+                values[spec.name] = spec.check(raw[key])
             except ValueError as error:
                 problems.append(f"setting {SETTINGS_SECTION}.{key}: {error}; using the default")
         return cls(**values), problems
@@ -65,12 +67,12 @@ class Settings:
         A message without it (another extension's section, nothing) must not reset ours."""
         if not isinstance(raw, dict):
             return False
-        return isinstance(raw.get(SETTINGS_SECTION), dict) or any(key in raw for key in _FIELDS)
+        return isinstance(raw.get(SETTINGS_SECTION), dict) or any(key in raw for key in _KEYS)
 
     @staticmethod
     def json_keys() -> tuple[str, ...]:
         """The JSON keys of the settings section."""
-        return tuple(_FIELDS)
+        return tuple(_KEYS)
 
     def to_json(self) -> dict[str, Any]:
         """The effective settings as the client spells them (logged at start-up)."""
@@ -140,12 +142,50 @@ def _thresholds(value: Any) -> dict[str, float]:
     return {label: float(value[label]) for label in LABELS if label in value}
 
 
-_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "modelPath": ("model_path", _optional_path),
-    "device": ("device", _device),
-    "debounceMs": ("debounce_ms", _debounce),
-    "extraIgnores": ("extra_ignores", _globs),
-    "thresholds": ("thresholds", _thresholds),
-    "feedbackDatabase": ("feedback_database", _path),
+@dataclass(frozen=True)
+class _Key:
+    """One JSON key of the section: the Settings field it sets (``name``), its validator (raising
+    ValueError with a readable reason) and its JSON schema, which package.json's
+    ``contributes.configuration`` mirrors (checked through ``--describe-protocol``)."""
+
+    name: str
+    check: Callable[[Any], Any]
+    schema: dict[str, Any]
+
+
+_PROBABILITY = {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}
+
+_KEYS: dict[str, _Key] = {
+    "modelPath": _Key("model_path", _optional_path, {"type": "string"}),
+    "device": _Key("device", _device, {"type": "string", "enum": list(DEVICES)}),
+    "debounceMs": _Key(
+        "debounce_ms", _debounce, {"type": "integer", "minimum": 0, "maximum": MAX_DEBOUNCE_MS}
+    ),
+    "extraIgnores": _Key("extra_ignores", _globs, {"type": "array", "items": {"type": "string"}}),
+    "thresholds": _Key("thresholds", _thresholds, {"type": "object", "additionalProperties": _PROBABILITY}),
+    "feedbackDatabase": _Key("feedback_database", _path, {"type": "string"}),
 }
-"""JSON key -> (field, validator raising ValueError with a readable reason)."""
+
+
+def _client_default(name: str) -> Any:
+    """A field's default as the client spells it: JSON values, and null where the daemon
+    computes the default on its machine (the feedback database in the user data folder)."""
+    spec = {f.name: f for f in fields(Settings)}[name]
+    if spec.default is not MISSING:
+        value = spec.default
+    elif spec.default_factory in (dict, list, tuple):
+        value = spec.default_factory()
+    else:
+        return None
+    return list(value) if isinstance(value, tuple) else value
+
+
+def describe() -> dict[str, Any]:
+    """The settings section for ``--describe-protocol``: each key's JSON schema and default
+    (null: the daemon's own default; a message may send null for any key to ask for it)."""
+    return {
+        "section": SETTINGS_SECTION,
+        "properties": {
+            key: {**spec.schema, "default": _client_default(spec.name)} for key, spec in _KEYS.items()
+        },
+    }

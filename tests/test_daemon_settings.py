@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from treelens.daemon.protocol import ENGINES
 from treelens.daemon.settings import Settings, default_feedback_database
 from treelens.model.labels import LABELS
 
@@ -86,9 +85,3 @@ def test_settings_that_are_not_an_object() -> None:
 def test_thresholds_are_kept_in_label_order() -> None:
     settings, _ = Settings.parse({"thresholds": {"iac": 0.2, "backend": 0.7}})
     assert list(settings.thresholds) == [label for label in LABELS if label in ("iac", "backend")]
-
-
-def test_protocol_engines_are_the_query_set_engines() -> None:
-    from treelens.model.querysets import ENGINES as QUERY_SET_ENGINES
-
-    assert ENGINES == QUERY_SET_ENGINES

@@ -5,9 +5,16 @@ catalog (queries with facts) + project facts (+ the model's labels) --policy.yam
 kept queries, a reason for every dropped one, and a config per engine.
 """
 
-from treelens.model.querysets.catalog import ENGINES, Catalog, CatalogError, Query
+from treelens.model.querysets.catalog import Catalog, CatalogError, Query
 from treelens.model.querysets.policy import Policy, PolicyError
-from treelens.model.querysets.suggest import ModelLabels, QuerySet, load_catalog, model_labels, suggest
+from treelens.model.querysets.suggest import (
+    ENGINES,
+    ModelLabels,
+    QuerySet,
+    load_catalog,
+    model_labels,
+    suggest,
+)
 
 __all__ = [
     "ENGINES",

@@ -16,8 +16,6 @@ from typing import Any
 
 from treelens.model.errors import TreelensError
 
-ENGINES: tuple[str, ...] = ("semgrep", "codeql", "bandit", "checkov")
-
 SHARED_SEMGREP_INDEX = Path(__file__).resolve().parents[3] / "shared" / "data" / "semgrep-rules-index.jsonl"
 """The default semgrep catalog in a checkout: ../shared/data beside the repository."""
 

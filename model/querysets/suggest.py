@@ -14,13 +14,14 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from treelens.model.input import Analysis
 from treelens.model.querysets import bandit, checkov, codeql, semgrep
-from treelens.model.querysets.catalog import ENGINES, Catalog, CatalogError, Query
+from treelens.model.querysets.catalog import Catalog, CatalogError, Query
 from treelens.model.querysets.policy import Labels, Policy, decide_all
 from treelens.model.tree import ProjectTree
 
@@ -96,46 +97,87 @@ class QuerySet:
         }
 
 
+@dataclass(frozen=True)
+class Engine:
+    """One engine as suggest() uses it: how its catalog is read and its config written."""
+
+    load: Callable[[Path | None], Catalog]
+    """The catalog at a path, or the engine's default (None); CatalogError when there is none."""
+    config: Callable[[Catalog, list[Query], str], dict[str, Any]]
+    """The config that runs a selection (catalog, kept queries, a one-line description)."""
+
+
+def _codeql_catalog(path: Path | None) -> Catalog:
+    if path is None:
+        raise CatalogError(
+            "codeql needs a catalog: a CodeQL query pack folder (with qlpack.yml and .ql files)"
+        )
+    return codeql.read_packs(path)
+
+
+def _bandit_catalog(path: Path | None) -> Catalog:
+    if path is not None:
+        raise CatalogError("bandit's catalog is the installed bandit package; give no catalog path")
+    return bandit.read_installed()
+
+
+def _checkov_catalog(path: Path | None) -> Catalog:
+    # $TREELENS_CHECKOV names the executable, so a request can never make the daemon run a
+    # program of its choosing
+    if path is not None:
+        raise CatalogError(
+            "checkov's catalog is the installed checkov; give no catalog path "
+            f"(${checkov.CHECKOV_ENV} names the executable)"
+        )
+    return checkov.read_installed()
+
+
+def _semgrep_config(catalog: Catalog, selected: list[Query], _description: str) -> dict[str, Any]:
+    return semgrep.config(catalog, selected)
+
+
+def _bandit_config(_catalog: Catalog, selected: list[Query], _description: str) -> dict[str, Any]:
+    return bandit.config(selected)
+
+
+def _checkov_config(_catalog: Catalog, selected: list[Query], _description: str) -> dict[str, Any]:
+    return checkov.config(selected)
+
+
+REGISTRY: dict[str, Engine] = {
+    "semgrep": Engine(semgrep.load, _semgrep_config),
+    "codeql": Engine(_codeql_catalog, codeql.config),
+    "bandit": Engine(_bandit_catalog, _bandit_config),
+    "checkov": Engine(_checkov_catalog, _checkov_config),
+}
+"""Every engine suggest() knows, by the name the CLI and the protocol take."""
+ENGINES: tuple[str, ...] = tuple(REGISTRY)
+"""The engine names (the CLI's choices, ``treelens/suggestQuerySet``'s, the extension's)."""
+
+
+def engine_named(name: str) -> Engine:
+    """The registered engine called ``name``; a CatalogError naming the known ones otherwise."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise CatalogError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}") from None
+
+
 def load_catalog(engine: str, path: Path | None = None) -> Catalog:
     """The catalog of ``engine`` from ``path`` (or the engine's default).
 
     semgrep: a rules folder or a metadata index (.jsonl); default: the shared
     semgrep-rules index of a checkout. codeql: a query pack folder; no default.
     bandit: the installed bandit package (``path`` must be None). checkov: the installed
-    checkov's checks (``path`` must be None; $TREELENS_CHECKOV names the executable, so a
-    request can never make the daemon run a program of its choosing).
+    checkov's checks (``path`` must be None; $TREELENS_CHECKOV names the executable).
     """
-    if engine == "semgrep":
-        return semgrep.load(path)
-    if engine == "codeql":
-        if path is None:
-            raise CatalogError(
-                "codeql needs a catalog: a CodeQL query pack folder (with qlpack.yml and .ql files)"
-            )
-        return codeql.read_packs(path)
-    if engine == "bandit":
-        if path is not None:
-            raise CatalogError("bandit's catalog is the installed bandit package; give no catalog path")
-        return bandit.read_installed()
-    if engine == "checkov":
-        if path is not None:
-            raise CatalogError(
-                "checkov's catalog is the installed checkov; give no catalog path "
-                f"(${checkov.CHECKOV_ENV} names the executable)"
-            )
-        return checkov.read_installed()
-    raise CatalogError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    return engine_named(engine).load(path)
 
 
 def engine_config(catalog: Catalog, selected: list[Query], description: str) -> dict[str, Any]:
-    """The engine's config for a selection: file name, file text, and command-line args."""
-    if catalog.engine == "semgrep":
-        return semgrep.config(catalog, selected)
-    if catalog.engine == "codeql":
-        return codeql.config(catalog, selected, description)
-    if catalog.engine == "checkov":
-        return checkov.config(selected)
-    return bandit.config(selected)
+    """The catalog's engine's config for a selection: file name, file text, command-line args.
+    Catalogs come from the registry's readers, so an unknown engine here is a bug (KeyError)."""
+    return REGISTRY[catalog.engine].config(catalog, selected, description)
 
 
 def suggest(
