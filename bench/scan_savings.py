@@ -1,11 +1,22 @@
 """How much semgrep time the suggested query set saves, like for like, and what it misses.
 
-Three arms on each project, every one written the same way (one merged JSON rules file,
-the fastest form semgrep reads, with semgrep's own check ids): every rule of the catalog,
-the languages-present filter (every rule whose language occurs in the project: the ten
-lines a user would write first) and the set `treelens suggest` keeps. They run
-interleaved, ``--reps`` times each, in one process; the table gives rules, the median
-wall time of each arm, the speed-ups against every rule and Treelens against the filter,
+Five arms on each project, every one written the same way (one merged JSON rules file,
+the fastest form semgrep reads, with semgrep's own check ids), each saving measured on
+its own:
+
+- ``all``: every rule of the catalog;
+- ``languages``: the languages-present filter (every rule whose language occurs in the
+  project: the ten lines a user would write first);
+- ``suggested``: the set ``treelens suggest`` keeps (selection only);
+- ``scoped``: the same set, each rule excluded from the components (top-level and
+  manifest folders) that hold no file of its languages (lossless by construction);
+- ``skipped``: scoped, plus the opt-in vendored skip (``suggest --skip-vendored``):
+  vendored, generated and minified files left out. Findings of the every-rule run in
+  those files are reported apart ("in vendored files, opt-in skipped") and never counted
+  as misses.
+
+They run interleaved, ``--reps`` times each, in one process; the table gives rules, the
+median wall time of each arm, speed-ups against every rule and against the filter,
 findings of each, and every finding a selection missed. Any config error semgrep reports
 is printed: an invalid config cannot pass unnoticed.
 
@@ -45,6 +56,8 @@ from treelens.model.querysets.compare import (
     speedup,
     write_arms,
 )
+from treelens.model.querysets.semgrep import path_scope
+from treelens.model.querysets.suggest import default_policy
 from treelens.model.tree import ProjectTree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +112,14 @@ def machine() -> str:
     )
 
 
-ARMS = ("all", "languages", "suggested")
+ARMS = ("all", "languages", "suggested", "scoped", "skipped")
+NAMES = {
+    "all": "every rule",
+    "languages": "languages present",
+    "suggested": "Treelens",
+    "scoped": "Treelens + scoping",
+    "skipped": "+ skip-vendored",
+}
 
 
 def suggest_for(
@@ -122,17 +142,20 @@ def suggest_for(
 
 
 def measure(name: str, project: Path, root: Path, catalog_dir: Path, reps: int, use_model: bool) -> dict:
-    """The three arms ``reps`` times each, rotating which goes first; medians, findings, misses."""
+    """Every arm ``reps`` times, rotating which goes first; medians, findings, misses."""
     catalog = load_catalog("semgrep", catalog_dir)
     tree, analysis, query_set = suggest_for(name, project, catalog, use_model)
     folder = root / f"{name}-configs"
     folder.mkdir()
-    configs = write_arms(folder, catalog, query_set, analysis)
+    policy = default_policy()
+    skip = path_scope(tree, project, policy, skip_vendored=True)
+    scopes = {"scoped": path_scope(tree, project, policy), "skipped": skip}
+    configs = write_arms(folder, catalog, query_set, analysis, scopes)
     times: dict[str, list[float]] = {arm: [] for arm in ARMS}
     findings: dict[str, set[Finding]] = {arm: set() for arm in ARMS}
     errors: set[str] = set()
     for rep in range(reps):
-        for arm in ARMS[rep % 3 :] + ARMS[: rep % 3]:
+        for arm in ARMS[rep % len(ARMS) :] + ARMS[: rep % len(ARMS)]:
             config, rules = configs[arm]
             if not rules:
                 times[arm].append(0.0)
@@ -141,7 +164,8 @@ def measure(name: str, project: Path, root: Path, catalog_dir: Path, reps: int, 
             times[arm].append(run.seconds)
             findings[arm] |= set(run.findings)
             errors |= {f"{arm}: {e}" for e in run.errors}
-    medians = {arm: statistics.median(times[arm]) for arm in ARMS}
+    vendored = {f for f in findings["all"] if skip.is_skipped(f.path)}
+    expected = {arm: findings["all"] - (vendored if arm == "skipped" else set()) for arm in ARMS}
     return {
         "project": name,
         "path": str(project),
@@ -150,9 +174,19 @@ def measure(name: str, project: Path, root: Path, catalog_dir: Path, reps: int, 
         "basis": query_set.basis,
         "note": query_set.note,
         "rules": {arm: configs[arm][1] for arm in ARMS},
-        "seconds": medians,
+        "seconds": {arm: statistics.median(times[arm]) for arm in ARMS},
         "times": times,
         "findings": {arm: len(findings[arm]) for arm in ARMS},
+        "vendoredFindings": len(vendored),
+        "skipped": skip.to_json(query_set.selected),
+        "scopedRules": scopes["scoped"].to_json(query_set.selected)["scopedRules"],
+        "missedBy": {
+            arm: [
+                f.to_json() | {"reason": query_set.reasons.get(f.rule, "")}
+                for f in sorted(expected[arm] - findings[arm])
+            ]
+            for arm in ARMS[1:]
+        },
         "missed": [
             f.to_json() | {"reason": query_set.reasons.get(f.rule, "")}
             for f in sorted(findings["all"] - findings["suggested"])
@@ -163,23 +197,26 @@ def measure(name: str, project: Path, root: Path, catalog_dir: Path, reps: int, 
 
 
 def table(rows: list[dict]) -> str:
+    """Per project: wall time of every rule, each arm's speed-up, findings and misses."""
     lines = [
         "| project | files | rules all / languages / Treelens | all rules, s | languages present |"
-        " Treelens | Treelens vs languages | findings all / languages / Treelens | Treelens missed |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " Treelens | + scoping | + skip-vendored | Treelens vs languages | best vs languages |"
+        " findings all / languages / Treelens / scoped / skipped (+ in vendored files) | missed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         sec, rules, found = r["seconds"], r["rules"], r["findings"]
+        missed = sum(len(r["missedBy"][arm]) for arm in ("suggested", "scoped", "skipped"))
         cells = [
             r["project"],
             str(r["files"]),
             f"{rules['all']} / {rules['languages']} / {rules['suggested']}",
             f"{sec['all']:.2f}",
-            f"{speedup(sec['all'], sec['languages']):.2f}x",
-            f"{speedup(sec['all'], sec['suggested']):.2f}x",
+            *(f"{speedup(sec['all'], sec[arm]):.2f}x" for arm in ARMS[1:]),
             f"{speedup(sec['languages'], sec['suggested']):.2f}x",
-            f"{found['all']} / {found['languages']} / {found['suggested']}",
-            str(len(r["missed"])),
+            f"{speedup(sec['languages'], sec['skipped']):.2f}x",
+            " / ".join(str(found[arm]) for arm in ARMS) + f" (+{r['vendoredFindings']})",
+            str(missed),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -193,16 +230,20 @@ def findings_kept(rows: list[dict]) -> tuple[int, int, float]:
 
 
 def summary(rows: list[dict]) -> str:
-    """Findings kept and median speed-ups across the projects."""
+    """Findings kept and median speed-ups of each arm across the projects."""
     kept, total, share = findings_kept(rows)
-    treelens = statistics.median(speedup(r["seconds"]["all"], r["seconds"]["suggested"]) for r in rows)
-    filter_speedup = statistics.median(speedup(r["seconds"]["all"], r["seconds"]["languages"]) for r in rows)
-    versus = statistics.median(speedup(r["seconds"]["languages"], r["seconds"]["suggested"]) for r in rows)
-    return (
-        f"Treelens kept {kept} of {total} all-rules findings ({share:.2f} %); median speed-up "
-        f"{treelens:.2f}x over every rule, {filter_speedup:.2f}x for the languages-present filter, "
-        f"Treelens {versus:.2f}x the filter"
-    )
+    lines = [f"Treelens kept {kept} of {total} all-rules findings ({share:.2f} %)"]
+    for arm in ARMS[1:]:
+        over_all = statistics.median(speedup(r["seconds"]["all"], r["seconds"][arm]) for r in rows)
+        over_filter = statistics.median(speedup(r["seconds"]["languages"], r["seconds"][arm]) for r in rows)
+        missed = sum(len(r["missedBy"][arm]) for r in rows)
+        lines.append(
+            f"  {NAMES[arm]}: median {over_all:.2f}x over every rule, {over_filter:.2f}x over the "
+            f"languages-present filter, {missed} findings missed"
+        )
+    vendored = sum(r["vendoredFindings"] for r in rows)
+    lines.append(f"  findings in vendored files (opt-in skipped, not misses): {vendored}")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -239,26 +280,30 @@ def main() -> int:
         rows = []
         for name, project in projects.items():
             row = measure(name, project, root, catalog_dir, args.reps, not args.no_model)
-            sec = row["seconds"]
-            print(
-                f"{name}: all {sec['all']:.2f} s, languages {sec['languages']:.2f} s, Treelens "
-                f"{sec['suggested']:.2f} s, {len(row['missed'])} missed",
-                file=sys.stderr,
-            )
+            times = ", ".join(f"{arm} {row['seconds'][arm]:.2f} s" for arm in ARMS)
+            print(f"{name}: {times}, {len(row['missed'])} missed", file=sys.stderr)
             rows.append(row)
     print(f"basis: {rows[0]['basis']}" + (f" ({rows[0]['note']})" if rows[0]["note"] else ""))
     print(f"every arm one merged JSON rules file; {args.reps} runs of each per project, rotating; medians\n")
     print(table(rows))
     print("\n" + summary(rows))
     for row in rows:
-        for miss in row["missed"]:
+        for arm in ARMS[1:]:
+            for miss in row["missedBy"][arm]:
+                print(
+                    f"missed by {NAMES[arm]}: {row['project']}: {miss['path']}:{miss['line']} "
+                    f"{miss['rule']} ({miss['reason']})"
+                )
+        if row["vendoredFindings"]:
             print(
-                f"missed: {row['project']}: {miss['path']}:{miss['line']} {miss['rule']} ({miss['reason']})"
+                f"findings in vendored files (opt-in skipped): {row['project']}: "
+                f"{row['vendoredFindings']} in "
+                + ", ".join(f"{s['pattern']} ({s['files']} files)" for s in row["skipped"]["skipped"])
             )
         for error in row["errors"]:
             print(f"semgrep error: {row['project']}: {error}")
-    if not any(row["missed"] for row in rows):
-        print("\nmissed findings: none")
+    if not any(row["missedBy"][arm] for row in rows for arm in ("suggested", "scoped", "skipped")):
+        print("\nmissed findings (Treelens arms): none")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

@@ -36,6 +36,7 @@ from treelens.model.querysets import (
     suggest,
 )
 from treelens.model.querysets.compare import DEFAULT_TIMEOUT_S, SemgrepError, compare
+from treelens.model.querysets.semgrep import scoped
 from treelens.model.tokenizer import line_counter, load_tokenizer
 from treelens.model.tree import ProjectTree
 
@@ -213,6 +214,12 @@ def cmd_suggest(args: argparse.Namespace) -> int:
             analysis, e, c, labels.probabilities, labels.thresholds, note=labels.note, name=result.root.name
         )
         for e, c in catalogs.items()
+    }
+    sets = {
+        e: scoped(
+            qs, result.tree, result.root, components=not args.no_scope, skip_vendored=args.skip_vendored
+        )
+        for e, qs in sets.items()
     }
     if args.out:
         with output_file(args.out, "--out") as partial:
@@ -439,6 +446,17 @@ def build_parser() -> argparse.ArgumentParser:
         "codeql: query pack folder (required); bandit, checkov: none, the installed tool",
     )
     suggest_cmd.add_argument("--out", type=Path, metavar="FILE", help="write the engine's config to FILE")
+    suggest_cmd.add_argument(
+        "--skip-vendored",
+        action="store_true",
+        help="semgrep: leave vendored, generated and minified files out (policy.yaml `vendored`, "
+        ".gitattributes linguist-vendored/-generated); the JSON config names each pattern",
+    )
+    suggest_cmd.add_argument(
+        "--no-scope",
+        action="store_true",
+        help="semgrep rules folder: do not exclude rules from components holding none of their languages",
+    )
     suggest_cmd.set_defaults(run=cmd_suggest)
 
     compare_cmd = commands.add_parser(

@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from treelens.model.errors import TreelensError
+from treelens.model.errors import TreelensError, UsageError
 from treelens.model.guards import InputError, load_json, run_process_group
 from treelens.model.input import Analysis
 from treelens.model.querysets import semgrep as semgrep_rules
 from treelens.model.querysets.catalog import Catalog, Query
 from treelens.model.querysets.policy import Policy
+from treelens.model.querysets.semgrep import PathScope
 from treelens.model.querysets.suggest import QuerySet
 
 SEMGREP_ENV = {"SEMGREP_SEND_METRICS": "off", "SEMGREP_ENABLE_VERSION_CHECK": "0"}
@@ -283,7 +284,7 @@ def compare(
     """Run every rule of the rules-folder ``catalog``, the languages-present filter and
     ``query_set`` on ``project``, each as one merged JSON rules file."""
     if catalog.kind != "rules":
-        raise ValueError(
+        raise UsageError(
             f"{catalog.source} is a rules index without rule bodies; scan-compare needs a rules folder"
         )
     runs = {}
@@ -298,18 +299,23 @@ def compare(
 
 
 def write_arms(
-    folder: Path, catalog: Catalog, query_set: QuerySet, analysis: Analysis
+    folder: Path,
+    catalog: Catalog,
+    query_set: QuerySet,
+    analysis: Analysis,
+    scopes: dict[str, PathScope] | None = None,
 ) -> dict[str, tuple[Path, int]]:
-    """The merged JSON config of each arm ("all", "languages", "suggested") in ``folder``,
-    with its rule count."""
-    arms = {
-        "all": list(catalog.queries),
-        "languages": languages_present(catalog, analysis, Policy.load()),
-        "suggested": list(query_set.selected),
+    """The merged JSON config of each arm ("all", "languages", "suggested", then the
+    suggested set under each of ``scopes`` by name) in ``folder``, with its rule count."""
+    arms: dict[str, tuple[list[Query], PathScope | None]] = {
+        "all": (list(catalog.queries), None),
+        "languages": (languages_present(catalog, analysis, Policy.load()), None),
+        "suggested": (list(query_set.selected), None),
     }
+    arms |= {name: (list(query_set.selected), scope) for name, scope in (scopes or {}).items()}
     written = {}
-    for name, queries in arms.items():
+    for name, (queries, scope) in arms.items():
         config = folder / f"{name}.json"
-        config.write_text(semgrep_rules.merged_rules(catalog, queries), encoding="utf-8")
+        config.write_text(semgrep_rules.merged_rules(catalog, queries, scope), encoding="utf-8")
         written[name] = (config, len(queries))
     return written

@@ -119,6 +119,9 @@ class Policy:
     gates: tuple[Gate, ...]
     ungated_engines: frozenset[str] = frozenset()
     """Engines whose queries no label gate reads (the model neither drops nor re-admits them)."""
+    vendored: tuple[str, ...] = ()
+    """gitignore patterns of vendored, generated and minified files, left out of a config only
+    on request (``suggest --skip-vendored``); their findings are reported apart."""
     source: str = ""
 
     @cached_property
@@ -204,6 +207,7 @@ class Policy:
             families=families,
             gates=tuple(gates),
             ungated_engines=frozenset(data.get("ungated_engines", ())),
+            vendored=tuple(str(p) for p in data.get("vendored", ())),
             source=source,
         )
 

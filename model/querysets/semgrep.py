@@ -18,13 +18,19 @@ Every arm of a scan comparison is such a merged file (model/querysets/compare.py
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pathspec
 import yaml
 
+from treelens.model.detect import language_of
 from treelens.model.filters import OUTPUT_PREFIX
 from treelens.model.guards import InputError, bounded_lines, load_json, read_input
 from treelens.model.querysets.catalog import (
@@ -37,6 +43,11 @@ from treelens.model.querysets.catalog import (
     cwe_numbers,
     unique_ids,
 )
+from treelens.model.querysets.policy import DETECTABLE_LANGUAGES, Policy
+from treelens.model.tree import ProjectTree
+
+if TYPE_CHECKING:
+    from treelens.model.querysets.suggest import QuerySet
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 RULE_SUFFIXES = (".yaml", ".yml")
@@ -176,30 +187,257 @@ def semgrep_id(query: Query) -> str:
     return check_id(query.source, query.name)
 
 
-def merged_rules(catalog: Catalog, selected: list[Query]) -> str:
-    """One JSON rules file holding the selected rules, each under its semgrep check id.
+@dataclass(frozen=True)
+class Skip:
+    """One semgrep exclude pattern of the opt-in vendored skip, where it came from, and the
+    project files it leaves out."""
+
+    pattern: str
+    source: str
+    files: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pattern": self.pattern, "source": self.source, "files": len(self.files)}
+
+
+@dataclass(frozen=True)
+class PathScope:
+    """Where the rules of a merged config run, narrowed two ways, each optional.
+
+    - Component scoping (lossless): a rule is excluded from the components (top-level
+      folders and folders holding a manifest) that hold no file of its languages, read the
+      way semgrep reads them (extensions, file names, shebangs; ``javascript`` rules also
+      scan TypeScript). semgrep would never run the rule there, so no finding is lost.
+    - The vendored skip (opt-in): vendored, generated and minified files (the policy's
+      ``vendored`` list and the project's own ``.gitattributes``) are excluded from every
+      rule; the findings there are reported apart (``skips``).
+
+    Both add to a rule's own ``paths.exclude`` (a file must pass the rule's include and
+    every exclude), so the rule's own paths keep their meaning. Folders are anchored at
+    the project root (``/backend/``), which is the root semgrep scans from.
+    """
+
+    policy: Policy
+    folder_languages: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Component folder -> the languages of every file beneath it (empty: no scoping)."""
+    skips: tuple[Skip, ...] = ()
+    _scoped: dict[frozenset[str], tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
+
+    @cached_property
+    def skipped_spec(self) -> pathspec.GitIgnoreSpec:
+        return pathspec.GitIgnoreSpec.from_lines([s.pattern for s in self.skips])
+
+    def is_skipped(self, path: str) -> bool:
+        """Whether the vendored skip leaves this project path out."""
+        return bool(self.skips) and self.skipped_spec.match_file(path)
+
+    def scope_excludes(self, query: Query) -> tuple[str, ...]:
+        """The component folders that hold no file ``query`` can run on; none for rules whose
+        files cannot be told by name (generic, regex, unknown languages)."""
+        if not self.folder_languages:
+            return ()
+        languages = [self.policy.language(lang) for lang in query.languages]
+        if not languages or any(
+            lang in self.policy.generic_languages
+            or lang in self.policy.language_files
+            or lang not in DETECTABLE_LANGUAGES
+            for lang in languages
+        ):
+            return ()
+        equivalents = self.policy.language_equivalents.get("semgrep", {})
+        wanted = frozenset(e for lang in languages for e in equivalents.get(lang, (lang,)))
+        if wanted not in self._scoped:
+            free = [f for f, langs in sorted(self.folder_languages.items()) if not langs & wanted]
+            self._scoped[wanted] = tuple(
+                f"/{f}/" for f in free if not any(f.startswith(f"{g}/") for g in free)
+            )
+        return self._scoped[wanted]
+
+    def excludes(self, query: Query) -> tuple[str, ...]:
+        """Everything this scope adds to the rule's ``paths.exclude``."""
+        return self.scope_excludes(query) + tuple(s.pattern for s in self.skips)
+
+    def to_json(self, selected: list[Query]) -> dict[str, Any]:
+        """What the config leaves out: scoped rules and components, every vendored skip."""
+        return {
+            "components": sorted(self.folder_languages),
+            "scopedRules": sum(1 for q in selected if self.scope_excludes(q)),
+            "skipped": [s.to_json() for s in self.skips],
+            "skippedFiles": len({f for s in self.skips for f in s.files}),
+        }
+
+
+def path_scope(
+    tree: ProjectTree,
+    root: Path | None,
+    policy: Policy,
+    *,
+    components: bool = True,
+    skip_vendored: bool = False,
+) -> PathScope:
+    """The scope of a project's configs: components from every listed file (noise included:
+    semgrep scans it) and, with ``skip_vendored``, the vendored skip (``root`` is where the
+    project's ``.gitattributes`` files are read; None: the policy's list alone)."""
+    paths = tree.paths
+    folders = _folder_languages(paths, tree.scripts, _components(paths, tree.manifests)) if components else {}
+    skips = _skips(paths, _vendored_patterns(paths, root, policy)) if skip_vendored else ()
+    return PathScope(policy, folders, skips)
+
+
+def _components(paths: list[str], manifests: Iterable[str]) -> set[str]:
+    """Top-level folders and every folder holding a manifest (a monorepo's packages)."""
+    found = {p.split("/", 1)[0] for p in paths if "/" in p}
+    found |= {m.rsplit("/", 1)[0] for m in manifests if "/" in m}
+    return found
+
+
+def _folder_languages(
+    paths: list[str], scripts: dict[str, str], folders: set[str]
+) -> dict[str, frozenset[str]]:
+    languages: dict[str, set[str]] = {f: set() for f in folders}
+    for path in paths:
+        language = scripts.get(path) or language_of(path) or "?"
+        parts = path.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            folder = "/".join(parts[:depth])
+            if folder in languages:
+                languages[folder].add(language)
+    return {f: frozenset(langs) for f, langs in languages.items()}
+
+
+GENERATED_ATTRIBUTES = ("linguist-vendored", "linguist-generated")
+
+
+def _vendored_patterns(paths: list[str], root: Path | None, policy: Policy) -> list[tuple[str, str]]:
+    """(gitignore pattern, source) of the policy's list and of the project's
+    ``.gitattributes`` lines that mark files vendored or generated."""
+    found = [(p, "policy vendored list") for p in policy.vendored]
+    if root is None:
+        return found
+    for path in paths:
+        if path.rsplit("/", 1)[-1] != ".gitattributes":
+            continue
+        try:
+            text = read_input(root / path, ".gitattributes file")
+        except InputError:
+            continue  # unreadable: the policy's list still applies
+        folder = path.rsplit("/", 1)[0] if "/" in path else ""
+        for line in text.splitlines():
+            words = line.split()
+            if len(words) < 2 or words[0].startswith("#"):
+                continue
+            if any(
+                w in GENERATED_ATTRIBUTES or w in {f"{a}=true" for a in GENERATED_ATTRIBUTES}
+                for w in words[1:]
+            ):
+                found.append((_relative_to(folder, words[0]), path))
+    return found
+
+
+def _relative_to(folder: str, pattern: str) -> str:
+    """A .gitattributes pattern of a sub-folder as a pattern from the project root."""
+    if not folder:
+        return pattern
+    inner = pattern.lstrip("/") if "/" in pattern.rstrip("/") else f"**/{pattern}"
+    return f"/{folder}/{inner}"
+
+
+def _skips(paths: list[str], patterns: list[tuple[str, str]]) -> tuple[Skip, ...]:
+    """Each pattern that matches a listed file, as semgrep exclude patterns with the same
+    meaning: a name pattern (``*.min.js``, ``vendor/``) as it is, since semgrep matches it at
+    any depth as git does; any other pattern as the anchored folders or files it matches
+    (semgrep reads ``a/b/`` at any depth, git from the root)."""
+    skips: dict[str, Skip] = {}
+    for pattern, source in patterns:
+        spec = pathspec.GitIgnoreSpec.from_lines([pattern])
+        matched = [p for p in paths if spec.match_file(p)]
+        if not matched:
+            continue
+        if "/" not in pattern.rstrip("/") and not pattern.startswith("!"):
+            emitted = {pattern: matched}
+        else:
+            emitted = {}
+            for path in matched:
+                emitted.setdefault(_anchored(path, spec), []).append(path)
+        for name, files in emitted.items():
+            if name not in skips:
+                skips[name] = Skip(name, source, tuple(files))
+    return tuple(skips.values())
+
+
+def _anchored(path: str, spec: pathspec.GitIgnoreSpec) -> str:
+    """The shallowest folder of ``path`` that ``spec`` matches (``/a/b/``), else the file."""
+    parts = path.split("/")
+    for depth in range(1, len(parts)):
+        folder = "/".join(parts[:depth]) + "/"
+        if spec.match_file(folder):
+            return f"/{folder}"
+    return f"/{path}"
+
+
+def scoped(
+    query_set: QuerySet,
+    tree: ProjectTree,
+    root: Path | None,
+    *,
+    components: bool = True,
+    skip_vendored: bool = False,
+    policy: Policy | None = None,
+) -> QuerySet:
+    """A semgrep query set whose config carries the project's path scope (other engines'
+    sets unchanged): ``treelens suggest`` calls this with its scan of the project."""
+    scopes_rules = components and query_set.catalog.kind == "rules"  # an index has no bodies to scope
+    if query_set.engine != "semgrep" or not (scopes_rules or skip_vendored):
+        return query_set
+    scope = path_scope(
+        tree, root, policy or Policy.load(), components=components, skip_vendored=skip_vendored
+    )
+    return dataclasses.replace(query_set, config=config(query_set.catalog, query_set.selected, scope))
+
+
+def merged_rules(catalog: Catalog, selected: list[Query], scope: PathScope | None = None) -> str:
+    """One JSON rules file holding the selected rules, each under its semgrep check id, and
+    with ``scope`` each rule's ``paths.exclude`` extended by what the scope leaves out.
 
     JSON, because semgrep reads a config mostly by parsing it: one JSON file loads about
     10x faster than the same rules as YAML, and a rules folder is slower still.
     """
-    rules = [{**catalog.rules[q.id], "id": semgrep_id(q)} for q in selected]
+    rules = []
+    for q in selected:
+        rule = {**catalog.rules[q.id], "id": semgrep_id(q)}
+        extra = scope.excludes(q) if scope else ()
+        if extra:
+            paths = dict(rule["paths"]) if isinstance(rule.get("paths"), dict) else {}
+            paths["exclude"] = [*as_strings(paths.get("exclude")), *extra]
+            rule["paths"] = paths
+        rules.append(rule)
     return json.dumps({"rules": rules}, ensure_ascii=False) + "\n"
 
 
-def config(catalog: Catalog, selected: list[Query]) -> dict[str, Any]:
-    """The semgrep config of a selection: a merged rules file, or rule-file paths (index)."""
+def config(catalog: Catalog, selected: list[Query], scope: PathScope | None = None) -> dict[str, Any]:
+    """The semgrep config of a selection: a merged rules file, or rule-file paths (index).
+
+    With ``scope``: a merged file carries it in each rule's ``paths.exclude``; an index,
+    without rule bodies, can only take the vendored skip, as ``--exclude`` arguments."""
     if catalog.kind == "rules":
-        return {
+        written = {
             "format": "semgrep-rules",
             "fileName": MERGED_FILE_NAME,
-            "text": merged_rules(catalog, selected),
+            "text": merged_rules(catalog, selected, scope),
             "args": ["--config", MERGED_FILE_NAME],
         }
+        return written | ({"scope": scope.to_json(selected)} if scope else {})
     files = list(dict.fromkeys(q.source for q in selected))
-    return {
+    skipped = [arg for s in scope.skips for arg in ("--exclude", s.pattern)] if scope else []
+    written = {
         "format": "semgrep-rule-paths",
         "fileName": PATHS_FILE_NAME,
         "text": "".join(f"{f}\n" for f in files),
-        "args": [arg for f in files for arg in ("--config", f)],
+        "args": [arg for f in files for arg in ("--config", f)] + skipped,
         "note": "paths relative to a semgrep-rules checkout; run semgrep from its root",
     }
+    if scope:
+        written["scope"] = scope.to_json([]) | {
+            "note": "component scoping needs rule bodies (a rules folder); the vendored skip is in args"
+        }
+    return written
