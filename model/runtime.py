@@ -33,10 +33,20 @@ from treelens.model.bundle import (
     load_bundle,
 )
 from treelens.model.devices import DEFAULT_DEVICE, DEVICES
+from treelens.model.errors import UsageError
 from treelens.model.filters import DEFAULT_FILTER, PathFilter
 from treelens.model.input import ModelText, describe
 from treelens.model.labels import label_state
-from treelens.model.tokenizer import CLS, PAD, PROBE_LINES, SEP, TokenizerError, line_counter, load_tokenizer
+from treelens.model.tokenizer import (
+    CLS,
+    PAD,
+    PROBE_LINES,
+    SEP,
+    TokenizerError,
+    encode,
+    line_counter,
+    load_tokenizer,
+)
 from treelens.model.tree import ProjectTree
 
 log = logging.getLogger(__name__)
@@ -92,10 +102,10 @@ class Classification:
 def choose_providers(device: str) -> list[str]:
     """CUDA first when asked for (or auto) and onnxruntime offers it; CPU always last."""
     if device not in DEVICES:
-        raise ValueError(f"device must be one of {list(DEVICES)}, got {device!r}")
+        raise UsageError(f"device must be one of {list(DEVICES)}, got {device!r}")
     available = ort.get_available_providers()
     if device == "cuda" and CUDA_PROVIDER not in available:
-        raise ValueError(
+        raise UsageError(
             f"device 'cuda' was asked for but onnxruntime offers only {available}; "
             "install the [gpu] extra (onnxruntime-gpu) or use device 'auto' or 'cpu'"
         )
@@ -118,7 +128,7 @@ def check_threads(threads: int) -> int:
     Every session is made by a Classifier, so the CLI's --threads and the daemon's default
     both pass here."""
     if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
-        raise ValueError(f"model threads must be a whole number from 1 to {MAX_THREADS}, got {threads!r:.40}")
+        raise UsageError(f"model threads must be a whole number from 1 to {MAX_THREADS}, got {threads!r:.40}")
     return threads
 
 
@@ -136,7 +146,7 @@ class Classifier:
         try:
             self.tokenizer = load_tokenizer(bundle.file(bundle.tokenizer))
         except TokenizerError as error:
-            raise BundleError(f"model bundle {bundle.path}: {bundle.tokenizer}: {error}") from None
+            raise BundleError(f"model bundle {bundle.path}: {bundle.tokenizer}: {error}; {RETRAIN}") from None
         self._counter = line_counter(self.tokenizer)
         self._pad_id = self.tokenizer.token_to_id(PAD)
         self._cls_id = self.tokenizer.token_to_id(CLS)
@@ -151,7 +161,7 @@ class Classifier:
     ) -> Classifier:
         """Verify, load and probe a bundle (None: the shipped default).
 
-        Raises BundleError for a bundle that cannot serve, ValueError for a bad device or
+        Raises BundleError for a bundle that cannot serve, UsageError for a bad device or
         thread count."""
         bundle = load_bundle(path if path is not None else DEFAULT_BUNDLE_DIR)
         classifier = cls(bundle, choose_providers(device), default_threads() if threads is None else threads)
@@ -185,7 +195,7 @@ class Classifier:
             session = ort.InferenceSession(str(path), sess_options=options, providers=self.providers)
         except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph types
             raise BundleError(
-                f"model bundle {self.bundle.path}: {graph}: onnxruntime cannot load it ({error})"
+                f"model bundle {self.bundle.path}: {graph}: onnxruntime cannot load it ({error}); {RETRAIN}"
             ) from None
         names = tuple(i.name for i in session.get_inputs())
         if names != GRAPH_INPUTS:
@@ -232,10 +242,7 @@ class Classifier:
 
     def encode(self, text: str) -> list[int]:
         """[CLS] text [SEP] ids, cut to max_tokens (keeping [SEP]) if a foreign text is too long."""
-        ids = self.tokenizer.encode(text).ids
-        if len(ids) > self.max_tokens:
-            ids = [*ids[: self.max_tokens - 1], self._sep_id]
-        return ids
+        return encode(self.tokenizer, text, self.max_tokens)
 
     def probabilities(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """Sigmoid probabilities (one row per text, LABELS order); cached by text hash."""
@@ -303,9 +310,9 @@ class Classifier:
         merged = dict(self.thresholds)
         for name, value in (overrides or {}).items():
             if name not in merged:
-                raise ValueError(f"threshold for unknown label {name!r}; labels are {list(self.labels)}")
+                raise UsageError(f"threshold for unknown label {name!r}; labels are {list(self.labels)}")
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value < 1.0:
-                raise ValueError(f"threshold for {name} must be a number between 0 and 1, got {value!r}")
+                raise UsageError(f"threshold for {name} must be a number between 0 and 1, got {value!r}")
             merged[name] = float(value)
         return merged
 

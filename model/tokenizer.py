@@ -59,6 +59,28 @@ def check_tokenizer(tokenizer: Tokenizer, where: str) -> None:
         )
 
 
+def encode(tokenizer: Tokenizer, text: str, max_tokens: int) -> list[int]:
+    """[CLS] text [SEP] token ids, at most ``max_tokens`` of them (cut by ``fit_ids``)."""
+    return fit_ids(tokenizer.encode(text).ids, max_tokens, tokenizer.token_to_id(SEP))
+
+
+def encode_batch(tokenizer: Tokenizer, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
+    """``encode`` of many texts in one call (the tokenizer encodes them in parallel)."""
+    sep_id = tokenizer.token_to_id(SEP)
+    return [fit_ids(e.ids, max_tokens, sep_id) for e in tokenizer.encode_batch(list(texts))]
+
+
+def fit_ids(ids: list[int], max_tokens: int, sep_id: int) -> list[int]:
+    """``ids`` ([CLS] ... [SEP]) cut to ``max_tokens``, keeping the closing [SEP].
+
+    The one cutting rule of training, the export's parity check and the runtime: the
+    model only ever sees texts that end in [SEP]. A text that ``model.input.describe``
+    fitted with this tokenizer and budget always fits (its budget counts both special
+    tokens), so only a foreign or hand-made text is ever cut.
+    """
+    return ids if len(ids) <= max_tokens else [*ids[: max_tokens - 1], sep_id]
+
+
 class LineCounter:
     """Tokens per line with the model's tokenizer, memoised (a TokenCounter).
 

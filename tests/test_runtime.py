@@ -11,6 +11,7 @@ import pytest
 from tests.shared_data import labelled_records
 from treelens.model.labels import LABELS
 from treelens.model.runtime import Classifier, choose_providers
+from treelens.model.tokenizer import SEP, encode_batch
 from treelens.model.tree import ProjectTree
 
 RESULT_KEYS = {
@@ -104,6 +105,17 @@ def test_tokenize_shows_every_token(classifier):
     assert tokens[0] == (0, "[CLS]") and tokens[-1] == (2, "[SEP]")
     assert "".join(piece for _id, piece in tokens[1:-1]) == text
     assert len(tokens) == classifier.describe(some_trees(1)[0]).token_count + 2
+
+
+def test_training_and_runtime_cut_a_long_text_alike(classifier):
+    """A text longer than the budget (not made by describe) is cut the same way by the
+    training stages (encode_batch) and the runtime: to max_tokens, still ending in [SEP]."""
+    text = "".join(f"src/module_{i}/handler_{i}.py\n" for i in range(2000))
+    runtime = classifier.encode(text)
+    (training,) = encode_batch(classifier.tokenizer, [text], classifier.max_tokens)
+    sep_id = classifier.tokenizer.token_to_id(SEP)
+    assert len(runtime) == classifier.max_tokens and runtime[-1] == sep_id
+    assert training == runtime
 
 
 def test_providers():

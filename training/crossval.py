@@ -32,10 +32,10 @@ from tokenizers import Tokenizer
 from treelens.model.dataset import Record, label_counts
 from treelens.model.input import DEFAULT_MAX_TOKENS, analyze
 from treelens.model.labels import LABELS
-from treelens.model.tokenizer import PAD, line_counter, load_tokenizer
+from treelens.model.tokenizer import PAD, encode_batch, line_counter, load_tokenizer
 from treelens.training import finetune, modeling
 from treelens.training.baselines import TfidfBaseline, rules_labels
-from treelens.training.config import build_config, prepare_output_dir, to_json
+from treelens.training.config import StageError, build_config, prepare_output_dir, to_json
 from treelens.training.configs import CrossvalConfig, FinetuneConfig
 from treelens.training.longformer_fast import fast_longformer
 from treelens.training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
@@ -242,7 +242,7 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
     prepare_output_dir(config.output_dir, config.overwrite_output_dir, resume_ok=True)
     tokenizer_path = config.pretrained / TOKENIZER_FILE
     if not config.skip_model and not (config.pretrained / MODEL_DIR / "config.json").is_file():
-        raise ValueError(
+        raise StageError(
             f"--pretrained {config.pretrained}: no {MODEL_DIR}/config.json; run the pretrain stage "
             "(or pass --skip-model to cross-validate the baselines and the wide path only)"
         )
@@ -250,11 +250,11 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
         (r for r in load_records(config.data, config.data_dir) if r.labelled), key=lambda r: r.id
     )
     if len(records) < config.folds * 2:
-        raise ValueError(f"{len(records)} labelled records are too few for {config.folds} folds")
+        raise StageError(f"{len(records)} labelled records are too few for {config.folds} folds")
     tokenizer = load_tokenizer(tokenizer_path)
     max_tokens = pretrained_max_tokens(config.pretrained)
     texts = render([r.tree for r in records], max_tokens, line_counter(tokenizer))
-    ids = modeling.encode(tokenizer, texts, max_tokens)
+    ids = encode_batch(tokenizer, texts, max_tokens)
     y = np.array([r.labels for r in records])
     splits = fold_indices(records, config)
     (config.output_dir / "folds.json").write_text(

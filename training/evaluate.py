@@ -18,10 +18,10 @@ import numpy as np
 from treelens.model.input import ModelText, describe
 from treelens.model.labels import LABELS
 from treelens.model.runtime import Classifier
-from treelens.model.tokenizer import PAD, line_counter, load_tokenizer
+from treelens.model.tokenizer import PAD, encode_batch, line_counter, load_tokenizer
 from treelens.training import modeling, wide
 from treelens.training.baselines import TfidfBaseline, rules_labels
-from treelens.training.config import prepare_output_dir, to_json
+from treelens.training.config import StageError, prepare_output_dir, to_json
 from treelens.training.configs import EvaluateConfig
 from treelens.training.longformer_fast import fast_longformer
 from treelens.training.metrics import apply_thresholds, multilabel_metrics
@@ -54,7 +54,7 @@ class TorchModel:
         return describe(record.tree, max_tokens=self.max_tokens, count_tokens=self.counter)
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
-        ids = modeling.encode(self.tokenizer, texts, self.max_tokens)
+        ids = encode_batch(self.tokenizer, texts, self.max_tokens)
         with fast_longformer():
             deep = modeling.predict(
                 self.model, ids, self.tokenizer.token_to_id(PAD), self.batch_size, self.ctx
@@ -142,7 +142,7 @@ def run(config: EvaluateConfig) -> dict:
         records = splits[config.split]
     records = records[: config.max_eval_samples]
     if not records:
-        raise ValueError(f"no labelled records in the {config.split} split of the data")
+        raise StageError(f"no labelled records in the {config.split} split of the data")
     log.info("evaluate: %s on %d %s records", model.name, len(records), config.split)
 
     texts = [model.describe(r) for r in records]

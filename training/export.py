@@ -41,10 +41,11 @@ from treelens.model.bundle import (
     write_manifest,
 )
 from treelens.model.dataset import Record
+from treelens.model.errors import UsageError
 from treelens.model.input import INPUT_FORMAT
 from treelens.model.labels import LABELS
 from treelens.model.runtime import Classifier
-from treelens.model.tokenizer import PAD, SEP, line_counter, load_tokenizer
+from treelens.model.tokenizer import PAD, SEP, encode_batch, fit_ids, line_counter, load_tokenizer
 from treelens.training import modeling, wide
 from treelens.training.config import StageError, prepare_output_dir, to_json
 from treelens.training.configs import ExportConfig
@@ -139,7 +140,7 @@ def quantize(fp32: Path, int8: Path) -> None:
 def parity_samples(ids: list[list[int]], length: int, sep_id: int, limit: int) -> list[list[int]]:
     """Texts for one bucket: those that fit, and longer ones cut to it (ending in [SEP])."""
     fitting = [x for x in ids if len(x) <= length]
-    cut = [[*x[: length - 1], sep_id] for x in ids if len(x) > length]
+    cut = [fit_ids(x, length, sep_id) for x in ids if len(x) > length]
     return (fitting + cut)[:limit]
 
 
@@ -318,7 +319,7 @@ def run(config: ExportConfig) -> Path:
     window = modeling.window_of(model)
     buckets = sorted(set(config.buckets))
     if buckets[-1] != max_tokens or any(b % window for b in buckets):
-        raise ValueError(
+        raise UsageError(
             f"--buckets {buckets}: the largest must be the model's max_tokens {max_tokens} and each a "
             f"multiple of its attention window {window}"
         )
@@ -328,7 +329,7 @@ def run(config: ExportConfig) -> Path:
     # reference probabilities: PyTorch eager on the validation texts, per bucket
     splits = labelled_splits(load_records(config.data, config.data_dir))
     texts = render([r.tree for r in splits["validation"]], max_tokens, line_counter(tokenizer))
-    ids = modeling.encode(tokenizer, texts, max_tokens)
+    ids = encode_batch(tokenizer, texts, max_tokens)
     limit = config.max_eval_samples or config.max_parity_samples
     reference = {}
     for length in buckets:

@@ -28,9 +28,9 @@ from transformers import LongformerForSequenceClassification, get_linear_schedul
 
 from treelens.model.dataset import Record, label_counts
 from treelens.model.labels import LABELS
-from treelens.model.tokenizer import PAD, line_counter, load_tokenizer
+from treelens.model.tokenizer import PAD, encode_batch, line_counter, load_tokenizer
 from treelens.training import modeling, wide
-from treelens.training.config import to_json
+from treelens.training.config import StageError, to_json
 from treelens.training.configs import FinetuneConfig
 from treelens.training.longformer_fast import fast_longformer
 from treelens.training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
@@ -104,7 +104,7 @@ def fit(
     pretrained_model = config.pretrained / MODEL_DIR
     tokenizer_path = config.pretrained / TOKENIZER_FILE
     if not (pretrained_model / "config.json").is_file():
-        raise ValueError(
+        raise StageError(
             f"--pretrained {config.pretrained}: no {MODEL_DIR}/config.json; run the pretrain stage"
         )
     ctx, checkpoint_path, resume = modeling.start_run(
@@ -124,18 +124,16 @@ def fit(
     train_records = train_records[: config.max_train_samples]
     val_records = val_records[: config.max_eval_samples]
     if not train_records or not val_records:
-        raise ValueError(
+        raise StageError(
             f"finetuning needs labelled records in both train and validation splits, got "
             f"{len(train_records)} and {len(val_records)}; add labelled records"
         )
     y_train = np.array([r.labels for r in train_records], dtype=np.float32)
     y_val = np.array([r.labels for r in val_records], dtype=np.float32)
-    train_ids = modeling.encode(
+    train_ids = encode_batch(
         tokenizer, render([r.tree for r in train_records], max_tokens, counter), max_tokens
     )
-    val_ids = modeling.encode(
-        tokenizer, render([r.tree for r in val_records], max_tokens, counter), max_tokens
-    )
+    val_ids = encode_batch(tokenizer, render([r.tree for r in val_records], max_tokens, counter), max_tokens)
     epochs = config.epochs_for(len(train_records))
     targets_train = y_train
     if config.distill_weight > 0:
@@ -196,7 +194,7 @@ def fit(
             trees = [drop_files(train_records[i].tree, config.augment_drop_share, rng) for i in chosen]
             for i, ids in zip(
                 chosen,
-                modeling.encode(tokenizer, render(trees, max_tokens, counter), max_tokens),
+                encode_batch(tokenizer, render(trees, max_tokens, counter), max_tokens),
                 strict=True,
             ):
                 epoch_ids[i] = ids

@@ -25,6 +25,7 @@ import torch.distributed as dist
 from tokenizers import Tokenizer
 from transformers import LongformerConfig
 
+from treelens.model.errors import UsageError
 from treelens.model.labels import LABELS
 from treelens.model.tokenizer import CLS, PAD, SEP, UNK
 from treelens.training.config import prepare_output_dir
@@ -49,7 +50,7 @@ class Architecture:
     def longformer_config(self, tokenizer: Tokenizer, **extra: Any) -> LongformerConfig:
         pad = tokenizer.token_to_id(PAD)
         if self.max_tokens % self.attention_window:
-            raise ValueError(
+            raise UsageError(
                 f"max_tokens {self.max_tokens} must be a multiple of attention_window {self.attention_window}"
             )
         return LongformerConfig(
@@ -140,7 +141,7 @@ def setup_run(device: str, threads: int | None) -> RunContext:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for but torch sees no GPU; use --device cpu")
+            raise UsageError("--device cuda was asked for but torch sees no GPU; use --device cpu")
         torch_device = torch.device("cuda", local_rank)
         torch.cuda.set_device(torch_device)
     else:
@@ -180,11 +181,6 @@ def teardown_run(ctx: RunContext) -> None:
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
-
-
-def encode(tokenizer: Tokenizer, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
-    """Token ids with [CLS] ... [SEP]; cut at ``max_tokens`` (describe already fits them)."""
-    return [e.ids[:max_tokens] for e in tokenizer.encode_batch(list(texts))]
 
 
 def predict(model, ids: list[list[int]], pad_id: int, batch_size: int, ctx: RunContext) -> np.ndarray:

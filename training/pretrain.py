@@ -28,7 +28,7 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
-from treelens.model.tokenizer import line_counter, load_tokenizer
+from treelens.model.tokenizer import encode_batch, line_counter, load_tokenizer
 from treelens.training import modeling
 from treelens.training.config import to_json
 from treelens.training.configs import PretrainConfig
@@ -157,8 +157,8 @@ def _run(config: PretrainConfig) -> Path:
     # data -------------------------------------------------------------------------------
     counter = line_counter(tokenizer)
     train_texts, eval_texts = pretraining_texts(config, counter)
-    train_ids = modeling.encode(tokenizer, train_texts, config.max_tokens)
-    eval_ids = modeling.encode(tokenizer, eval_texts, config.max_tokens)
+    train_ids = encode_batch(tokenizer, train_texts, config.max_tokens)
+    eval_ids = encode_batch(tokenizer, eval_texts, config.max_tokens)
     lengths = [len(x) for x in train_ids]
     collator = DataCollatorForLanguageModeling(
         hf_tokenizer(config.tokenizer),
