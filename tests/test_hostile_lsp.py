@@ -37,7 +37,7 @@ from tests.folders import write_files
 from treelens.daemon.framing import MAX_FRAME_BYTES, FrameReader, dispatch
 from treelens.daemon.handlers import build_server
 from treelens.daemon.params import MAX_PATH_CHARS, MAX_TREE_PATHS
-from treelens.daemon.protocol import CLASSIFY, CLASSIFY_TREE, SUBMIT_FEEDBACK, SUGGEST_QUERY_SET
+from treelens.daemon.protocol import CLASSIFY, CLASSIFY_TREE, PING, SUBMIT_FEEDBACK, SUGGEST_QUERY_SET
 from treelens.model.labels import LABELS
 from treelens.model.manifests import MAX_MANIFEST_BYTES
 
@@ -324,14 +324,13 @@ def test_finished_notification_handlers_are_not_kept() -> None:
 
 
 def test_the_extensions_liveness_probe_is_answered_in_every_state(raw: RawDaemon) -> None:
-    """extension/src/common/liveness.ts asks workspace/executeCommand for a command the
-    daemon lacks; any answer proves the daemon reads and answers."""
-    probe = {"command": "treelens.ping", "arguments": []}
-    assert raw.call("workspace/executeCommand", probe)["error"]["code"] == SERVER_NOT_INITIALIZED
+    """extension/src/common/liveness.ts asks treelens/ping; any answer proves the daemon
+    reads and answers."""
+    assert raw.call(PING, {})["error"]["code"] == SERVER_NOT_INITIALIZED
     raw.initialize()
-    assert "error" in raw.call("workspace/executeCommand", probe)
+    assert raw.call(PING, {})["result"] == {}
     raw.call("shutdown")
-    assert raw.call("workspace/executeCommand", probe)["error"]["code"] == INVALID_REQUEST
+    assert raw.call(PING, {})["error"]["code"] == INVALID_REQUEST
 
 
 # --- client-sent trees ---------------------------------------------------------------------

@@ -1,18 +1,21 @@
 /**
- * The daemon's wire protocol as the extension sees it: method names, error codes and the
- * JSON shapes the extension relies on. daemon/protocol.py owns the names; this module
- * mirrors them and a unit test checks that both lists match.
+ * The daemon's wire protocol as the extension sees it: method names, error codes, engines,
+ * devices and the JSON shapes the extension relies on. The daemon owns the names; this
+ * module mirrors them, and the unit tests compare it with what `python -m treelens.daemon
+ * --describe-protocol` prints (test/description.ts).
  */
 
 export const CLASSIFY = "treelens/classify";
 export const CLASSIFY_TREE = "treelens/classifyTree";
 export const LABELS_CHANGED = "treelens/labelsChanged";
+/** The liveness probe: answered with `{}` at once, whatever the daemon is busy with. */
+export const PING = "treelens/ping";
 export const SUGGEST_QUERY_SET = "treelens/suggestQuerySet";
 export const SUBMIT_FEEDBACK = "treelens/submitFeedback";
 export const TOKENIZE = "treelens/tokenize";
 
 /** Client -> server requests. */
-export const REQUESTS = [CLASSIFY, CLASSIFY_TREE, SUGGEST_QUERY_SET, SUBMIT_FEEDBACK, TOKENIZE] as const;
+export const REQUESTS = [CLASSIFY, CLASSIFY_TREE, PING, SUGGEST_QUERY_SET, SUBMIT_FEEDBACK, TOKENIZE] as const;
 /** Server -> client notifications. */
 export const NOTIFICATIONS = [LABELS_CHANGED] as const;
 
@@ -30,6 +33,10 @@ export const ERROR_CODES = {
 /** The engines `treelens/suggestQuerySet` knows. */
 export const ENGINES = ["semgrep", "codeql", "bandit", "checkov"] as const;
 export type Engine = (typeof ENGINES)[number];
+
+/** Where the model runs (the `treelens.device` setting). */
+export const DEVICES = ["auto", "cpu", "cuda"] as const;
+export type Device = (typeof DEVICES)[number];
 
 export interface ClassifyParams {
   folder?: string;
@@ -113,7 +120,7 @@ export interface TokenizeResult {
 /** The settings the daemon reads (DESIGN.md); null means "the daemon's default". */
 export interface DaemonSettings {
   modelPath: string | null;
-  device: "auto" | "cpu" | "cuda";
+  device: Device;
   debounceMs: number;
   extraIgnores: string[];
   thresholds: Record<string, number>;

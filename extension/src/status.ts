@@ -4,13 +4,13 @@
  * with every label's probability and what the model saw. `statusView` decides, the
  * `StatusBar` only renders.
  */
+import { COMMANDS } from "./commands/menu";
 import type { DaemonState } from "./common/daemon";
 import type { Disposable, Folder, Severity, StatusItem, VscodeApi } from "./common/vscodeapi";
 import type { FolderState } from "./labels";
 import type { ClassifyResult } from "./protocol";
 
 export const STATUS_ID = "treelens.status";
-export const MENU_COMMAND = "treelens.showMenu";
 const ICON = "$(shield)";
 const SPINNER = "$(sync~spin)";
 const CLICK_HINT = "Click for Treelens commands.";
@@ -110,7 +110,7 @@ export class StatusBar implements Disposable {
 
   constructor(api: VscodeApi) {
     this.item = api.createStatusItem(STATUS_ID, "Treelens");
-    this.item.command = MENU_COMMAND;
+    this.item.command = COMMANDS.showMenu;
   }
 
   render(view: StatusView): void {

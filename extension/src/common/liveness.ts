@@ -5,18 +5,19 @@
  * question at a steady pace; one left unanswered past a bound marks it deaf, and the
  * requests still waiting on it are failed at once with words a person can act on.
  */
+import { PING } from "../protocol";
 import type { DaemonConnection } from "./daemon";
 import type { Disposable } from "./vscodeapi";
 
 /**
- * The probe: `workspace/executeCommand` for a command the daemon does not define. pygls
- * answers it itself, on the loop that reads every message, with an "Invalid Params" error
- * in about a millisecond and without touching a folder, the model or the log. Any answer,
- * result or error, proves the daemon reads and answers; the daemon has no health request
- * of its own.
+ * The probe: `treelens/ping`, which the daemon answers with `{}` on the loop that reads
+ * every message, in about a millisecond and without touching a folder, the model or the
+ * log. Any answer, result or error, proves the daemon reads and answers: before initialize
+ * and after shutdown the answer is an error, and a daemon older than the method answers
+ * "method not found".
  */
-export const PROBE_METHOD = "workspace/executeCommand";
-export const PROBE_PARAMS = { command: "treelens.ping", arguments: [] } as const;
+export const PROBE_METHOD = PING;
+export const PROBE_PARAMS = {} as const;
 
 export interface LivenessBounds {
   /** Time between the answer to one probe and the next probe. */

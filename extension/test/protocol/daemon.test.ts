@@ -1,7 +1,7 @@
 /**
  * The extension's side of the protocol against the real daemon: `.venv/bin/python -P -m
- * daemon` over stdio on a copy of the sample workspace, spoken to with the same JSON-RPC
- * library the language client uses. Every method the extension calls is called, with the
+ * treelens.daemon` over stdio on a copy of the sample workspace, spoken to with the same
+ * JSON-RPC library the language client uses. Every method the extension calls is called, with the
  * settings payload the extension sends, and the shapes it relies on are checked.
  */
 import assert from "node:assert/strict";
@@ -12,6 +12,7 @@ import { after, before, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import {
   DidChangeConfigurationNotification,
+  ErrorCodes,
   ExitNotification,
   InitializedNotification,
   InitializeRequest,
@@ -24,6 +25,7 @@ import {
   ENGINES,
   ERROR_CODES,
   LABELS_CHANGED,
+  PING,
   SUBMIT_FEEDBACK,
   SUGGEST_QUERY_SET,
   TOKENIZE,
@@ -148,6 +150,10 @@ test("classify answers with the result the status bar shows, the CLI's labels", 
   assert.deepEqual(first.probabilities, result.probabilities);
 });
 
+test("ping, the liveness probe, answers with an empty object", async () => {
+  assert.deepEqual(await request(PING, {}), {});
+});
+
 test("a file change sends labelsChanged with the same shape", async () => {
   const before = await request<ClassifyResult>(CLASSIFY, { folder: folderUri });
   const seen = labelsChanged.length;
@@ -246,7 +252,7 @@ test("bad requests get an error a person can act on, and the daemon lives on", a
   const gone = pathToFileURL(path.join(path.dirname(workspace), "no-such-folder")).href;
   await assert.rejects(request(CLASSIFY, { folder: gone }), (error: { code: number; message: string }) => {
     assert.ok(
-      error.code === ERROR_CODES.folderUnavailable || error.code === -32602,
+      error.code === ERROR_CODES.folderUnavailable || error.code === ErrorCodes.InvalidParams,
       `code ${error.code}: ${error.message}`,
     );
     assert.ok(error.message.length > 10);

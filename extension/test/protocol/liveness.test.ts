@@ -1,6 +1,6 @@
 /**
  * The extension's liveness watch against a real daemon made deaf: `.venv/bin/python -P -m
- * daemon` is started by the extension's own DaemonSupervisor (through a launcher that speaks
+ * treelens.daemon` is started by the extension's own DaemonSupervisor (through a launcher that speaks
  * JSON-RPC over stdio as vscode-languageclient does, and kills what does not stop), then
  * frozen with SIGSTOP: alive, silent, never closing. The supervisor must notice, fail the
  * request waiting on it, kill it and start a new daemon that answers, telling the person once.

@@ -34,19 +34,23 @@ function harness(handlers: Record<string, (params: never) => unknown>) {
   return { connection, liveness, timers, deaf, fire };
 }
 
-test("a daemon that answers the probe, even with an error, is asked again later and never called deaf", async () => {
-  // no handler: the probe is answered with an error, as the real daemon answers it
-  const { connection, deaf, fire } = harness({});
-  for (let round = 0; round < 3; round += 1) {
-    fire(BOUNDS.intervalMs);
-    await tick();
-  }
-  assert.deepEqual(
-    connection.requests,
-    Array.from({ length: 3 }, () => ({ method: PROBE_METHOD, params: PROBE_PARAMS })),
-  );
-  assert.deepEqual(deaf, []);
-});
+for (const [answer, handlers] of [
+  ["{} (treelens/ping)", { [PROBE_METHOD]: () => ({}) }],
+  ["an error (before initialize, after shutdown, a daemon without ping)", {}],
+] as const) {
+  test(`a daemon that answers the probe with ${answer} is asked again later and never called deaf`, async () => {
+    const { connection, deaf, fire } = harness(handlers);
+    for (let round = 0; round < 3; round += 1) {
+      fire(BOUNDS.intervalMs);
+      await tick();
+    }
+    assert.deepEqual(
+      connection.requests,
+      Array.from({ length: 3 }, () => ({ method: PROBE_METHOD, params: PROBE_PARAMS })),
+    );
+    assert.deepEqual(deaf, []);
+  });
+}
 
 test("a probe unanswered past the bound calls the daemon deaf once and fails the requests waiting on it", async () => {
   const { connection, liveness, timers, deaf, fire } = harness({ [PROBE_METHOD]: never, [CLASSIFY]: never });

@@ -1,9 +1,18 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import * as path from "node:path";
 import { test } from "node:test";
 import { classifyChange, DAEMON_KEYS, readSettings, RESTART_KEYS } from "../../src/common/settings";
-import { FakeApi, packageJson, REPO_ROOT } from "./fakes";
+import { describeDaemon } from "../description";
+import { FakeApi, packageJson } from "./fakes";
+
+const daemon = describeDaemon().settings.properties;
+
+/** What VS Code reads from a contributed setting rather than validates with. */
+const PRESENTATION = new Set(["default", "description", "markdownDescription", "enumDescriptions", "scope", "order"]);
+
+/** A setting's JSON schema without its default and presentation: type, enum, limits, items. */
+function validation(schema: object): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(schema).filter(([keyword]) => !PRESENTATION.has(keyword)));
+}
 
 test("every contributed setting is read, and nothing else", () => {
   const contributed = Object.keys(packageJson().contributes.configuration.properties).sort();
@@ -11,28 +20,21 @@ test("every contributed setting is read, and nothing else", () => {
   assert.deepEqual(read, contributed);
 });
 
-test("the daemon keys are the keys daemon/settings.py parses", () => {
-  const source = readFileSync(path.join(REPO_ROOT, "daemon", "settings.py"), "utf8");
-  const fields = source.slice(source.indexOf("_FIELDS"));
-  const parsed = [...fields.matchAll(/^\s+"(\w+)": \("\w+",/gm)].map((match) => match[1]);
-  assert.ok(parsed.length > 0, "no settings found in daemon/settings.py _FIELDS");
-  assert.deepEqual([...parsed].sort(), [...DAEMON_KEYS].sort());
+test("the daemon keys are the keys the daemon describes", () => {
+  assert.deepEqual([...DAEMON_KEYS].sort(), Object.keys(daemon).sort());
 });
 
-test("defaults come from package.json; empty paths mean the daemon's default", () => {
+test("package.json's defaults, as read, are the daemon's; empty paths mean the daemon's default", () => {
   const settings = readSettings(new FakeApi());
-  assert.deepEqual(settings, {
-    enable: true,
-    python: "",
-    daemon: {
-      modelPath: null,
-      device: "auto",
-      debounceMs: 300,
-      extraIgnores: [],
-      thresholds: {},
-      feedbackDatabase: null,
-    },
-  });
+  const defaults = Object.fromEntries(Object.entries(daemon).map(([key, schema]) => [key, schema.default]));
+  assert.deepEqual(settings, { enable: true, python: "", daemon: defaults });
+});
+
+test("package.json limits each daemon setting as the daemon does (type, enum, minimum, maximum, items)", () => {
+  const contributed = packageJson().contributes.configuration.properties;
+  for (const key of DAEMON_KEYS) {
+    assert.deepEqual(validation(contributed[`treelens.${key}`]), validation(daemon[key]), key);
+  }
 });
 
 test("set values are passed through, paths trimmed", () => {

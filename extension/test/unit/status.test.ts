@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { COMMANDS } from "../../src/commands/menu";
 import { noModel, notInstalled } from "../../src/common/problems";
-import { escapeMarkdown, labelsText, MENU_COMMAND, StatusBar, statusView } from "../../src/status";
+import { escapeMarkdown, labelsText, StatusBar, statusView } from "../../src/status";
 import { FakeApi, FakeConnection, folder } from "./fakes";
 import { classifyResult } from "./samples";
 
@@ -81,7 +82,7 @@ test("the status bar item renders the view and opens the command menu", () => {
   const api = new FakeApi();
   const bar = new StatusBar(api);
   const [item] = api.statusItems;
-  assert.equal(item.command, MENU_COMMAND);
+  assert.equal(item.command, COMMANDS.showMenu);
   bar.render(statusView(running, app, { kind: "result", result: classifyResult() }));
   assert.equal(item.text, "$(shield) backend · has_api");
   assert.equal(item.visible, true);
