@@ -28,6 +28,7 @@ import { homedir, tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { DAEMON_ARGS } from "../src/common/python";
 import { cliClassify, REPO_ROOT, sampleWorkspace, testBundle, VENV_PYTHON } from "../test/support";
 
 const TOOLS = process.env.TREELENS_E2E_TOOLS ?? path.join(homedir(), ".cache", "treelens-e2e");
@@ -381,7 +382,7 @@ function daemonPid(): number | undefined {
     }
     try {
       const args = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-      if (args.includes("daemon") && args.includes("-m") && readlinkSync(`/proc/${entry}/cwd`) === workspace) {
+      if (DAEMON_ARGS.every((arg) => args.includes(arg)) && readlinkSync(`/proc/${entry}/cwd`) === workspace) {
         return Number(entry);
       }
     } catch {

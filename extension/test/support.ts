@@ -61,7 +61,7 @@ export function testBundle(): string | undefined {
 /** Whether the runtime accepts a bundle (hashes, input-format version): a cached one may be stale. */
 function loads(bundle: string): boolean {
   try {
-    execFileSync(VENV_PYTHON, ["-c", "import sys; from model.bundle import load_bundle; load_bundle(sys.argv[1])", bundle], {
+    execFileSync(VENV_PYTHON, ["-c", "import sys; from treelens.model.bundle import load_bundle; load_bundle(sys.argv[1])", bundle], {
       cwd: REPO_ROOT,
       stdio: "ignore",
     });
