@@ -3,7 +3,10 @@
 Loads the model exactly as the daemon would, classifies a folder (the current one by
 default) and prints one line; exit status 0 when healthy, 2 when there is no usable
 model (missing, tampered, or broken: e.g. it outputs NaN on this folder), 1 when the
-folder cannot be read.
+folder cannot be read. A bug is not reported as either: it shows its traceback (exit 1).
+
+It imports neither the language server nor onnxruntime until it needs the runtime, so it
+answers fast and stays usable when the LSP stack is what is broken.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import time
 from pathlib import Path
 
 from treelens.daemon.scan import ScanError, scan
-from treelens.daemon.server import no_model_message
-from treelens.model.bundle import BundleError
+from treelens.model.bundle import BundleError, no_model_message
+from treelens.model.errors import UsageError
 
 EXIT_OK = 0
 EXIT_FOLDER = 1
@@ -29,7 +32,7 @@ def run_check(folder: Path, model_path: Path | None, device: str, as_json: bool)
     start = time.perf_counter()
     try:
         classifier = Classifier.load(model_path, device=device)
-    except Exception as error:  # BundleError, a bad device, onnxruntime's own errors
+    except (BundleError, UsageError) as error:  # the bundle, or a device this machine lacks
         print(f"treelens daemon check failed: {no_model_message(error)}", file=sys.stderr)
         return EXIT_NO_MODEL
     loaded = time.perf_counter()

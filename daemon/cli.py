@@ -1,7 +1,9 @@
 """The ``treelens`` command line: parses arguments and calls the library.
 
 Every command reports a bad input (missing path, a file instead of a folder, an
-unreadable folder, a bad data file) as one line on stderr and exits 1.
+unreadable folder, a bad data file) as one line on stderr and exits 1: the expected
+failures are TreelensErrors (model/errors.py). Any other exception is a bug and shows its
+traceback.
 """
 
 from __future__ import annotations
@@ -16,26 +18,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 from treelens.daemon import clone
-from treelens.daemon.clone import CloneError
-from treelens.daemon.scan import ScanError, ScanResult, scan
+from treelens.daemon.scan import ScanResult, scan
 from treelens.model.bundle import DEFAULT_BUNDLE_DIR, BundleError, load_bundle
-from treelens.model.dataset import DatasetError, read_records
+from treelens.model.dataset import read_records
 from treelens.model.devices import DEFAULT_DEVICE, DEVICES
+from treelens.model.errors import TreelensError, UsageError
 from treelens.model.filters import NOISE_CATEGORIES, PathFilter
 from treelens.model.guards import output_file, read_input
 from treelens.model.input import DEFAULT_MAX_TOKENS, ModelText, TokenCounter, analyze, describe
-from treelens.model.labels import LABELS
+from treelens.model.labels import LABELS, check_thresholds
 from treelens.model.listing import parse_listing
 from treelens.model.querysets import (
     ENGINES,
-    CatalogError,
     ModelLabels,
-    PolicyError,
     load_catalog,
     model_labels,
     suggest,
 )
-from treelens.model.querysets.compare import DEFAULT_TIMEOUT_S, SemgrepError, compare
+from treelens.model.querysets.compare import DEFAULT_TIMEOUT_S, compare
 from treelens.model.querysets.semgrep import scoped
 from treelens.model.tokenizer import line_counter, load_tokenizer
 from treelens.model.tree import ProjectTree
@@ -192,10 +192,10 @@ def _catalog_paths(engines: list[str], given: list[str]) -> dict[str, Path | Non
         elif len(engines) == 1:
             paths[engines[0]] = Path(value)
         else:
-            raise ValueError(f"--catalog {value}: with several engines, write ENGINE=PATH")
+            raise UsageError(f"--catalog {value}: with several engines, write ENGINE=PATH")
     unknown = set(paths) - set(engines)
     if unknown:
-        raise ValueError(f"--catalog given for {', '.join(sorted(unknown))}, which is not among --engine")
+        raise UsageError(f"--catalog given for {', '.join(sorted(unknown))}, which is not among --engine")
     return paths
 
 
@@ -203,7 +203,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     """Print the query set worth running per engine, or write one engine's config."""
     engines = list(dict.fromkeys(args.engine))
     if args.out and len(engines) != 1:
-        raise ValueError("--out writes one engine's config: give exactly one --engine")
+        raise UsageError("--out writes one engine's config: give exactly one --engine")
     catalogs = {e: load_catalog(e, p) for e, p in _catalog_paths(engines, args.catalog).items()}
     path_filter = path_filter_from(args)
     result = scan(args.path, path_filter=path_filter, use_git=not args.no_git)
@@ -300,17 +300,18 @@ def _add_classify_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _thresholds(values: list[str]) -> dict[str, float]:
-    """--threshold LABEL=P values (the runtime checks label names and ranges)."""
+    """--threshold LABEL=P values, checked (label names, ranges) by model.labels. Checked here,
+    not by an argparse type: a bad value exits 1 with one line, like every bad value."""
     thresholds = {}
     for value in values:
-        name, sep, number = value.partition("=")
+        name, _sep, number = value.partition("=")
         try:
-            thresholds[name] = float(number) if sep else float("nan")
+            thresholds[name] = float(number)
         except ValueError:
-            thresholds[name] = float("nan")
-        if not sep or thresholds[name] != thresholds[name]:
-            raise ValueError(f"--threshold {value}: write LABEL=P with P a number, e.g. cli=0.4")
-    return thresholds
+            raise UsageError(f"--threshold {value}: write LABEL=P with P a number, e.g. cli=0.4") from None
+        if math.isnan(thresholds[name]):
+            raise UsageError(f"--threshold {value}: write LABEL=P with P a number, e.g. cli=0.4")
+    return check_thresholds(thresholds)
 
 
 class _Progress:
@@ -359,11 +360,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from treelens.model.runtime import Classifier  # onnxruntime loads only for this command
 
     if args.ref and not args.git:
-        raise ValueError("--ref goes with --git")
+        raise UsageError("--ref goes with --git")
     thresholds = _thresholds(args.threshold)
     path_filter = path_filter_from(args)
     classifier = Classifier.load(args.model, device=args.device, threads=args.threads)
-    classifier.effective_thresholds(thresholds)  # refuse a bad --threshold before any work
     if args.dataset:
         return _classify_dataset(classifier, args, thresholds, path_filter)
     if args.tree_file:
@@ -497,16 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     run: Command = args.run
     try:
         return run(args)
-    except (
-        ScanError,
-        DatasetError,
-        CatalogError,
-        PolicyError,
-        SemgrepError,
-        BundleError,
-        CloneError,
-        ValueError,
-    ) as error:
+    except TreelensError as error:
         print(f"treelens: {error}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # e.g. `treelens tree . | head`

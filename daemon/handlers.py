@@ -29,9 +29,9 @@ from treelens.daemon.protocol import (
     InternalError,
     ModelUnavailable,
 )
-from treelens.daemon.server import TreelensServer, no_model_message
+from treelens.daemon.server import TreelensServer
 from treelens.daemon.settings import Settings
-from treelens.model.bundle import BundleError
+from treelens.model.bundle import BundleError, no_model_message
 
 log = logging.getLogger(__name__)
 

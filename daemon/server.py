@@ -53,7 +53,8 @@ from treelens.daemon.protocol import (
 from treelens.daemon.scan import ScanError, check_folder
 from treelens.daemon.settings import Settings
 from treelens.daemon.watch import RESCAN, FolderEvents, Watcher
-from treelens.model.bundle import DEFAULT_BUNDLE_DIR
+from treelens.model.bundle import DEFAULT_BUNDLE_DIR, BundleError, no_model_message
+from treelens.model.errors import UsageError
 from treelens.model.feedback import Feedback, FeedbackError, FeedbackStore, Prediction
 from treelens.model.filters import PathFilter
 from treelens.model.input import ModelText, analyze, describe
@@ -82,16 +83,6 @@ def package_version() -> str:
         return "0+unknown"
 
 
-def no_model_message(error: Exception) -> str:
-    """Why classifying is impossible and how to fix it."""
-    message = f"Treelens has no usable model: {error}"
-    if "modelPath" not in message and "device" not in message:
-        message += (
-            "; build one with `treelens-train all --install` or set treelens.modelPath to a bundle folder"
-        )
-    return message
-
-
 class FolderState:
     """One workspace folder: its live tree, its latest result and its pending changes."""
 
@@ -102,6 +93,7 @@ class FolderState:
         self.root: Path | None = Path(path) if path else None
         self.tree: FolderTree | None = None
         self.error: str | None = None  # why the folder cannot be served
+        self.bug: Exception | None = None  # the scan hit a bug (logged with its traceback)
         self.ready = asyncio.Event()  # the first scan finished (or failed)
         self.lock = asyncio.Lock()  # one operation on the tree at a time
         self.removed = False
@@ -148,7 +140,8 @@ class TreelensServer(LanguageServer):
         self.feedback = FeedbackStore(self.settings.feedback_database)
         self.folders: dict[str, FolderState] = {}  # URI -> state, in workspace order
         self.classifier: Classifier | None = None
-        self.model_error: str | None = None
+        self.model_error: str | None = None  # why there is no model (a person can fix it)
+        self.model_bug: Exception | None = None  # the last load hit a bug (logged with its traceback)
         self.model_task: asyncio.Task[None] | None = None
         self._model_generation = 0  # bumped by every load started
         self._loaded_generation = 0  # the load self.classifier came from
@@ -271,24 +264,26 @@ class TreelensServer(LanguageServer):
     async def _load_model(self) -> None:
         self._model_generation += 1
         generation, settings = self._model_generation, self.settings
-        classifier, problem = None, ""
+        classifier, problem, bug = None, "", None
         where = str(settings.model_path or DEFAULT_BUNDLE_DIR)
         try:
             async with self.progress("Treelens: loading the model", where) as progress:
                 try:
                     classifier = await self.run(_load_classifier, settings.model_path, settings.device)
                     progress.outcome = f"model {classifier.version}"
-                except Exception as error:  # BundleError, a bad device, onnxruntime's own errors
-                    classifier, problem = None, no_model_message(error)
+                except (BundleError, UsageError) as error:  # the bundle, or a device this machine lacks
+                    problem = no_model_message(error)
                     progress.outcome = "no usable model"
-        except Exception as error:  # a bug around the load: a failed task would fail every request
+        except Exception as error:  # a bug: caught, or the failed task would fail every request
             log.exception("loading the model failed")
-            classifier, problem = None, no_model_message(error)
+            bug = error
         if generation != self._model_generation:
             return  # the settings changed meanwhile: a newer load decides
+        self.model_bug = bug
         if classifier is None:
             self.classifier, self.model_error = None, problem
-            log.warning("%s", problem)
+            if problem:
+                log.warning("%s", problem)
             return
         self.classifier, self.model_error, self._loaded_generation = classifier, None, generation
         for folder in list(self.folders.values()):
@@ -296,7 +291,8 @@ class TreelensServer(LanguageServer):
                 self._spawn(self._refresh(folder))
 
     async def require_model(self) -> Classifier:
-        """The classifier, waiting for a load in progress; ModelUnavailable when none."""
+        """The classifier, waiting for a load in progress; ModelUnavailable when none (a
+        RuntimeError, answered as InternalError, when the load hit a bug)."""
         self.start()
         task = self.model_task
         while task is not None:
@@ -304,15 +300,19 @@ class TreelensServer(LanguageServer):
             if task is self.model_task:
                 break
             task = self.model_task  # settings changed while loading: wait for the newer load
+        if self.classifier is None and self.model_bug is not None:
+            bug = self.model_bug
+            raise RuntimeError(f"loading the model failed ({type(bug).__name__}: {bug})") from bug
         if self.classifier is None:
             raise ModelUnavailable(self.model_error or "Treelens has no model loaded")
         return self.classifier
 
     async def model_if_any(self) -> Classifier | None:
-        """The classifier once any load in progress has settled, or None."""
+        """The classifier once any load in progress has settled, or None (feedback and
+        query sets still serve without a model, whatever kept it from loading)."""
         try:
             return await self.require_model()
-        except ModelUnavailable:
+        except (ModelUnavailable, RuntimeError):
             return None
 
     # folders ------------------------------------------------------------------------------
@@ -338,7 +338,7 @@ class TreelensServer(LanguageServer):
         if folder.error and folder.ready.is_set() and folder.root and folder.root.is_dir():
             log.info("%s is back; scanning it again", folder.root)
             folder.ready.clear()
-            folder.error = None
+            folder.error = folder.bug = None
             self._spawn(self._start_folder(folder))
         await folder.ready.wait()
         if folder.error is None and folder.root is not None:
@@ -352,6 +352,9 @@ class TreelensServer(LanguageServer):
     def check(self, folder: FolderState) -> None:
         if folder.removed:
             raise FolderUnavailable(f"workspace folder {folder.uri} was removed from the workspace")
+        if folder.bug is not None:
+            bug = folder.bug
+            raise RuntimeError(f"scanning {folder.uri} failed ({type(bug).__name__}: {bug})") from bug
         if folder.error:
             raise FolderUnavailable(folder.error)
 
@@ -373,7 +376,10 @@ class TreelensServer(LanguageServer):
                 log.info("%s: %d files (%s)", root, len(folder.tree.files), info.method)
                 for unreadable in info.unreadable:
                     log.warning("%s: cannot read folder %s; left out", root, unreadable)
-            except Exception as error:  # ScanError, or a scan broken part-way: no tree is served
+            except ScanError as error:  # no tree is served
+                self._fail(folder, error)
+            except Exception as error:  # a bug: requests on the folder answer InternalError
+                log.exception("scanning %s failed", folder.uri)
                 self._fail(folder, error)
             finally:
                 folder.ready.set()
@@ -381,9 +387,12 @@ class TreelensServer(LanguageServer):
             await self._refresh(folder)
 
     def _fail(self, folder: FolderState, error: Exception) -> None:
-        detail = error if isinstance(error, ScanError) else f"its scan failed part-way ({error!r:.300})"
-        folder.error = f"workspace folder {folder.uri} cannot be read: {detail}"
-        log.warning("%s", folder.error)
+        """The folder cannot be served: ``error`` is a ScanError (FolderUnavailable), or a bug
+        (already logged with its traceback; requests answer InternalError)."""
+        folder.bug = None if isinstance(error, ScanError) else error
+        folder.error = f"workspace folder {folder.uri} cannot be read: {error}"
+        if folder.bug is None:
+            log.warning("%s", folder.error)
         self._unwatch(folder)
 
     def _watch(self, folder: FolderState, tree: FolderTree) -> None:
@@ -448,7 +457,7 @@ class TreelensServer(LanguageServer):
                     await self.run(folder.tree.rescan)
                     changed = True
                     if folder.error:
-                        folder.error = None
+                        folder.error = folder.bug = None
                         self._watch(folder, folder.tree)
                 else:
                     changed = await self.run(folder.tree.apply, touched)

@@ -62,7 +62,14 @@ RETRAIN = "retrain and install one with `treelens-train all --install` or point 
 
 
 class BundleError(TreelensError):
-    """A model bundle that cannot be used; the message names the bundle, file and problem."""
+    """A model bundle that cannot be used; the message names the bundle, file and problem,
+    and what to do (usually RETRAIN)."""
+
+
+def no_model_message(error: TreelensError) -> str:
+    """What a person reads when no model can serve: why the load failed (a BundleError, or a
+    UsageError for a device this machine lacks), which already says what to do."""
+    return f"Treelens has no usable model: {error}"
 
 
 @dataclass(frozen=True)

@@ -45,20 +45,19 @@ class Daemon(LanguageClient):
         def on_labels(params: dict[str, Any]) -> None:
             self.labels.put_nowait(params)
 
-    async def launch(self, *args: str, cwd: Path | None = None) -> None:
-        """Start ``python -m treelens.daemon`` (debug log on stderr, kept in ``log``)."""
+    async def launch(self, *args: str, cwd: Path | None = None, prelude: str | None = None) -> None:
+        """Start ``python -m treelens.daemon`` (debug log on stderr, kept in ``log``).
+
+        ``prelude``: Python run in the daemon's process before it starts, to inject a fault
+        (a bug) into one function and see how the daemon reports it."""
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-        await BaseLanguageClient.start_io(
-            self,
-            sys.executable,
-            "-m",
-            "treelens.daemon",
-            "--log-level",
-            "debug",
-            *args,
-            cwd=str(cwd or REPO),
-            env=env,
-        )
+        argv = ["--log-level", "debug", *args]
+        if prelude is None:
+            command = ["-m", "treelens.daemon", *argv]
+        else:
+            main = f"from treelens.daemon.__main__ import main\nsys.exit(main({argv!r}))\n"
+            command = ["-c", f"import sys\n{prelude}\n{main}"]
+        await BaseLanguageClient.start_io(self, sys.executable, *command, cwd=str(cwd or REPO), env=env)
         self._reader = asyncio.create_task(self._read_stderr())
 
     async def _read_stderr(self) -> None:
@@ -128,9 +127,13 @@ class Daemon(LanguageClient):
 
 
 async def start_daemon(
-    folders: list[Path], options: dict[str, Any] | None = None, *, progress: bool = True
+    folders: list[Path],
+    options: dict[str, Any] | None = None,
+    *,
+    progress: bool = True,
+    prelude: str | None = None,
 ) -> Daemon:
     daemon = Daemon()
-    await daemon.launch()
+    await daemon.launch(prelude=prelude)
     await daemon.open(folders, options, progress=progress)
     return daemon

@@ -1,4 +1,9 @@
-"""`treelens-train`: one subcommand per training stage."""
+"""`treelens-train`: one subcommand per training stage.
+
+An expected failure (a TreelensError, model/errors.py: bad data, a bad flag or preset, a
+stage that cannot go on) is one line on stderr and exit 1; anything else is a bug and
+shows its traceback.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,8 @@ import importlib.util
 import logging
 import sys
 
-from treelens.model.bundle import BundleError
-from treelens.model.dataset import DatasetError
-from treelens.model.tokenizer import TokenizerError
-from treelens.training.config import StageError, add_config_arguments, build_config, check_preset_stages
+from treelens.model.errors import TreelensError
+from treelens.training.config import add_config_arguments, build_config, check_preset_stages
 from treelens.training.configs import (
     AllConfig,
     CrossvalConfig,
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         transformers_logging.set_verbosity_error()  # its notes (new head weights, padding) are expected
     try:
         return args.run(args)
-    except (DatasetError, TokenizerError, BundleError, StageError, ValueError, FileNotFoundError) as error:
+    except TreelensError as error:
         print(f"treelens-train: {error}", file=sys.stderr)
         return 1
 

@@ -17,7 +17,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from treelens.model.errors import TreelensError
+from treelens.model.errors import TreelensError, UsageError
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -95,16 +95,16 @@ def read_preset(name_or_path: str | Path) -> dict[str, dict[str, Any]]:
         path = PRESETS_DIR / f"{name_or_path}.json"
     if not path.is_file():
         known = sorted(p.stem for p in PRESETS_DIR.glob("*.json"))
-        raise ValueError(f"preset {name_or_path!r} not found (a JSON file, or one of {known})")
+        raise UsageError(f"preset {name_or_path!r} not found (a JSON file, or one of {known})")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
+        raise UsageError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: a preset maps stage names to objects of settings")
+        raise UsageError(f"{path}: a preset maps stage names to objects of settings")
     data = {k: v for k, v in data.items() if not k.startswith("_")}  # "_comment" keys
     if not all(isinstance(v, dict) for v in data.values()):
-        raise ValueError(f"{path}: a preset maps stage names to objects of settings")
+        raise UsageError(f"{path}: a preset maps stage names to objects of settings")
     return data
 
 
@@ -114,21 +114,21 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if value is None:
         if optional:
             return None
-        raise ValueError(f"{where}: null is not allowed")
+        raise UsageError(f"{where}: null is not allowed")
     if is_list:
         if not isinstance(value, list):
-            raise ValueError(f"{where}: expected a list, got {value!r}")
+            raise UsageError(f"{where}: expected a list, got {value!r}")
         return [_coerce(v, kind, where) for v in value]
     if kind is Path and isinstance(value, str):
         return Path(value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if kind is bool and not isinstance(value, bool):
-        raise ValueError(f"{where}: expected true or false, got {value!r}")
+        raise UsageError(f"{where}: expected true or false, got {value!r}")
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ValueError(f"{where}: expected an integer, got {value!r}")
+        raise UsageError(f"{where}: expected an integer, got {value!r}")
     if not isinstance(value, kind):
-        raise ValueError(f"{where}: expected {kind.__name__}, got {value!r}")
+        raise UsageError(f"{where}: expected {kind.__name__}, got {value!r}")
     return value
 
 
@@ -141,7 +141,7 @@ def build_config(cls: type[C], stage: str, args: argparse.Namespace, preset: str
         section = read_preset(preset).get(stage, {})
         unknown = sorted(set(section) - names)
         if unknown:
-            raise ValueError(f"preset {preset}: unknown {stage} setting(s) {unknown}; known: {sorted(names)}")
+            raise UsageError(f"preset {preset}: unknown {stage} setting(s) {unknown}; known: {sorted(names)}")
         values.update({k: _coerce(v, hints[k], f"preset {preset}: {stage}.{k}") for k, v in section.items()})
     values.update({k: v for k, v in vars(args).items() if k in names})
     config = cls(**values)
@@ -155,7 +155,7 @@ def check_preset_stages(preset: str | Path, stages: set[str]) -> None:
     """A preset naming a stage that does not exist is a typo: refuse it."""
     unknown = sorted(set(read_preset(preset)) - stages)
     if unknown:
-        raise ValueError(f"preset {preset}: unknown stage(s) {unknown}; stages are {sorted(stages)}")
+        raise UsageError(f"preset {preset}: unknown stage(s) {unknown}; stages are {sorted(stages)}")
 
 
 def to_json(config: Any) -> dict[str, Any]:
@@ -166,9 +166,9 @@ def to_json(config: Any) -> dict[str, Any]:
 def prepare_output_dir(path: Path, overwrite: bool, resume_ok: bool = False) -> None:
     """Create ``path``; refuse a non-empty one unless told to overwrite (or resuming)."""
     if path.exists() and not path.is_dir():
-        raise ValueError(f"--output-dir {path} is a file, not a folder")
+        raise UsageError(f"--output-dir {path} is a file, not a folder")
     if path.is_dir() and any(path.iterdir()) and not (overwrite or resume_ok):
-        raise ValueError(
+        raise UsageError(
             f"--output-dir {path} is not empty; pass --overwrite-output-dir to write into it"
             + (" or --resume to continue its run" if not resume_ok else "")
         )

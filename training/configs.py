@@ -11,6 +11,7 @@ from pathlib import Path
 
 from treelens.model.bundle import DEFAULT_BUNDLE_DIR
 from treelens.model.devices import DEFAULT_DEVICE, DEVICES
+from treelens.model.errors import UsageError
 from treelens.model.input import DEFAULT_MAX_TOKENS
 from treelens.training.config import DEFAULT_DATA_DIR, option
 
@@ -32,7 +33,7 @@ class TokenizerConfig:
 
     def validate(self) -> None:
         if self.vocab_size < 300:
-            raise ValueError(
+            raise UsageError(
                 f"--vocab-size must be at least 300 (256 bytes + specials), got {self.vocab_size}"
             )
 
@@ -77,9 +78,9 @@ class PretrainConfig:
 
     def validate(self) -> None:
         if not 0 < self.mlm_probability_end <= self.mlm_probability_start < 1:
-            raise ValueError("need 0 < --mlm-probability-end <= --mlm-probability-start < 1")
+            raise UsageError("need 0 < --mlm-probability-end <= --mlm-probability-start < 1")
         if self.hidden % self.heads:
-            raise ValueError(f"--hidden {self.hidden} must be a multiple of --heads {self.heads}")
+            raise UsageError(f"--hidden {self.hidden} must be a multiple of --heads {self.heads}")
 
 
 @dataclass
@@ -134,11 +135,11 @@ class FinetuneConfig:
 
     def validate(self) -> None:
         if not 0 <= self.wide_weight < 1:
-            raise ValueError(f"--wide-weight must be at least 0 and below 1, got {self.wide_weight}")
+            raise UsageError(f"--wide-weight must be at least 0 and below 1, got {self.wide_weight}")
         if not 0 <= self.distill_weight <= 1:
-            raise ValueError(f"--distill-weight must be between 0 and 1, got {self.distill_weight}")
+            raise UsageError(f"--distill-weight must be between 0 and 1, got {self.distill_weight}")
         if self.min_epochs > self.max_epochs or self.min_size >= self.max_size:
-            raise ValueError("need --min-epochs <= --max-epochs and --min-size < --max-size")
+            raise UsageError("need --min-epochs <= --max-epochs and --min-size < --max-size")
 
     def epochs_for(self, size: int) -> int:
         """max_epochs -> min_epochs linearly between min_size and max_size records."""
@@ -165,7 +166,7 @@ class EvaluateConfig:
 
     def validate(self) -> None:
         if (self.model is None) == (self.bundle is None):
-            raise ValueError("give exactly one of --model (finetune output) or --bundle (exported bundle)")
+            raise UsageError("give exactly one of --model (finetune output) or --bundle (exported bundle)")
 
 
 @dataclass
@@ -231,8 +232,8 @@ class CrossvalConfig:
 
     def validate(self) -> None:
         if self.folds < 2:
-            raise ValueError(f"--folds must be at least 2, got {self.folds}")
+            raise UsageError(f"--folds must be at least 2, got {self.folds}")
         if not 0 < self.validation_share < 0.5:
-            raise ValueError(f"--validation-share must be between 0 and 0.5, got {self.validation_share}")
+            raise UsageError(f"--validation-share must be between 0 and 0.5, got {self.validation_share}")
         if not 0 <= self.wide_weight <= 1:
-            raise ValueError(f"--wide-weight must be between 0 and 1, got {self.wide_weight}")
+            raise UsageError(f"--wide-weight must be between 0 and 1, got {self.wide_weight}")

@@ -15,7 +15,8 @@ import logging
 from pathlib import Path
 
 from treelens.model.dataset import read_records
-from treelens.model.feedback import FeedbackError, default_feedback_database, export_feedback
+from treelens.model.errors import UsageError
+from treelens.model.feedback import default_feedback_database, export_feedback
 from treelens.model.guards import output_file
 
 log = logging.getLogger(__name__)
@@ -24,18 +25,15 @@ log = logging.getLogger(__name__)
 def cmd_export_feedback(args: argparse.Namespace) -> int:
     output: Path = args.output
     if output.exists() and not args.overwrite:
-        raise ValueError(f"--output {output} exists; pass --overwrite to replace it")
-    try:
-        # the partial file ends like the real one, so it is read back (gzip'd or not) the same way
-        with output_file(output, "--output", make_parents=True) as partial:
-            opener = gzip.open if partial.suffix == ".gz" else open
-            with opener(partial, "wt", encoding="utf-8") as handle:
-                count = export_feedback(args.database, handle, args.skip_damaged)
-            if count == 0:
-                raise ValueError(f"{args.database}: no feedback stored yet; nothing to export")
-            checked = sum(1 for _ in read_records(partial))
-    except FeedbackError as error:
-        raise ValueError(str(error)) from None
+        raise UsageError(f"--output {output} exists; pass --overwrite to replace it")
+    # the partial file ends like the real one, so it is read back (gzip'd or not) the same way
+    with output_file(output, "--output", make_parents=True) as partial:
+        opener = gzip.open if partial.suffix == ".gz" else open
+        with opener(partial, "wt", encoding="utf-8") as handle:
+            count = export_feedback(args.database, handle, args.skip_damaged)
+        if count == 0:
+            raise UsageError(f"{args.database}: no feedback stored yet; nothing to export")
+        checked = sum(1 for _ in read_records(partial))
     log.info("export-feedback: %d records from %s -> %s", checked, args.database, output)
     return 0
 
