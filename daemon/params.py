@@ -13,7 +13,7 @@ from typing import Any
 
 from treelens.daemon.protocol import InvalidParams
 from treelens.daemon.scan import DEFAULT_MAX_FILES
-from treelens.model.labels import LABELS
+from treelens.model.labels import LABELS, label_vector
 from treelens.model.manifests import MAX_MANIFEST_BYTES, cut_manifest, select_manifests
 from treelens.model.tree import ProjectTree
 
@@ -59,16 +59,10 @@ def labels(params: dict[str, Any]) -> dict[str, int]:
     value = params.get("labels")
     if not isinstance(value, dict):
         raise InvalidParams(f"'labels' must be an object {{label: 0|1}}, got {_kind(value)}")
-    unknown = sorted(str(k) for k in set(value) - set(LABELS))
-    if unknown:
-        raise InvalidParams(f"'labels': unknown label(s) {unknown!r:.200}; known labels are {list(LABELS)}")
-    missing = [name for name in LABELS if name not in value]
-    if missing:
-        raise InvalidParams(f"'labels' must give every label 0 or 1; missing {missing}")
-    bad = {k: v for k, v in value.items() if v not in (0, 1)}  # True/False equal 1/0
-    if bad:
-        raise InvalidParams(f"'labels' values must be 0 or 1, got {bad!r:.200}")
-    return {name: int(value[name]) for name in LABELS}
+    try:
+        return dict(zip(LABELS, label_vector(value, "'labels'", booleans=True), strict=True))
+    except ValueError as error:
+        raise InvalidParams(str(error)) from None
 
 
 def comment(params: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ import pathspec
 from treelens.daemon.protocol import SETTINGS_SECTION
 from treelens.model.devices import DEFAULT_DEVICE, DEVICES
 from treelens.model.feedback import default_feedback_database
-from treelens.model.labels import LABELS
+from treelens.model.labels import check_thresholds
 
 MAX_DEBOUNCE_MS = 60_000
 
@@ -133,13 +133,7 @@ def _globs(value: Any) -> tuple[str, ...]:
 def _thresholds(value: Any) -> dict[str, float]:
     if not isinstance(value, dict):
         raise ValueError(f"expected {{label: probability}}, got {_kind(value)} {value!r:.80}")
-    unknown = sorted(set(value) - set(LABELS))
-    if unknown:
-        raise ValueError(f"unknown label(s) {unknown}; known labels are {list(LABELS)}")
-    for label, p in value.items():
-        if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 < p < 1.0:
-            raise ValueError(f"{label}: expected a probability strictly between 0 and 1, got {p!r:.80}")
-    return {label: float(value[label]) for label in LABELS if label in value}
+    return check_thresholds(value)
 
 
 @dataclass(frozen=True)

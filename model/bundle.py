@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from treelens.model.errors import TreelensError
+from treelens.model.errors import TreelensError, UsageError
 from treelens.model.input import INPUT_FORMAT, MIN_MAX_TOKENS
-from treelens.model.labels import LABELS
+from treelens.model.labels import LABELS, check_thresholds
 
 BUNDLE_FORMAT = 1
 MANIFEST_FILE = "manifest.json"
@@ -169,11 +169,12 @@ def load_bundle(path: Path | str) -> Bundle:
         raise _fail(
             path, MANIFEST_FILE, f"label order {list(labels)} differs from this Treelens's {list(LABELS)}"
         )
-    thresholds = _require(manifest, "thresholds", dict, path)
-    if set(thresholds) != set(LABELS) or not all(
-        isinstance(v, int | float) and 0.0 < v < 1.0 for v in thresholds.values()
-    ):
-        raise _fail(path, MANIFEST_FILE, "'thresholds' must give every label a number between 0 and 1")
+    try:
+        thresholds = check_thresholds(_require(manifest, "thresholds", dict, path), every_label=True)
+    except UsageError as error:
+        raise _fail(
+            path, MANIFEST_FILE, f"'thresholds' must give every label a number between 0 and 1 ({error})"
+        ) from None
     max_tokens = _require(manifest, "max_tokens", int, path)
     if not MIN_MAX_TOKENS <= max_tokens <= MAX_TOKENS_LIMIT:
         raise _fail(
@@ -199,7 +200,7 @@ def load_bundle(path: Path | str) -> Bundle:
         name=_require(manifest, "name", str, path),
         version=_require(manifest, "version", str, path),
         labels=labels,
-        thresholds={k: float(thresholds[k]) for k in LABELS},
+        thresholds=thresholds,
         input_format=input_format,
         max_tokens=max_tokens,
         buckets=buckets,

@@ -36,7 +36,7 @@ from treelens.model.devices import DEFAULT_DEVICE, DEVICES
 from treelens.model.errors import UsageError
 from treelens.model.filters import DEFAULT_FILTER, PathFilter
 from treelens.model.input import ModelText, describe
-from treelens.model.labels import label_state
+from treelens.model.labels import check_thresholds, label_state
 from treelens.model.tokenizer import (
     CLS,
     PAD,
@@ -307,14 +307,7 @@ class Classifier:
 
     def effective_thresholds(self, overrides: dict[str, float] | None) -> dict[str, float]:
         """The bundle's thresholds with per-label overrides (checked: known label, 0 < p < 1)."""
-        merged = dict(self.thresholds)
-        for name, value in (overrides or {}).items():
-            if name not in merged:
-                raise UsageError(f"threshold for unknown label {name!r}; labels are {list(self.labels)}")
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value < 1.0:
-                raise UsageError(f"threshold for {name} must be a number between 0 and 1, got {value!r}")
-            merged[name] = float(value)
-        return merged
+        return {**self.thresholds, **check_thresholds(overrides or {})}
 
     def _result(
         self, text: ModelText, row: np.ndarray | None, thresholds: dict[str, float]
