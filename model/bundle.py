@@ -51,6 +51,7 @@ MANIFEST_KEYS = frozenset(
 )
 """Every key a manifest may have: an unknown one means another tool or a hand edit wrote it."""
 BUCKET_KEYS = frozenset({"length", "graph"})
+FILE_ENTRY_KEYS = frozenset({"sha256", "bytes"})
 MAX_TOKENS_LIMIT = 1 << 16
 """The largest token budget a manifest may claim (the shipped model takes 4,096): the
 runtime probes every graph at its longest bucket at load, so an absurd claim would
@@ -265,6 +266,14 @@ def _verify_files(path: Path, files: dict, needed: set[str]) -> None:
         expected = entry.get("sha256") if isinstance(entry, dict) else None
         if not isinstance(expected, str):
             raise _fail(path, MANIFEST_FILE, f"no sha256 recorded for {name}")
+        unknown = sorted(str(key) for key in set(entry) - FILE_ENTRY_KEYS)
+        if unknown:
+            raise _fail(
+                path,
+                MANIFEST_FILE,
+                f"files entry {name!r:.80} has unknown key(s) {unknown!r:.200}; an entry has only "
+                f"{sorted(FILE_ENTRY_KEYS)}",
+            )
         actual = sha256_file(target)
         if actual != expected:
             raise _fail(

@@ -17,6 +17,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
+import cattrs
 import pathspec
 import yaml
 
@@ -99,6 +100,71 @@ class Gate:
     evidence: tuple[str, ...] = ()
 
 
+# the policy file's shape: structured by cattrs, so that an unknown or misspelt key is an
+# error naming it (a silently ignored key is a rule that does nothing) -----------------------
+
+
+@dataclass(frozen=True)
+class _UncertainSpec:
+    default_threshold: float
+    ratio: float = UNCERTAIN_RATIO
+
+
+@dataclass(frozen=True)
+class _FamilySpec:
+    members: tuple[str, ...]
+    files: tuple[str, ...] = ()
+    ecosystems: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _MatchSpec:
+    families: tuple[str, ...] = ()
+    id_patterns: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _GateSpec:
+    why: str
+    labels: tuple[str, ...]
+    match: _MatchSpec
+    and_cwe: tuple[int, ...] = ()
+    evidence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _PolicyFile:
+    version: int
+    uncertain: _UncertainSpec
+    language_aliases: dict[str, str]
+    language_equivalents: dict[str, dict[str, tuple[str, ...]] | None]
+    generic_languages: tuple[str, ...]
+    script_folders: tuple[str, ...]
+    technology_aliases: dict[str, str]
+    ecosystem_languages: dict[str, tuple[str, ...]]
+    families: dict[str, _FamilySpec]
+    gates: dict[str, _GateSpec]
+    language_files: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    engine_language_files: dict[str, dict[str, tuple[str, ...]] | None] = field(default_factory=dict)
+    ungated_engines: tuple[str, ...] = ()
+    vendored: tuple[str, ...] = ()
+
+
+_POLICY_FILE = cattrs.Converter(forbid_extra_keys=True)
+
+
+def _read_policy_file(data: Any) -> _PolicyFile:
+    """The policy file's data, checked for its version, its keys and their types."""
+    if not isinstance(data, dict) or data.get("version") != 1:
+        raise ValueError("expected 'version: 1'")
+    try:
+        return _POLICY_FILE.structure(data, _PolicyFile)
+    except cattrs.BaseValidationError as error:
+        raise ValueError("; ".join(cattrs.transform_error(error, path="policy"))) from None
+
+
 @dataclass(frozen=True)
 class Policy:
     """The parsed policy file."""
@@ -153,61 +219,57 @@ class Policy:
             raise PolicyError(f"{path}: malformed query policy ({type(error).__name__}: {error})") from error
 
     @classmethod
-    def _parse(cls, data: dict[str, Any], source: str) -> Policy:
-        if data.get("version") != 1:
-            raise ValueError("expected 'version: 1'")
+    def _parse(cls, data: Any, source: str) -> Policy:
+        spec = _read_policy_file(data)
         families = {
             name: Family(
                 name=name,
-                members=frozenset(m.lower() for m in spec["members"]),
-                files=at_any_depth(spec.get("files", ())),
-                ecosystems=tuple(spec.get("ecosystems", ())),
-                languages=frozenset(spec.get("languages", ())),
+                members=frozenset(m.lower() for m in family.members),
+                files=at_any_depth(family.files),
+                ecosystems=family.ecosystems,
+                languages=frozenset(family.languages),
             )
-            for name, spec in data["families"].items()
+            for name, family in spec.families.items()
         }
         gates = []
-        for name, spec in data["gates"].items():
-            match = spec["match"]
-            unknown = set(match.get("families", ())) - set(families)
+        for name, gate in spec.gates.items():
+            unknown = set(gate.match.families) - set(families)
             if unknown:
                 raise ValueError(f"gate {name} names unknown families {sorted(unknown)}")
             gates.append(
                 Gate(
                     name=name,
-                    why=spec["why"],
-                    labels=tuple(spec["labels"]),
-                    families=frozenset(match.get("families", ())),
-                    id_patterns=tuple(match.get("id_patterns", ())),
-                    languages=frozenset(match.get("languages", ())),
-                    and_cwe=frozenset(int(c) for c in spec.get("and_cwe", ())),
-                    evidence=at_any_depth(spec.get("evidence", ())),
+                    why=gate.why,
+                    labels=gate.labels,
+                    families=frozenset(gate.match.families),
+                    id_patterns=gate.match.id_patterns,
+                    languages=frozenset(gate.match.languages),
+                    and_cwe=frozenset(gate.and_cwe),
+                    evidence=at_any_depth(gate.evidence),
                 )
             )
-        ratio = float(data["uncertain"].get("ratio", UNCERTAIN_RATIO))
-        if not 0 <= ratio <= 1:
+        if not 0 <= spec.uncertain.ratio <= 1:
             raise ValueError("uncertain.ratio must be between 0 and 1")
         return cls(
-            ratio=ratio,
-            default_threshold=float(data["uncertain"]["default_threshold"]),
-            language_aliases={str(k).lower(): v for k, v in data["language_aliases"].items()},
+            ratio=spec.uncertain.ratio,
+            default_threshold=spec.uncertain.default_threshold,
+            language_aliases={k.lower(): v for k, v in spec.language_aliases.items()},
             language_equivalents={
-                engine: {lang: tuple(eq) for lang, eq in (table or {}).items()}
-                for engine, table in data["language_equivalents"].items()
+                engine: dict(table or {}) for engine, table in spec.language_equivalents.items()
             },
-            language_files={k: at_any_depth(v) for k, v in data.get("language_files", {}).items()},
+            language_files={k: at_any_depth(v) for k, v in spec.language_files.items()},
             engine_language_files={
                 engine: {k: at_any_depth(v) for k, v in (table or {}).items()}
-                for engine, table in data.get("engine_language_files", {}).items()
+                for engine, table in spec.engine_language_files.items()
             },
-            generic_languages=frozenset(data["generic_languages"]),
-            script_folders=frozenset(data["script_folders"]),
-            technology_aliases={str(k).lower(): v for k, v in data["technology_aliases"].items()},
-            ecosystem_languages={k: frozenset(v) for k, v in data["ecosystem_languages"].items()},
+            generic_languages=frozenset(spec.generic_languages),
+            script_folders=frozenset(spec.script_folders),
+            technology_aliases={k.lower(): v for k, v in spec.technology_aliases.items()},
+            ecosystem_languages={k: frozenset(v) for k, v in spec.ecosystem_languages.items()},
             families=families,
             gates=tuple(gates),
-            ungated_engines=frozenset(data.get("ungated_engines", ())),
-            vendored=tuple(str(p) for p in data.get("vendored", ())),
+            ungated_engines=frozenset(spec.ungated_engines),
+            vendored=spec.vendored,
             source=source,
         )
 
