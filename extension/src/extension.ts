@@ -3,10 +3,12 @@
  * file only wires the parts together; each part lives in its own module.
  */
 import * as vscode from "vscode";
+import * as path from "node:path";
 import { createLauncher } from "./common/client";
 import { DaemonSupervisor, type DaemonState } from "./common/daemon";
 import { registerLogger } from "./common/log";
-import { pythonEnvironments, resolveInterpreter, type PythonEnvironments } from "./common/python";
+import { ensurePrivateEnv } from "./common/privateEnv";
+import { basePythonCandidates, pythonEnvironments, resolveInterpreter, type PythonEnvironments } from "./common/python";
 import { classifyChange, readSettings } from "./common/settings";
 import { createVscodeApi, type Disposable, type VscodeApi } from "./common/vscodeapi";
 import type { CommandContext } from "./commands/context";
@@ -28,8 +30,18 @@ export function activate(context: vscode.ExtensionContext): void {
   const channel = api.createLogChannel("Treelens");
   context.subscriptions.push(channel, registerLogger(channel));
 
-  // Python: the treelens.python setting, else the Python extension's environment.
+  // Python: the treelens.python setting, else Treelens' own environment in the global storage,
+  // built with the Python extension's interpreter (or a Python on PATH) when it is missing.
   let environments: PythonEnvironments | undefined;
+  let environmentsReady: Promise<PythonEnvironments | undefined> | undefined;
+  const pythonExtension = () => (environmentsReady ??= pythonEnvironments(api));
+  const privateEnv = () =>
+    ensurePrivateEnv({
+      storage: context.globalStorageUri.fsPath,
+      bundled: path.join(context.extensionPath, "extension", "bundled"),
+      basePythons: async () => basePythonCandidates(await pythonExtension(), labels.activeFolder()),
+      progress: (title, task) => api.withProgress(title, task),
+    });
 
   // The daemon, the results it sends, and the status bar that shows them.
   const status = new StatusBar(api);
@@ -59,7 +71,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const daemon = new DaemonSupervisor({
     launcher: createLauncher(channel, () => labels.activeFolder()?.path),
     settings: () => readSettings(api),
-    interpreter: () => resolveInterpreter(readSettings(api).python, environments, labels.activeFolder()),
+    interpreter: () => resolveInterpreter(readSettings(api).python, privateEnv),
     schedule: (callback, ms) => {
       const timer = setTimeout(callback, ms);
       return { dispose: () => clearTimeout(timer) };
@@ -99,28 +111,26 @@ export function activate(context: vscode.ExtensionContext): void {
   );
   render();
 
-  // The Python extension may take a while to activate: start without waiting for it
-  // when treelens.python says which Python to use.
+  // Start at once: the Python extension (which may take a while to activate) is only
+  // waited for when Treelens' environment has to be built.
   setImmediate(async () => {
-    const explicit = readSettings(api).python !== "";
-    const started = explicit ? daemon.restart() : Promise.resolve();
-    environments = await pythonEnvironments(api);
+    const started = daemon.restart();
+    environments = await pythonExtension();
     if (environments) {
-      context.subscriptions.push(onInterpreterChange(api, environments, () => daemon.restart()));
+      context.subscriptions.push(onInterpreterChange(api, environments, daemon));
     }
-    await (explicit ? started : daemon.restart());
+    await started;
   });
 }
 
-/** Restarts on a new active environment, unless treelens.python pins the interpreter. */
-function onInterpreterChange(
-  api: VscodeApi,
-  environments: PythonEnvironments,
-  restart: () => Promise<void>,
-): Disposable {
+/**
+ * A new active environment can end a failure (no Python 3.11+ to build with): restart
+ * then. A running daemon keeps its own environment, and treelens.python pins the interpreter.
+ */
+function onInterpreterChange(api: VscodeApi, environments: PythonEnvironments, daemon: DaemonSupervisor): Disposable {
   return environments.onDidChangeInterpreter(() => {
-    if (readSettings(api).python === "") {
-      void restart();
+    if (readSettings(api).python === "" && daemon.state.kind === "failed") {
+      void daemon.restart();
     }
   });
 }

@@ -47,7 +47,8 @@ export type DaemonState =
 export interface SupervisorDeps {
   launcher: Launcher;
   settings(): Settings;
-  interpreter(): Promise<Interpreter>;
+  /** The Python to run, or why there is none (no Python 3.11+, its own environment failed to build). */
+  interpreter(): Promise<Interpreter | Problem>;
   /** Runs `callback` after `ms`; tests run it by hand. Back-off and liveness probes use it. */
   schedule: Schedule;
   onState(state: DaemonState): void;
@@ -107,7 +108,16 @@ export class DaemonSupervisor implements Disposable {
       return;
     }
     this.setState({ kind: "starting" });
+    const startedAt = this.generation;
     const interpreter = await this.deps.interpreter();
+    if (this.generation !== startedAt) {
+      return; // stopped while its environment was being built
+    }
+    if (isProblem(interpreter)) {
+      logError(interpreter.message);
+      this.setState({ kind: "failed", problem: interpreter });
+      return;
+    }
     logInfo(`Python (${interpreter.source}): ${interpreter.command.join(" ")}`);
     const report = await this.deps.launcher.check(interpreter);
     if (isProblem(report)) {

@@ -12,7 +12,8 @@ export type ProblemKind =
   | "startFailed"
   | "crashed"
   | "unresponsive"
-  | "noModel";
+  | "noModel"
+  | "setupFailed";
 
 export type ProblemAction = "openSettings" | "selectInterpreter" | "showLog" | "restart";
 
@@ -59,9 +60,43 @@ export function notInstalled(python: string): Problem {
     kind: "notInstalled",
     short: "not installed",
     message:
-      `Treelens is not installed in "${python}". Install it there ("${python} -m pip install <path to treelens>") ` +
-      `or ${SET_PYTHON.charAt(0).toLowerCase()}${SET_PYTHON.slice(1)}.`,
+      `Treelens is not installed in "${python}" (the "treelens.python" setting). Install it there ` +
+      `("${python} -m pip install treelens-<version>.whl"), or clear the setting so that Treelens uses its own environment.`,
     actions: ["openSettings", "selectInterpreter"],
+  };
+}
+
+/** A Treelens from before the import names became `treelens.*`: it has no `treelens.daemon`. */
+export function noDaemonModule(python: string, version: string): Problem {
+  return {
+    kind: "notInstalled",
+    short: "not installed",
+    message:
+      `The Treelens ${version} in "${python}" has no treelens.daemon module (it is older than this extension). ` +
+      `Reinstall it there ("${python} -m pip install treelens-<version>.whl"), or clear "treelens.python" so that Treelens uses its own environment.`,
+    actions: ["openSettings", "restart"],
+  };
+}
+
+/** No Python 3.11+ to build Treelens' own environment with; `tried` says what each candidate was. */
+export function noBasePython(tried: string[]): Problem {
+  return {
+    kind: "noPython",
+    short: "no Python",
+    message:
+      `Treelens needs Python 3.11 or newer to set up its daemon and found none (${tried.join("; ")}). ` +
+      `Install Python 3.11+ or select one in the Python extension, then run "Treelens: Restart Daemon".`,
+    actions: ["selectInterpreter", "restart"],
+  };
+}
+
+/** Treelens' own environment could not be built: `reason` says what happened and what to do. */
+export function setupFailed(reason: string): Problem {
+  return {
+    kind: "setupFailed",
+    short: "setup failed",
+    message: `Treelens could not set up its Python environment: ${reason}`,
+    actions: ["showLog", "restart"],
   };
 }
 

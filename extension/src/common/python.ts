@@ -1,17 +1,22 @@
 /**
- * Which Python starts the daemon: the `treelens.python` setting, else the Python
- * extension's active environment (when that extension is installed), else `python3`.
- * The Python extension's API is hidden behind `PythonEnvironments` so tests pass fakes.
+ * Which Python starts the daemon: the `treelens.python` setting (a Python with Treelens
+ * installed, for developers), else Treelens' own environment (privateEnv.ts), which is
+ * built with the Python extension's active interpreter or a Python on PATH. The Python
+ * extension's API is hidden behind `PythonEnvironments` so tests pass fakes.
  */
 import { errorMessage, logInfo, logWarn } from "./log";
+import type { Problem } from "./problems";
 import type { Disposable, Folder, VscodeApi } from "./vscodeapi";
 
 export const PYTHON_EXTENSION_ID = "ms-python.python";
-export const FALLBACK_PYTHON = "python3";
+/** Pythons on PATH to build Treelens' environment with when the Python extension has none. */
+export const PATH_PYTHONS: readonly string[][] =
+  process.platform === "win32" ? [["py", "-3"], ["python"]] : [["python3"], ["python"]];
 /** `-P` keeps the working folder off sys.path: nothing in the workspace is ever imported. */
 export const DAEMON_ARGS = ["-P", "-m", "treelens.daemon"] as const;
 
-export type InterpreterSource = "setting" | "python-extension" | "fallback";
+/** `setting`: treelens.python; `private-env`: the environment Treelens built for itself. */
+export type InterpreterSource = "setting" | "private-env";
 
 export interface Interpreter {
   /** The executable and any arguments it needs before `-m treelens.daemon`. */
@@ -26,25 +31,35 @@ export interface PythonEnvironments {
   onDidChangeInterpreter(listener: () => unknown): Disposable;
 }
 
+/**
+ * treelens.python when it is set (used as it is: the preflight says what it lacks), else
+ * Treelens' own environment, which `privateEnv` finds or builds.
+ */
 export async function resolveInterpreter(
   pythonSetting: string,
-  environments: PythonEnvironments | undefined,
-  folder?: Folder,
-): Promise<Interpreter> {
+  privateEnv: () => Promise<Interpreter | Problem>,
+): Promise<Interpreter | Problem> {
   if (pythonSetting !== "") {
     return { command: [pythonSetting], source: "setting" };
   }
-  if (environments) {
-    try {
-      const active = await environments.activeInterpreter(folder);
-      if (active) {
-        return { command: [active], source: "python-extension" };
-      }
-    } catch (error) {
-      logWarn(`The Python extension did not give its active environment: ${errorMessage(error)}`);
-    }
+  return privateEnv();
+}
+
+/**
+ * The Pythons to build Treelens' environment with, best first: the Python extension's
+ * active interpreter for the folder (the one the person chose), then those on PATH.
+ */
+export async function basePythonCandidates(
+  environments: PythonEnvironments | undefined,
+  folder?: Folder,
+): Promise<string[][]> {
+  let active: string | undefined;
+  try {
+    active = await environments?.activeInterpreter(folder);
+  } catch (error) {
+    logWarn(`The Python extension did not give its active environment: ${errorMessage(error)}`);
   }
-  return { command: [FALLBACK_PYTHON], source: "fallback" };
+  return active ? [[active], ...PATH_PYTHONS] : [...PATH_PYTHONS];
 }
 
 /** The slice of the Python extension's exported API (`environments`) that Treelens reads. */
@@ -71,7 +86,7 @@ export async function pythonEnvironments(api: VscodeApi): Promise<PythonEnvironm
     return undefined;
   }
   if (!isPythonExtensionApi(extensionApi)) {
-    logInfo("The Python extension is not installed; Treelens uses treelens.python or python3.");
+    logInfo("The Python extension is not installed; Treelens builds its environment with a Python on PATH.");
     return undefined;
   }
   const { environments } = extensionApi;

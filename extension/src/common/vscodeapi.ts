@@ -84,8 +84,8 @@ export interface VscodeApi {
   /** Values the extension remembers across sessions (the extension's global state). */
   getState<T>(key: string): T | undefined;
   setState(key: string, value: unknown): Promise<void>;
-  /** Runs `task` with a progress notification titled `title`. */
-  withProgress<T>(title: string, task: () => Promise<T>): Promise<T>;
+  /** Runs `task` with a progress notification titled `title`; `report` sets its message. */
+  withProgress<T>(title: string, task: (report: (message: string) => void) => Promise<T>): Promise<T>;
 }
 
 export function createVscodeApi(code: typeof vscode, state: vscode.Memento): VscodeApi {
@@ -225,6 +225,8 @@ export function createVscodeApi(code: typeof vscode, state: vscode.Memento): Vsc
       await state.update(key, value);
     },
     withProgress: async (title, task) =>
-      window.withProgress({ location: code.ProgressLocation.Notification, title }, task),
+      window.withProgress({ location: code.ProgressLocation.Notification, title }, (progress) =>
+        task((message) => progress.report({ message })),
+      ),
   };
 }

@@ -4,12 +4,19 @@ import type { DaemonState, Launcher, RunningDaemon } from "../../src/common/daem
 import { DaemonSupervisor } from "../../src/common/daemon";
 import { PROBE_METHOD } from "../../src/common/liveness";
 import type { PythonReport } from "../../src/common/preflight";
-import { notInstalled, type Problem } from "../../src/common/problems";
+import { noBasePython, notInstalled, type Problem } from "../../src/common/problems";
+import type { Interpreter } from "../../src/common/python";
 import { RESTART_DELAYS_MS } from "../../src/common/restart";
 import { readSettings } from "../../src/common/settings";
 import { FakeApi, FakeConnection } from "./fakes";
 
-const REPORT: PythonReport = { version: "3.11.9", executable: "/venv/bin/python", treelens: "0.1.0", missing: [] };
+const REPORT: PythonReport = {
+  version: "3.11.9",
+  executable: "/venv/bin/python",
+  treelens: "0.1.0",
+  daemon: true,
+  missing: [],
+};
 
 /** Liveness bounds of the harness: probe timers are told apart from restart delays by them. */
 const PROBE_EVERY_MS = 5;
@@ -33,14 +40,23 @@ class FakeDaemon extends FakeConnection implements RunningDaemon {
   }
 }
 
-function harness(check: PythonReport | Problem = REPORT, launchError?: Error, deaf = false) {
+function harness(
+  check: PythonReport | Problem = REPORT,
+  launchError?: Error,
+  deaf = false,
+  interpreter: () => Promise<Interpreter | Problem> = async () => ({ command: ["/venv/bin/python"], source: "setting" }),
+) {
   const api = new FakeApi();
   const daemons: FakeDaemon[] = [];
   const states: DaemonState[] = [];
   const scheduled: { callback: () => void; ms: number; cancelled: boolean }[] = [];
   const probes: { callback: () => void; ms: number; cancelled: boolean }[] = [];
+  const checked: Interpreter[] = [];
   const launcher: Launcher = {
-    check: async () => check,
+    check: async (used) => {
+      checked.push(used);
+      return check;
+    },
     launch: async () => {
       if (launchError) {
         throw launchError;
@@ -53,7 +69,7 @@ function harness(check: PythonReport | Problem = REPORT, launchError?: Error, de
   const supervisor = new DaemonSupervisor({
     launcher,
     settings: () => readSettings(api),
-    interpreter: async () => ({ command: ["/venv/bin/python"], source: "setting" }),
+    interpreter,
     schedule: (callback, ms) => {
       const entry = { callback, ms, cancelled: false };
       (ms === PROBE_EVERY_MS || ms === ANSWER_WITHIN_MS ? probes : scheduled).push(entry);
@@ -78,7 +94,7 @@ function harness(check: PythonReport | Problem = REPORT, launchError?: Error, de
     deadline.cancelled = true;
     deadline.callback();
   };
-  return { api, supervisor, daemons, states, scheduled, silence };
+  return { api, supervisor, daemons, states, scheduled, silence, checked };
 }
 
 test("a restart starts a daemon and reports starting, then running", async () => {
@@ -100,6 +116,29 @@ test("a Python without Treelens fails with the check's problem and starts nothin
   await supervisor.restart();
   assert.equal(daemons.length, 0);
   assert.deepEqual(states.at(-1), { kind: "failed", problem });
+});
+
+test("no Python to build Treelens' environment with fails with that problem and checks nothing", async () => {
+  const problem = noBasePython(["python3: not found"]);
+  const { supervisor, daemons, states, checked } = harness(REPORT, undefined, false, async () => problem);
+  await supervisor.restart();
+  assert.deepEqual(checked, []);
+  assert.equal(daemons.length, 0);
+  assert.deepEqual(states.at(-1), { kind: "failed", problem });
+});
+
+test("a daemon stopped while its environment is being built is not started afterwards", async () => {
+  let built: (interpreter: Interpreter) => void = () => undefined;
+  const building = new Promise<Interpreter>((resolve) => (built = resolve));
+  const { supervisor, daemons, states, checked } = harness(REPORT, undefined, false, () => building);
+  const starting = supervisor.restart();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(states.at(-1)?.kind, "starting");
+  await supervisor.stop();
+  built({ command: ["/env/bin/python", "-I"], source: "private-env" });
+  await starting;
+  assert.deepEqual(checked, []);
+  assert.equal(daemons.length, 0);
 });
 
 test("a daemon that dies while starting is reported, not restarted", async () => {

@@ -183,8 +183,10 @@ export class FakeApi implements VscodeApi {
   async setState(key: string, value: unknown): Promise<void> {
     this.state.set(key, value);
   }
-  async withProgress<T>(_title: string, task: () => Promise<T>): Promise<T> {
-    return task();
+  readonly progress: string[] = [];
+  async withProgress<T>(title: string, task: (report: (message: string) => void) => Promise<T>): Promise<T> {
+    this.progress.push(title);
+    return task((message) => this.progress.push(`  ${message}`));
   }
 
   messages(kind: Shown["kind"]): string[] {

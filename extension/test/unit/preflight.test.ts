@@ -21,6 +21,7 @@ test("the project's environment passes the check", { skip: !existsSync(VENV_PYTH
   assert.ok(!isProblem(result), isProblem(result) ? result.message : "");
   assert.match(result.version, /^3\.1\d/);
   assert.equal(typeof result.treelens, "string");
+  assert.equal(result.daemon, true, "the treelens.daemon module the extension starts");
   assert.deepEqual(result.missing, []);
 });
 
@@ -44,13 +45,16 @@ test("a Python that fails to run the check is reported with its error", async ()
   assert.match(result.message, /fatal: broken interpreter/);
 });
 
-test("old Pythons and missing runtime packages are told apart", () => {
+test("old Pythons, old Treelenses and missing runtime packages are told apart", () => {
   const line = (report: object) =>
-    JSON.stringify({ version: "3.11.4", executable: "/p", treelens: "0.1.0", missing: [], ...report });
+    JSON.stringify({ version: "3.11.4", executable: "/p", treelens: "0.1.0", daemon: true, missing: [], ...report });
   const old = judge("/p", line({ version: "3.9.18" }));
   assert.ok(isProblem(old) && old.kind === "oldPython" && /3\.9\.18/.test(old.message));
   const missing = judge("/p", line({ missing: ["onnxruntime", "pygls"] }));
   assert.ok(isProblem(missing) && missing.kind === "missingPackages" && /onnxruntime, pygls/.test(missing.message));
+  const beforeRename = judge("/p", line({ treelens: "0.0.9", daemon: false }));
+  assert.ok(isProblem(beforeRename) && beforeRename.kind === "notInstalled");
+  assert.match(beforeRename.message, /The Treelens 0\.0\.9 in "\/p" has no treelens\.daemon module/);
   const garbage = judge("/p", "Traceback...");
   assert.ok(isProblem(garbage) && garbage.kind === "startFailed");
   assert.ok(!isProblem(judge("/p", `warning on stdout\n${line({})}`)));

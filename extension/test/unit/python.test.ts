@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { FALLBACK_PYTHON, pythonEnvironments, resolveInterpreter, type PythonEnvironments } from "../../src/common/python";
+import {
+  basePythonCandidates,
+  PATH_PYTHONS,
+  pythonEnvironments,
+  resolveInterpreter,
+  type Interpreter,
+  type PythonEnvironments,
+} from "../../src/common/python";
 import { FakeApi } from "./fakes";
 
 function environments(active: string | undefined): PythonEnvironments {
@@ -10,28 +17,35 @@ function environments(active: string | undefined): PythonEnvironments {
   };
 }
 
-test("the treelens.python setting beats the Python extension", async () => {
-  assert.deepEqual(await resolveInterpreter("/opt/py/bin/python", environments("/venv/bin/python")), {
+const OWN_ENV: Interpreter = { command: ["/storage/python-envs/treelens-0.1.0-abc/bin/python", "-I"], source: "private-env" };
+
+test("the treelens.python setting is used as it is, and Treelens' own environment is not built", async () => {
+  let built = 0;
+  const privateEnv = async () => {
+    built += 1;
+    return OWN_ENV;
+  };
+  assert.deepEqual(await resolveInterpreter("/opt/py/bin/python", privateEnv), {
     command: ["/opt/py/bin/python"],
     source: "setting",
   });
+  assert.equal(built, 0);
 });
 
-test("without the setting, the Python extension's active environment, else python3", async () => {
-  assert.deepEqual(await resolveInterpreter("", environments("/venv/bin/python")), {
-    command: ["/venv/bin/python"],
-    source: "python-extension",
-  });
-  assert.deepEqual(await resolveInterpreter("", environments(undefined)), {
-    command: [FALLBACK_PYTHON],
-    source: "fallback",
-  });
-  assert.deepEqual(await resolveInterpreter("", undefined), { command: [FALLBACK_PYTHON], source: "fallback" });
+test("without the setting, Treelens' own environment (never the person's environments)", async () => {
+  assert.deepEqual(await resolveInterpreter("", async () => OWN_ENV), OWN_ENV);
+});
+
+test("the environment is built with the Python extension's interpreter first, then those on PATH", async () => {
+  assert.deepEqual(await basePythonCandidates(environments("/venv/bin/python")), [["/venv/bin/python"], ...PATH_PYTHONS]);
+  assert.deepEqual(await basePythonCandidates(environments(undefined)), [...PATH_PYTHONS]);
+  assert.deepEqual(await basePythonCandidates(undefined), [...PATH_PYTHONS]);
   const broken: PythonEnvironments = {
     activeInterpreter: () => Promise.reject(new Error("not ready")),
     onDidChangeInterpreter: () => ({ dispose: () => undefined }),
   };
-  assert.deepEqual(await resolveInterpreter("", broken), { command: [FALLBACK_PYTHON], source: "fallback" });
+  assert.deepEqual(await basePythonCandidates(broken), [...PATH_PYTHONS]);
+  assert.deepEqual(PATH_PYTHONS[0], process.platform === "win32" ? ["py", "-3"] : ["python3"]);
 });
 
 test("the Python extension's API is read through its environments object", async () => {
