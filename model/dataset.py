@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,6 +23,18 @@ from treelens.model.labels import LABELS, label_vector
 from treelens.model.tree import ProjectTree
 
 SPLITS = ("train", "validation", "test")
+DATA_DIR_ENV = "TREELENS_DATA_DIR"
+CHECKOUT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+"""The shared data set in a checkout: ../shared/data beside the repository."""
+
+
+def default_data_dir() -> Path:
+    """Where data files (and the semgrep rule index) are looked for when no folder is given:
+    ``$TREELENS_DATA_DIR``, else ../shared/data beside a checkout. The one place this is
+    decided; an installed package has no checkout beside it, so there set the variable
+    (or pass ``--data-dir``)."""
+    value = os.environ.get(DATA_DIR_ENV)
+    return Path(value).expanduser() if value else CHECKOUT_DATA_DIR
 
 
 class DatasetError(TreelensError, ValueError):

@@ -17,10 +17,11 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from treelens.model.dataset import default_data_dir
 from treelens.model.errors import TreelensError, UsageError
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEFAULT_DATA_DIR = default_data_dir()
 
 C = TypeVar("C")
 

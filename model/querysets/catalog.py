@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from treelens.model.dataset import default_data_dir
 from treelens.model.errors import TreelensError
 
-SHARED_SEMGREP_INDEX = Path(__file__).resolve().parents[3] / "shared" / "data" / "semgrep-rules-index.jsonl"
-"""The default semgrep catalog in a checkout: ../shared/data beside the repository."""
+SHARED_SEMGREP_INDEX = default_data_dir() / "semgrep-rules-index.jsonl"
+"""The default semgrep catalog: in the data folder ($TREELENS_DATA_DIR or ../shared/data)."""
 
 MAX_CATALOG_DEPTH = 32
 """Folder levels below a catalog root that are read: semgrep-rules and CodeQL's packs
