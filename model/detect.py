@@ -114,7 +114,6 @@ LANGUAGE_BY_EXTENSION: dict[str, str] = {
     ".gql": "graphql",
     ".jsp": "java",
     ".twig": "php",
-    ".blade.php": "php",
     ".j2": "jinja",
     ".jinja": "jinja",
     ".jinja2": "jinja",
@@ -131,6 +130,9 @@ LANGUAGE_BY_NAME: dict[str, str] = {
     "Vagrantfile": "ruby",
     "CMakeLists.txt": "cmake",
 }
+# nginx as a language (the config format semgrep's nginx rules read); the nginx technology
+# marker below is a narrower pattern. Both are part of the model text (INPUT_FORMAT, the
+# golden files): making them one changes what the model is told, so it needs a format bump.
 NGINX_PATH = re.compile(r"(^|/)(nginx[^/]*/[^/]+\.conf|[^/]*nginx[^/]*\.conf(\.template)?)$")
 
 
@@ -144,8 +146,6 @@ def language_of(path: str) -> str | None:
         return "dockerfile"
     if "nginx" in path and NGINX_PATH.search(path):
         return "nginx"
-    if name.endswith(".blade.php"):
-        return "php"
     return LANGUAGE_BY_EXTENSION.get(extension(name))
 
 
@@ -280,7 +280,15 @@ TECHNOLOGY_DEPENDENCIES: dict[str, tuple[str, ...]] = {
 }
 
 # technology <- marker files, by exact file name, by name suffix, or by a pattern on the
-# file name (checked only when the name contains the pattern's keyword)
+# file name (checked only when the name contains the pattern's keyword).
+#
+# These say what the model text names as a project's technologies, so they are strict and
+# frozen with INPUT_FORMAT. The query policy's evidence for keeping a query
+# (model/querysets/policy.yaml: the families' `files:` and the iac gate's `evidence:`) is a
+# different, deliberately broader question: a file that *may* be a Kubernetes manifest, a
+# compose file or an nginx config keeps its queries (any .conf, any yaml under deploy/).
+# Neither derives from the other on purpose: narrowing the policy would drop queries the
+# model cannot vouch for, widening these would change every model text.
 MARKER_NAMES: dict[str, str] = {
     "manage.py": "django",
     "AndroidManifest.xml": "android",

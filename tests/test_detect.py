@@ -75,3 +75,9 @@ def test_dependency_prefixes_and_case() -> None:
 )
 def test_shebangs_name_the_script_language(first_line: str, language: str | None) -> None:
     assert language_of_shebang(first_line) == language
+
+
+def test_blade_templates_are_php_by_their_last_suffix() -> None:
+    """A `.blade.php` view is PHP through `.php` alone (extension() gives the last suffix),
+    which is why detect.py needs no `.blade.php` rule of its own."""
+    assert language_of("resources/views/welcome.blade.php") == "php"
