@@ -14,7 +14,6 @@ import hashlib
 import logging
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from treelens.model.errors import UsageError
 from treelens.model.filters import DEFAULT_FILTER, PathFilter
 from treelens.model.input import ModelText, describe
 from treelens.model.labels import check_thresholds, label_state
+from treelens.model.lru import LRUCache
 from treelens.model.tokenizer import (
     CLS,
     PAD,
@@ -153,7 +153,7 @@ class Classifier:
         self._sep_id = self.tokenizer.token_to_id(SEP)
         self._sessions: dict[str, ort.InferenceSession] = {}
         self._lock = threading.Lock()
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: LRUCache[str, np.ndarray] = LRUCache(CACHE_SIZE)
 
     @classmethod
     def load(
@@ -246,13 +246,17 @@ class Classifier:
 
     def probabilities(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """Sigmoid probabilities (one row per text, LABELS order); cached by text hash."""
-        keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
-        for text, key in zip(texts, keys, strict=True):
-            if key not in self._cache:
-                self._remember(key, self.run_ids(self.encode(text)))
+        rows = []
+        for text in texts:
+            key = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            row = self._cached(key)
+            if row is None:
+                row = self.run_ids(self.encode(text))
+                self._remember(key, row)
+            rows.append(row)  # kept here: a request may hold more texts than the cache
             if progress:
                 progress(1)
-        return np.stack([self._cache[key] for key in keys]) if keys else np.zeros((0, len(self.labels)))
+        return np.stack(rows) if rows else np.zeros((0, len(self.labels)))
 
     def run_ids(self, ids: list[int], pad_to: int = 0) -> np.ndarray:
         """Probabilities (LABELS order) of one token-id list, uncached: padded to the smallest
@@ -296,12 +300,13 @@ class Classifier:
         with np.errstate(over="ignore"):  # exp(-x) overflows to inf for x << 0: probability 0.0
             return 1.0 / (1.0 + np.exp(-row))
 
+    def _cached(self, key: str) -> np.ndarray | None:
+        with self._lock:
+            return self._cache.get(key)
+
     def _remember(self, key: str, row: np.ndarray) -> None:
         with self._lock:
-            self._cache[key] = row
-            self._cache.move_to_end(key)
-            while len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
+            self._cache.put(key, row)
 
     # results ------------------------------------------------------------------------------
 

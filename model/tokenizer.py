@@ -9,7 +9,6 @@ Only the ``tokenizers`` library is needed here (no torch, no transformers).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from tokenizers import Tokenizer
 
 from treelens.model.errors import TreelensError
 from treelens.model.input import TokenCounter
+from treelens.model.lru import LRUCache
 
 CLS, PAD, SEP, UNK, MASK = "[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]"
 SPECIAL_TOKENS: tuple[str, ...] = (CLS, PAD, SEP, UNK, MASK)
@@ -90,22 +90,17 @@ class LineCounter:
 
     def __init__(self, tokenizer: Tokenizer, cache_size: int = COUNTER_CACHE_SIZE) -> None:
         self.tokenizer = tokenizer
-        self._cache: OrderedDict[str, int] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache: LRUCache[str, int] = LRUCache(cache_size)
 
     def __call__(self, lines: Sequence[str]) -> list[int]:
-        missing = [line for line in dict.fromkeys(lines) if line not in self._cache]
-        if missing:
+        counts = {line: self._cache.get(line) for line in dict.fromkeys(lines)}
+        missing = [line for line, count in counts.items() if count is None]
+        if missing:  # one batch for every new line; a call may hold more lines than the cache
             encoded = self.tokenizer.encode_batch(missing, add_special_tokens=False)
             for line, encoding in zip(missing, encoded, strict=True):
-                self._cache[line] = len(encoding.ids)
-        counts = []
-        for line in lines:
-            self._cache.move_to_end(line)
-            counts.append(self._cache[line])
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return counts
+                counts[line] = len(encoding.ids)
+                self._cache.put(line, counts[line])
+        return [counts[line] for line in lines]
 
 
 def line_counter(tokenizer: Tokenizer) -> TokenCounter:

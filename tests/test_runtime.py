@@ -10,7 +10,7 @@ import pytest
 
 from tests.shared_data import labelled_records
 from treelens.model.labels import LABELS
-from treelens.model.runtime import Classifier, choose_providers
+from treelens.model.runtime import CACHE_SIZE, Classifier, choose_providers
 from treelens.model.tokenizer import SEP, encode_batch
 from treelens.model.tree import ProjectTree
 
@@ -105,6 +105,15 @@ def test_tokenize_shows_every_token(classifier):
     assert tokens[0] == (0, "[CLS]") and tokens[-1] == (2, "[SEP]")
     assert "".join(piece for _id, piece in tokens[1:-1]) == text
     assert len(tokens) == classifier.describe(some_trees(1)[0]).token_count + 2
+
+
+def test_one_call_with_more_texts_than_the_cache_holds(classifier):
+    """Every text of a call gets its row even when the call holds more distinct texts than
+    the result cache (an evaluation of a whole data set): rows are not read back from it."""
+    texts = [f"# tree\nsrc/module_{i}.py\n" for i in range(CACHE_SIZE + 8)]
+    rows = classifier.probabilities(texts)
+    assert rows.shape == (len(texts), len(LABELS))
+    np.testing.assert_allclose(rows[0], classifier.run_ids(classifier.encode(texts[0])), atol=1e-6)
 
 
 def test_training_and_runtime_cut_a_long_text_alike(classifier):
