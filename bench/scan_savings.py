@@ -47,7 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.scan_fixtures import PROJECTS, write_project
 from treelens.daemon.scan import scan
 from treelens.model.input import Analysis, analyze
-from treelens.model.querysets import Catalog, QuerySet, load_catalog, model_labels, suggest
+from treelens.model.pipeline import model_labels
+from treelens.model.querysets import Catalog, QuerySet, load_catalog, suggest
 from treelens.model.querysets.compare import (
     SEMGREP_ENV,
     Finding,

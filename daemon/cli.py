@@ -1,4 +1,7 @@
-"""The ``treelens`` command line: parses arguments and calls the library.
+"""The ``treelens`` command line: parses arguments, calls the library, prints.
+
+Each command scans a folder (daemon/scan.py), a listing or a clone into a tree and walks
+the library's pipeline from there (model/pipeline.py), the same way the daemon does.
 
 Every command reports a bad input (missing path, a file instead of a folder, an
 unreadable folder, a bad data file) as one line on stderr and exits 1: the expected
@@ -19,25 +22,18 @@ from pathlib import Path
 
 from treelens.daemon import clone
 from treelens.daemon.scan import ScanResult, scan
-from treelens.model.bundle import DEFAULT_BUNDLE_DIR, BundleError, load_bundle
 from treelens.model.dataset import read_records
 from treelens.model.devices import DEFAULT_DEVICE, DEVICES
 from treelens.model.errors import TreelensError, UsageError
 from treelens.model.filters import NOISE_CATEGORIES, PathFilter
 from treelens.model.guards import output_file, read_input
-from treelens.model.input import DEFAULT_MAX_TOKENS, ModelText, TokenCounter, analyze, describe
+from treelens.model.input import DEFAULT_MAX_TOKENS, Analysis, ModelText, analyze
 from treelens.model.labels import LABELS, check_thresholds
 from treelens.model.listing import parse_listing
-from treelens.model.querysets import (
-    ENGINES,
-    ModelLabels,
-    load_catalog,
-    model_labels,
-    suggest,
-)
+from treelens.model.pipeline import describe_counted, model_labels, suggest_sets, token_counting
+from treelens.model.querysets import ENGINES, Catalog, ModelLabels, QuerySet, load_catalog
 from treelens.model.querysets.compare import DEFAULT_TIMEOUT_S, compare
 from treelens.model.querysets.semgrep import scoped
-from treelens.model.tokenizer import line_counter, load_tokenizer
 from treelens.model.tree import ProjectTree
 
 Command = Callable[[argparse.Namespace], int]
@@ -99,29 +95,22 @@ def path_filter_from(args: argparse.Namespace) -> PathFilter:
     )
 
 
-def token_counting(args: argparse.Namespace) -> tuple[TokenCounter | None, int]:
-    """The bundle's token counter and budget, so `tree` prints exactly the text the model
-    sees; the estimate (and the default budget) when no usable bundle is there."""
-    try:
-        bundle = load_bundle(args.model or DEFAULT_BUNDLE_DIR)
-    except BundleError as error:
-        if args.model is not None:
-            raise
-        print(f"treelens: note: token counts are estimates ({error})", file=sys.stderr)
-        return None, args.max_tokens or DEFAULT_MAX_TOKENS
-    counter = line_counter(load_tokenizer(bundle.file(bundle.tokenizer)))
-    return counter, args.max_tokens or bundle.max_tokens
+def scan_folder(args: argparse.Namespace) -> ScanResult:
+    """Scan the folder named on the command line, warning about folders left out."""
+    result = scan(args.path, path_filter=path_filter_from(args), use_git=not args.no_git)
+    for folder in result.unreadable:
+        print(f"treelens: warning: cannot read folder {folder}; left out", file=sys.stderr)
+    return result
 
 
 def scan_and_describe(args: argparse.Namespace) -> tuple[ScanResult, ModelText]:
-    """Scan the folder named on the command line and render its model text."""
-    path_filter = path_filter_from(args)
-    result = scan(args.path, path_filter=path_filter, use_git=not args.no_git)
-    for folder in result.unreadable:
-        print(f"treelens: warning: cannot read folder {folder}; left out", file=sys.stderr)
-    counter, max_tokens = token_counting(args)
-    text = describe(result.tree, max_tokens=max_tokens, count_tokens=counter, path_filter=path_filter)
-    return result, text
+    """Scan the folder and render its model text, counted by the bundle's tokenizer so that
+    `tree` prints exactly the text the model sees."""
+    result = scan_folder(args)
+    counting = token_counting(args.model, args.max_tokens)
+    if counting.note:
+        print(f"treelens: note: {counting.note}", file=sys.stderr)
+    return result, describe_counted(result.tree, counting, path_filter_from(args))
 
 
 def cmd_tree(args: argparse.Namespace) -> int:
@@ -176,10 +165,18 @@ def _add_query_set_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _labels_for(args: argparse.Namespace, tree: ProjectTree) -> ModelLabels:
+def scan_and_suggest(
+    args: argparse.Namespace, catalogs: dict[str, Catalog]
+) -> tuple[ScanResult, Analysis, dict[str, QuerySet]]:
+    """Scan the folder, then the query set of each catalog's engine, gated by the model's
+    labels unless --no-model."""
+    result = scan(args.path, path_filter=path_filter_from(args), use_git=not args.no_git)
+    analysis = analyze(result.tree, path_filter_from(args))
     if args.no_model:
-        return ModelLabels(None, None, "--no-model: label gates off, decided on languages and technologies")
-    return model_labels(tree, args.model)
+        labels = ModelLabels(None, None, "--no-model: label gates off, decided on languages and technologies")
+    else:
+        labels = model_labels(result.tree, args.model)
+    return result, analysis, suggest_sets(analysis, catalogs, labels, result.root.name)
 
 
 def _catalog_paths(engines: list[str], given: list[str]) -> dict[str, Path | None]:
@@ -205,16 +202,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     if args.out and len(engines) != 1:
         raise UsageError("--out writes one engine's config: give exactly one --engine")
     catalogs = {e: load_catalog(e, p) for e, p in _catalog_paths(engines, args.catalog).items()}
-    path_filter = path_filter_from(args)
-    result = scan(args.path, path_filter=path_filter, use_git=not args.no_git)
-    analysis = analyze(result.tree, path_filter)
-    labels = _labels_for(args, result.tree)
-    sets = {
-        e: suggest(
-            analysis, e, c, labels.probabilities, labels.thresholds, note=labels.note, name=result.root.name
-        )
-        for e, c in catalogs.items()
-    }
+    result, _analysis, sets = scan_and_suggest(args, catalogs)
     sets = {
         e: scoped(
             qs, result.tree, result.root, components=not args.no_scope, skip_vendored=args.skip_vendored
@@ -237,21 +225,9 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 def cmd_scan_compare(args: argparse.Namespace) -> int:
     """Run semgrep with every rule, then with the suggested set, and list what was missed."""
     catalog = load_catalog("semgrep", args.catalog)
-    path_filter = path_filter_from(args)
-    result = scan(args.path, path_filter=path_filter, use_git=not args.no_git)
-    analysis = analyze(result.tree, path_filter)
-    labels = _labels_for(args, result.tree)
-    query_set = suggest(
-        analysis,
-        "semgrep",
-        catalog,
-        labels.probabilities,
-        labels.thresholds,
-        note=labels.note,
-        name=result.root.name,
-    )
+    result, analysis, sets = scan_and_suggest(args, {"semgrep": catalog})
     comparison = compare(
-        result.root, catalog, query_set, analysis, semgrep=args.semgrep, timeout=args.timeout
+        result.root, catalog, sets["semgrep"], analysis, semgrep=args.semgrep, timeout=args.timeout
     )
     if args.json:
         print(json.dumps(comparison.to_json(), indent=2, ensure_ascii=False))
@@ -373,9 +349,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         with clone.shallow_clone(args.git, args.ref, args.timeout) as work:
             source, tree = args.git, scan(work, path_filter=path_filter, use_git=True).tree
     else:
-        scanned = scan(args.path, path_filter=path_filter, use_git=not args.no_git)
-        for folder in scanned.unreadable:
-            print(f"treelens: warning: cannot read folder {folder}; left out", file=sys.stderr)
+        scanned = scan_folder(args)
         source, tree = str(scanned.root), scanned.tree
     started = time.perf_counter()
     result = classifier.classify(tree, path_filter=path_filter, thresholds=thresholds).to_json()

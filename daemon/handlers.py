@@ -94,9 +94,9 @@ def _register_lifecycle(server: TreelensServer) -> None:
     def initialize(init: types.InitializeParams) -> None:
         problems = server.configure(init.initialization_options)
         for folder in init.workspace_folders or []:
-            server.add_folder(folder.uri, folder.name)
+            server.folders.add(folder.uri, folder.name)
         if not init.workspace_folders and init.root_uri:
-            server.add_folder(init.root_uri)
+            server.folders.add(init.root_uri)
         log.info("%s", server.describe_start())
         _show_problems(server, problems)
 
@@ -114,9 +114,9 @@ def _register_lifecycle(server: TreelensServer) -> None:
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     def did_change_folders(change: types.DidChangeWorkspaceFoldersParams) -> None:
         for removed in change.event.removed:
-            server.remove_folder(removed.uri)
+            server.folders.remove(removed.uri)
         for added in change.event.added:
-            server.add_folder(added.uri, added.name)
+            server.folders.add(added.uri, added.name)
 
     @server.feature(types.SHUTDOWN)
     def shutdown(_params: None) -> None:
@@ -132,10 +132,7 @@ def _register_requests(server: TreelensServer) -> None:
 
     @request(server, CLASSIFY)
     async def classify(given: dict[str, Any]) -> dict[str, Any]:
-        folder = await server.ready(server.folder(params.folder(given)))
-        classifier = await server.require_model()
-        async with folder.lock:
-            return await server.current_result(folder, classifier)
+        return await server.classify(await server.workspace_folder(params.folder(given)))
 
     @request(server, CLASSIFY_TREE)
     async def classify_tree(given: dict[str, Any]) -> dict[str, Any]:
@@ -143,19 +140,18 @@ def _register_requests(server: TreelensServer) -> None:
 
     @request(server, TOKENIZE)
     async def tokenize(given: dict[str, Any]) -> dict[str, Any]:
-        folder = await server.ready(server.folder(params.folder(given)))
-        return await server.tokenize(folder)
+        return await server.tokenize(await server.workspace_folder(params.folder(given)))
 
     @request(server, SUBMIT_FEEDBACK)
     async def submit_feedback(given: dict[str, Any]) -> dict[str, Any]:
         labels, comment = params.labels(given), params.comment(given)
-        folder = await server.ready(server.folder(params.folder(given)))
+        folder = await server.workspace_folder(params.folder(given))
         return await server.submit_feedback(folder, labels, comment)
 
     @request(server, SUGGEST_QUERY_SET)
     async def suggest_query_set(given: dict[str, Any]) -> dict[str, Any]:
         engine, catalog = params.engine(given, ENGINES), params.catalog(given)
-        folder = await server.ready(server.folder(params.folder(given)))
+        folder = await server.workspace_folder(params.folder(given))
         return await server.suggest_query_set(folder, engine, catalog)
 
 

@@ -12,7 +12,6 @@ from treelens.model.querysets.suggest import (
     ModelLabels,
     QuerySet,
     load_catalog,
-    model_labels,
     suggest,
 )
 
@@ -26,6 +25,5 @@ __all__ = [
     "Query",
     "QuerySet",
     "load_catalog",
-    "model_labels",
     "suggest",
 ]

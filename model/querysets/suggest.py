@@ -12,7 +12,6 @@ a conservative rule.
 from __future__ import annotations
 
 import functools
-import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,9 +22,6 @@ from treelens.model.input import Analysis
 from treelens.model.querysets import bandit, checkov, codeql, semgrep
 from treelens.model.querysets.catalog import Catalog, CatalogError, Query
 from treelens.model.querysets.policy import Labels, Policy, decide_all
-from treelens.model.tree import ProjectTree
-
-log = logging.getLogger(__name__)
 
 BASIS_MODEL = "model, languages and technologies"
 BASIS_FACTS = "languages and technologies"
@@ -239,30 +235,3 @@ def suggest(
 def default_policy() -> Policy:
     """The shipped policy.yaml, read once."""
     return Policy.load()
-
-
-def model_labels(tree: ProjectTree, bundle: Path | None = None) -> ModelLabels:
-    """The model's probabilities for a tree, or none and why (no bundle, broken bundle).
-
-    The runtime is imported here, not at module load: ``suggest --no-model`` and the
-    policy tests do not pay for onnxruntime.
-    """
-    try:
-        from treelens.model.bundle import BundleError
-        from treelens.model.runtime import Classifier
-    except ModuleNotFoundError as error:
-        return ModelLabels(None, None, f"no model runtime ({error}): decided on languages and technologies")
-    try:
-        classifier = Classifier.load(bundle)
-    except BundleError as error:
-        log.info("no model: %s", error)
-        return ModelLabels(None, None, f"no model ({error}); decided on languages and technologies alone")
-    result = classifier.classify(tree)
-    if result.no_project_files:
-        return ModelLabels(None, None, "no project files found: decided on languages and technologies alone")
-    return ModelLabels(
-        result.probabilities,
-        result.thresholds,
-        f"model {result.model_version}: labels {', '.join(result.labels) or 'none'}",
-        result.model_version,
-    )
