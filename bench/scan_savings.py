@@ -153,6 +153,7 @@ def measure(name: str, project: Path, root: Path, catalog_dir: Path, reps: int, 
     scopes = {"scoped": path_scope(tree, project, policy), "skipped": skip}
     configs = write_arms(folder, catalog, query_set, analysis, scopes)
     times: dict[str, list[float]] = {arm: [] for arm in ARMS}
+    cpu: dict[str, list[float]] = {arm: [] for arm in ARMS}
     findings: dict[str, set[Finding]] = {arm: set() for arm in ARMS}
     errors: set[str] = set()
     for rep in range(reps):
@@ -160,9 +161,11 @@ def measure(name: str, project: Path, root: Path, catalog_dir: Path, reps: int, 
             config, rules = configs[arm]
             if not rules:
                 times[arm].append(0.0)
+                cpu[arm].append(0.0)
                 continue
             run = run_semgrep(config.name, folder, project, rules)
             times[arm].append(run.seconds)
+            cpu[arm].append(run.cpu_seconds or 0.0)
             findings[arm] |= set(run.findings)
             errors |= {f"{arm}: {e}" for e in run.errors}
     vendored = {f for f in findings["all"] if skip.is_skipped(f.path)}
@@ -177,6 +180,8 @@ def measure(name: str, project: Path, root: Path, catalog_dir: Path, reps: int, 
         "rules": {arm: configs[arm][1] for arm in ARMS},
         "seconds": {arm: statistics.median(times[arm]) for arm in ARMS},
         "times": times,
+        "cpuSeconds": {arm: statistics.median(cpu[arm]) for arm in ARMS},
+        "cpuTimes": cpu,
         "findings": {arm: len(findings[arm]) for arm in ARMS},
         "vendoredFindings": len(vendored),
         "skipped": skip.to_json(query_set.selected),
@@ -197,25 +202,31 @@ def measure(name: str, project: Path, root: Path, catalog_dir: Path, reps: int, 
     }
 
 
+def ratio(row: dict, slow: str, fast: str) -> str:
+    """Speed-up of arm ``fast`` over arm ``slow``: wall time, CPU time."""
+    sec, cpu = row["seconds"], row["cpuSeconds"]
+    return f"{speedup(sec[slow], sec[fast]):.2f}x, {speedup(cpu[slow], cpu[fast]):.2f}x"
+
+
 def table(rows: list[dict]) -> str:
-    """Per project: wall time of every rule, each arm's speed-up, findings and misses."""
+    """Per project: time of every rule, each arm's speed-up (wall, CPU), findings and misses."""
     lines = [
-        "| project | files | rules all / languages / Treelens | all rules, s | languages present |"
+        "| project | files | rules all / languages / Treelens | all rules: wall, CPU s | languages present |"
         " Treelens | + scoping | + skip-vendored | Treelens vs languages | best vs languages |"
         " findings all / languages / Treelens / scoped / skipped (+ in vendored files) | missed |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        sec, rules, found = r["seconds"], r["rules"], r["findings"]
+        rules, found, cpu = r["rules"], r["findings"], r["cpuSeconds"]
         missed = sum(len(r["missedBy"][arm]) for arm in ("suggested", "scoped", "skipped"))
         cells = [
             r["project"],
             str(r["files"]),
             f"{rules['all']} / {rules['languages']} / {rules['suggested']}",
-            f"{sec['all']:.2f}",
-            *(f"{speedup(sec['all'], sec[arm]):.2f}x" for arm in ARMS[1:]),
-            f"{speedup(sec['languages'], sec['suggested']):.2f}x",
-            f"{speedup(sec['languages'], sec['skipped']):.2f}x",
+            f"{r['seconds']['all']:.1f}, {cpu['all']:.1f}",
+            *(ratio(r, "all", arm) for arm in ARMS[1:]),
+            ratio(r, "languages", "suggested"),
+            ratio(r, "languages", "skipped"),
             " / ".join(str(found[arm]) for arm in ARMS) + f" (+{r['vendoredFindings']})",
             str(missed),
         ]
@@ -235,12 +246,17 @@ def summary(rows: list[dict]) -> str:
     kept, total, share = findings_kept(rows)
     lines = [f"Treelens kept {kept} of {total} all-rules findings ({share:.2f} %)"]
     for arm in ARMS[1:]:
-        over_all = statistics.median(speedup(r["seconds"]["all"], r["seconds"][arm]) for r in rows)
-        over_filter = statistics.median(speedup(r["seconds"]["languages"], r["seconds"][arm]) for r in rows)
+        medians = {
+            (slow, clock): statistics.median(speedup(r[clock][slow], r[clock][arm]) for r in rows)
+            for slow in ("all", "languages")
+            for clock in ("seconds", "cpuSeconds")
+        }
         missed = sum(len(r["missedBy"][arm]) for r in rows)
         lines.append(
-            f"  {NAMES[arm]}: median {over_all:.2f}x over every rule, {over_filter:.2f}x over the "
-            f"languages-present filter, {missed} findings missed"
+            f"  {NAMES[arm]}: median over every rule {medians['all', 'seconds']:.2f}x wall, "
+            f"{medians['all', 'cpuSeconds']:.2f}x CPU; over the languages-present filter "
+            f"{medians['languages', 'seconds']:.2f}x wall, {medians['languages', 'cpuSeconds']:.2f}x CPU; "
+            f"{missed} findings missed"
         )
     vendored = sum(r["vendoredFindings"] for r in rows)
     lines.append(f"  findings in vendored files (opt-in skipped, not misses): {vendored}")
@@ -281,7 +297,9 @@ def main() -> int:
         rows = []
         for name, project in projects.items():
             row = measure(name, project, root, catalog_dir, args.reps, not args.no_model)
-            times = ", ".join(f"{arm} {row['seconds'][arm]:.2f} s" for arm in ARMS)
+            times = ", ".join(
+                f"{arm} {row['seconds'][arm]:.2f} s ({row['cpuSeconds'][arm]:.1f} CPU)" for arm in ARMS
+            )
             print(f"{name}: {times}, {len(row['missed'])} missed", file=sys.stderr)
             rows.append(row)
     print(f"basis: {rows[0]['basis']}" + (f" ({rows[0]['note']})" if rows[0]["note"] else ""))

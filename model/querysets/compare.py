@@ -29,6 +29,7 @@ from treelens.model.guards import InputError, load_json, run_process_group
 from treelens.model.input import Analysis
 from treelens.model.querysets import semgrep as semgrep_rules
 from treelens.model.querysets.catalog import Catalog, Query
+from treelens.model.querysets.checkov import _children_cpu as children_cpu  # one CPU clock for both benches
 from treelens.model.querysets.policy import Policy
 from treelens.model.querysets.semgrep import PathScope
 from treelens.model.querysets.suggest import QuerySet
@@ -74,11 +75,14 @@ class SemgrepRun:
     findings: tuple[Finding, ...]
     errors: tuple[str, ...] = ()
     warnings: int = 0  # semgrep's warn/info notes: unparsable files, unsupported languages
+    cpu_seconds: float | None = None
+    """CPU time of semgrep and its workers: steadier than wall time on a shared machine."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "rules": self.rules,
             "seconds": round(self.seconds, 3),
+            "cpuSeconds": None if self.cpu_seconds is None else round(self.cpu_seconds, 3),
             "findings": len(self.findings),
             "rulesFired": sorted({f.rule for f in self.findings}),
             "errors": list(self.errors),
@@ -208,7 +212,7 @@ def run_semgrep(
         "--timeout=0",  # no per-rule time-outs: a busy machine must not change the findings
         str(target.resolve()),
     ]
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), children_cpu()
     try:
         done = run_process_group(  # semgrep's workers (semgrep-core) die with it on a time-out
             command,
@@ -226,6 +230,8 @@ def run_semgrep(
     except OSError as error:
         raise SemgrepError(f"cannot run semgrep ({error}); install it with `pip install semgrep`") from error
     seconds = time.perf_counter() - start
+    cpu_end = children_cpu()
+    cpu = cpu_end - cpu_start if cpu_end is not None and cpu_start is not None else None
     try:
         report = load_json(done.stdout, "semgrep's output")
     except InputError:
@@ -243,7 +249,9 @@ def run_semgrep(
         raise SemgrepError(
             f"semgrep failed (exit {done.returncode}): {'; '.join(errors) or done.stderr[-500:]}"
         )
-    return SemgrepRun(rules=rules, seconds=seconds, findings=findings, errors=errors, warnings=warnings)
+    return SemgrepRun(
+        rules=rules, seconds=seconds, findings=findings, errors=errors, warnings=warnings, cpu_seconds=cpu
+    )
 
 
 def _finding(result: dict[str, Any], target: Path) -> Finding:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -305,37 +306,80 @@ def _folder_languages(
     return {f: frozenset(langs) for f, langs in languages.items()}
 
 
-GENERATED_ATTRIBUTES = ("linguist-vendored", "linguist-generated")
+GENERATED_ATTRIBUTES = frozenset(
+    {"linguist-vendored", "linguist-generated", "linguist-vendored=true", "linguist-generated=true"}
+)
 
 
 def _vendored_patterns(paths: list[str], root: Path | None, policy: Policy) -> list[tuple[str, str]]:
-    """(gitignore pattern, source) of the policy's list and of the project's
-    ``.gitattributes`` lines that mark files vendored or generated."""
+    """(gitignore pattern from the project root, source) of the policy's list and of the
+    project's own signals: what ``.gitattributes`` marks vendored or generated, and what
+    its linters are told to leave alone (``.eslintignore``, biome's ignores, ruff's
+    excludes): code a project does not lint is code it did not write."""
     found = [(p, "policy vendored list") for p in policy.vendored]
     if root is None:
         return found
     for path in paths:
-        if path.rsplit("/", 1)[-1] != ".gitattributes":
+        name = path.rsplit("/", 1)[-1]
+        reader = IGNORE_SIGNALS.get(name)
+        if reader is None:
             continue
         try:
-            text = read_input(root / path, ".gitattributes file")
-        except InputError:
-            continue  # unreadable: the policy's list still applies
+            text = read_input(root / path, f"{name} file")
+            patterns = reader(text)
+        except (InputError, ValueError, TypeError, AttributeError):
+            continue  # unreadable or malformed: the other signals still apply
         folder = path.rsplit("/", 1)[0] if "/" in path else ""
-        for line in text.splitlines():
-            words = line.split()
-            if len(words) < 2 or words[0].startswith("#"):
-                continue
-            if any(
-                w in GENERATED_ATTRIBUTES or w in {f"{a}=true" for a in GENERATED_ATTRIBUTES}
-                for w in words[1:]
-            ):
-                found.append((_relative_to(folder, words[0]), path))
+        found += [(_relative_to(folder, pattern), path) for pattern in patterns if pattern.strip()]
     return found
 
 
+def _gitattributes(text: str) -> list[str]:
+    """Patterns whose attributes mark files vendored or generated."""
+    lines = (line.split() for line in text.splitlines())
+    return [
+        w[0] for w in lines if len(w) > 1 and not w[0].startswith("#") and GENERATED_ATTRIBUTES & set(w[1:])
+    ]
+
+
+def _ignore_lines(text: str) -> list[str]:
+    """gitignore-style lines (``.eslintignore``); a re-included ``!`` line is left out."""
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith(("#", "!"))]
+
+
+def _biome(text: str) -> list[str]:
+    """biome.json's ignored globs: ``files.ignore`` (biome 1) and the ``!`` entries of
+    ``files.includes`` (biome 2)."""
+    files = json.loads(text).get("files") or {}
+    ignored = list(as_strings(files.get("ignore")))
+    return ignored + [g.lstrip("!") for g in as_strings(files.get("includes")) if g.startswith("!")]
+
+
+def _ruff(text: str) -> list[str]:
+    """ruff's ``exclude`` and ``extend-exclude`` (pyproject.toml's ``[tool.ruff]`` or ruff.toml)."""
+    data = tomllib.loads(text)
+    table = data.get("tool", {}).get("ruff", {}) if "tool" in data else data
+    return [*as_strings(table.get("exclude")), *as_strings(table.get("extend-exclude"))]
+
+
+IGNORE_SIGNALS = {
+    ".gitattributes": _gitattributes,
+    ".eslintignore": _ignore_lines,
+    "biome.json": _biome,
+    "pyproject.toml": _ruff,
+    "ruff.toml": _ruff,
+    ".ruff.toml": _ruff,
+}
+"""The project's files that name vendored or generated code, and how each is read."""
+
+
 def _relative_to(folder: str, pattern: str) -> str:
-    """A .gitattributes pattern of a sub-folder as a pattern from the project root."""
+    """A pattern of a sub-folder's ignore file as a pattern from the project root; ``a/**``
+    and ``a/**/*`` become the folder ``a/`` (the same files, one semgrep exclude)."""
+    for tail in ("/**/*", "/**"):
+        if pattern.endswith(tail) and len(pattern) > len(tail):
+            pattern = pattern.removesuffix(tail) + "/"
     if not folder:
         return pattern
     inner = pattern.lstrip("/") if "/" in pattern.rstrip("/") else f"**/{pattern}"
