@@ -25,7 +25,10 @@ from treelens.training.config import DEFAULT_DATA_DIR
 
 
 def percentiles(values: list[int], points: tuple[int, ...] = (50, 90, 95, 99, 100)) -> dict[str, int]:
-    """Nearest-rank percentiles of a list of integers."""
+    """Nearest-rank percentiles of a list of integers, in exact integer arithmetic.
+
+    Not numpy.percentile(method="inverted_cdf"): it computes the rank in floating point
+    and is off by one where p x n is whole (55 % of 100 values: the 56th, not the 55th)."""
     if not values:
         return {f"p{p}": 0 for p in points}
     ordered = sorted(values)

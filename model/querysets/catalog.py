@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +122,7 @@ def unique_ids(queries: list[Query]) -> list[Query]:
             n = 2
             while qid in seen:
                 qid, n = f"{query.id}@{stem}-{n}", n + 1
-            query = Query(**{**query.__dict__, "id": qid})
+            query = replace(query, id=qid)
         seen.add(qid)
         result.append(query)
     return result
