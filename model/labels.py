@@ -23,6 +23,10 @@ LABELS: tuple[str, ...] = (
     "iac",
 )
 
+UNTUNED_THRESHOLD = 0.5
+"""A label's threshold before one is tuned on validation: finetune's epoch choice, a label
+with no validation positives, the baselines. A bundle always carries tuned thresholds."""
+
 UNCERTAIN_RATIO = 0.5
 """A label is present at p >= threshold, uncertain at UNCERTAIN_RATIO x threshold <= p <
 threshold (shown as ``library?``; the query policy keeps its queries), absent below."""

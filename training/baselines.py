@@ -20,7 +20,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from tokenizers import Tokenizer
 
 from treelens.model.input import Analysis
-from treelens.model.labels import LABELS
+from treelens.model.labels import LABELS, UNTUNED_THRESHOLD
 from treelens.training.metrics import apply_thresholds, tune_thresholds
 
 SERVER = {
@@ -108,7 +108,7 @@ class TfidfBaseline:
         self.model = OneVsRestClassifier(
             LogisticRegression(C=4.0, class_weight="balanced", max_iter=5000, random_state=seed)
         )
-        self.thresholds = [0.5] * len(LABELS)
+        self.thresholds = [UNTUNED_THRESHOLD] * len(LABELS)
 
     def _tokens(self, text: str) -> list[str]:
         tokens = self.tokenizer.encode(text, add_special_tokens=False).tokens

@@ -31,7 +31,7 @@ from tokenizers import Tokenizer
 
 from treelens.model.dataset import Record, label_counts
 from treelens.model.input import DEFAULT_MAX_TOKENS, analyze
-from treelens.model.labels import LABELS
+from treelens.model.labels import LABELS, UNTUNED_THRESHOLD
 from treelens.model.tokenizer import PAD, encode_batch, line_counter, load_tokenizer
 from treelens.training import finetune, modeling
 from treelens.training.baselines import TfidfBaseline, rules_labels
@@ -156,7 +156,7 @@ def score_fold(y: np.ndarray, split: tuple[list, list, list], probs: dict[str, n
         if f"{system}/test" not in probs:
             continue
         if system == "rules baseline":
-            cut = [0.5] * len(LABELS)
+            cut = [UNTUNED_THRESHOLD] * len(LABELS)
         else:
             tuned = tune_thresholds(y[val], probs[f"{system}/val"])
             cut = [tuned[name] for name in LABELS]

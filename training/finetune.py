@@ -27,7 +27,7 @@ from tqdm import tqdm
 from transformers import LongformerForSequenceClassification, get_linear_schedule_with_warmup
 
 from treelens.model.dataset import Record, label_counts
-from treelens.model.labels import LABELS
+from treelens.model.labels import LABELS, UNTUNED_THRESHOLD
 from treelens.model.tokenizer import PAD, encode_batch, line_counter, load_tokenizer
 from treelens.training import modeling, wide
 from treelens.training.config import StageError, to_json
@@ -231,7 +231,8 @@ def fit(
         train_loss = sum(losses) / max(len(losses), 1)
         val_probs = modeling.predict(model, val_ids, pad_id, config.batch_size, ctx)
         val_loss = bce_loss(val_probs, y_val)
-        val_f1 = multilabel_metrics(y_val, apply_thresholds(val_probs, [0.5] * len(LABELS)))["macro_f1"]
+        untuned = apply_thresholds(val_probs, [UNTUNED_THRESHOLD] * len(LABELS))
+        val_f1 = multilabel_metrics(y_val, untuned)["macro_f1"]
         overfitting = val_loss > config.overfit_ratio * train_loss
         history.append(
             {

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.metrics import f1_score, multilabel_confusion_matrix, precision_recall_fscore_support
 
-from treelens.model.labels import LABELS
+from treelens.model.labels import LABELS, UNTUNED_THRESHOLD
 
 
 def multilabel_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str] = LABELS) -> dict:
@@ -45,7 +45,8 @@ def multilabel_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[
 
 
 def apply_thresholds(probabilities: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
-    """0/1 predictions: a label is on when its probability reaches its threshold."""
+    """0/1 predictions: a label is on when its probability reaches its threshold (p >= t,
+    the 'present' of model.labels.label_state, for whole arrays)."""
     return (np.asarray(probabilities) >= np.asarray(thresholds)[None, :]).astype(int)
 
 
@@ -65,7 +66,7 @@ def tune_thresholds(
     chosen = {}
     for i, name in enumerate(labels):
         if y_true[:, i].sum() == 0:
-            chosen[name] = 0.5
+            chosen[name] = UNTUNED_THRESHOLD
             continue
         values = np.unique(np.concatenate([[0.0, 1.0], probabilities[:, i]]))
         cuts = (values[:-1] + values[1:]) / 2  # the middle of every gap

@@ -26,7 +26,12 @@ from treelens.training.texts import SubtreeRule, load_records, pretraining_trees
 log = logging.getLogger(__name__)
 
 PIECES = r" {2,}| ?[A-Z]?[a-z]+| ?[A-Z]+(?![a-z])| ?\d+| ?[^\sA-Za-z\d]|\s"
-"""Indentation runs, words (camelCase humps), acronyms, numbers, single symbols."""
+"""Indentation runs, words (camelCase humps), acronyms, numbers, single symbols.
+
+model.input's token estimator (``_PIECES``, used when no tokenizer exists yet: this stage's
+own texts, ``treelens tree`` without a bundle) counts roughly these pieces; it is an
+approximation of this tokenizer, not a copy, and part of the golden model texts, so the
+two are kept apart on purpose."""
 
 
 def new_tokenizer() -> Tokenizer:
