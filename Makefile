@@ -32,8 +32,9 @@ lint: setup-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check model daemon training tests bench
 
-test: setup-dev lint test-extension  ## every test suite (test-e2e runs on its own)
+test: setup-dev lint test-extension  ## every test suite, the real editor (test-e2e) last
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory test-e2e
 
 bench: setup-dev
 	$(BIN)/python bench/tree_build.py
@@ -55,9 +56,11 @@ test-extension: setup-dev node_modules/.ci-stamp  ## compile, lint, unit tests, 
 	npm run lint
 	npm test
 
-package-extension: node_modules/.ci-stamp  ## treelens.vsix
+package-extension: setup node_modules/.ci-stamp  ## treelens.vsix, carrying the Treelens wheel it installs on first start
 	npm run package
 
-test-e2e: setup-dev package-extension  ## real editor: the .vsix in code-server, driven through Chromium (installs both)
+# The tools (Node 24, code-server, Chromium) are installed once and reused from
+# $$TREELENS_E2E_TOOLS (default ~/.cache/treelens-e2e); screenshots and logs land in .e2e/artifacts/.
+test-e2e: setup-dev package-extension  ## real editor: the .vsix in code-server with only a plain Python, driven through Chromium
 	extension/e2e/install-tools.sh
 	npm run test:e2e

@@ -1,18 +1,23 @@
 /**
  * The real-editor end-to-end test (recipe: ../shared/docs/real-editor-e2e.md): the built
- * treelens.vsix installed into code-server, the daemon running from the project's .venv,
- * Debian's Chromium driven by playwright-core, on a copy of the sample workspace.
+ * treelens.vsix installed into code-server, Debian's Chromium driven by playwright-core,
+ * on a copy of the sample workspace. The editor starts as a new user's would: only a
+ * Python 3.11+ on PATH, no Treelens in it or anywhere else it can see, no treelens.python
+ * setting. The extension builds its own environment from the wheel in the .vsix (the
+ * progress notification is checked) and the daemon runs from there.
  *
  * It checks that the status bar shows the labels `treelens classify --json` computes for
  * the workspace, runs "Suggest SAST Query Set" and "Send Feedback" through the command
  * palette, checks what they wrote (the saved config, the feedback row), and leaves
- * screenshots in .e2e/. Everything code-server writes stays in a scratch folder.
+ * screenshots and logs in .e2e/artifacts/. Everything code-server writes stays in a scratch
+ * folder. A failure in the set-up names the step that broke.
  *
  * Run: `make test-e2e` (installs the tools with extension/e2e/install-tools.sh first).
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import {
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -21,6 +26,7 @@ import {
   readFileSync,
   readlinkSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { createServer } from "node:net";
@@ -36,8 +42,11 @@ const NODE_BIN = path.join(TOOLS, "node_modules", ".bin");
 const CODE_SERVER = path.join(TOOLS, "code-server", "node_modules", ".bin", "code-server");
 const CHROMIUM = process.env.TREELENS_E2E_CHROMIUM ?? "/usr/bin/chromium";
 const VSIX = path.join(REPO_ROOT, "treelens.vsix");
-const OUT = path.join(REPO_ROOT, ".e2e");
-const LABELS_TIMEOUT_MS = 180_000;
+const OUT = path.join(REPO_ROOT, ".e2e", "artifacts");
+/** The project's data folder beside the checkout, where the semgrep rule index lives. */
+const SHARED_DATA = process.env.TREELENS_DATA_DIR ?? path.join(REPO_ROOT, "..", "shared", "data");
+/** Building Treelens' environment (venv, pip from the package index) comes before the first labels. */
+const LABELS_TIMEOUT_MS = 300_000;
 const STEP_TIMEOUT_MS = 60_000;
 
 let scratch: string;
@@ -50,19 +59,58 @@ let feedbackDatabase: string;
 let server: ChildProcess | undefined;
 let browser: BrowserContext | undefined;
 let page: Page;
+/** Whether `page` holds the workbench yet (a failed step before that has no screenshot). */
+let pageOpen = false;
+/** Where the extension keeps its own environments: code-server's global storage for Treelens. */
+let envsFolder: string;
 const started = Date.now();
 
-/** HOME and the XDG folders point into the scratch folder: code-server writes nothing outside. */
+/**
+ * HOME and the XDG folders point into the scratch folder: code-server writes nothing outside.
+ * PATH holds Node 24, a `python3` that is the machine's plain Python (the base interpreter of
+ * the project's .venv, without Treelens) and the system folders: no .venv, no pyenv shims.
+ */
 function contained(): NodeJS.ProcessEnv {
-  return {
+  const env: NodeJS.ProcessEnv = {
     ...process.env,
-    PATH: `${NODE_BIN}:${process.env.PATH}`,
+    PATH: [NODE_BIN, ...editorPath()].join(":"),
+    // the semgrep rule index the Semgrep query set is chosen from (not part of the wheel)
+    TREELENS_DATA_DIR: SHARED_DATA,
     HOME: path.join(scratch, "home"),
     XDG_CONFIG_HOME: path.join(scratch, "home", ".config"),
     XDG_DATA_HOME: path.join(scratch, "home", ".local", "share"),
     XDG_CACHE_HOME: path.join(scratch, "home", ".cache"),
     TMPDIR: path.join(scratch, "tmp"),
   };
+  for (const name of ["VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYENV_VERSION"]) {
+    delete env[name];
+  }
+  return env;
+}
+
+/** Runs one set-up step; a failure says which step broke (with a screenshot once the page is up). */
+async function step<T>(name: string, run: () => T | Promise<T>): Promise<T> {
+  const begun = Date.now();
+  try {
+    const result = await run();
+    process.stderr.write(`e2e step "${name}": ${((Date.now() - begun) / 1000).toFixed(1)} s\n`);
+    return result;
+  } catch (error) {
+    const shot = pageOpen ? await screenshot(`failed-${name.replace(/\W+/g, "-")}.png`).catch(() => "") : "";
+    throw new Error(`e2e step "${name}" failed: ${error instanceof Error ? error.message : String(error)}${shot ? ` (screenshot ${shot})` : ""}`, {
+      cause: error,
+    });
+  }
+}
+
+/** The folders besides Node 24's where the editor finds programs, Pythons among them. */
+function editorPath(): string[] {
+  return [path.join(scratch, "bin"), "/usr/local/bin", "/usr/bin", "/bin"];
+}
+
+/** The plain Python to offer the editor: the interpreter the project's .venv was made from. */
+function basePython(): string {
+  return execFileSync(VENV_PYTHON, ["-c", "import sys; print(sys._base_executable)"], { encoding: "utf8" }).trim();
 }
 
 function codeServerArgs(): string[] {
@@ -139,31 +187,52 @@ async function notification(text: string | RegExp) {
 }
 
 before(async () => {
-  assert.ok(existsSync(CODE_SERVER), `${CODE_SERVER} is missing: run extension/e2e/install-tools.sh`);
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: run extension/e2e/install-tools.sh`);
-  assert.ok(existsSync(VSIX), `${VSIX} is missing: run npm run package`);
-  assert.ok(existsSync(VENV_PYTHON), `${VENV_PYTHON} is missing: run make setup-dev`);
   mkdirSync(OUT, { recursive: true });
-  bundle = testBundle();
-  workspace = sampleWorkspace("treelens-e2e-workspace-");
-  const classification = cliClassify(workspace, bundle);
-  expectedLabels = classification.labels;
-  const shown = [...classification.labels, ...classification.uncertain.map((label) => `${label}?`)];
-  expectedStatus = shown.length > 0 ? shown.join(" · ") : "no labels";
-  process.stderr.write(`expected status (treelens classify --json): ${expectedStatus}\n`);
+  await step("find the tools", () => {
+    assert.ok(existsSync(CODE_SERVER), `${CODE_SERVER} is missing: run extension/e2e/install-tools.sh`);
+    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: run extension/e2e/install-tools.sh`);
+    assert.ok(existsSync(VSIX), `${VSIX} is missing: run npm run package`);
+    assert.ok(existsSync(VENV_PYTHON), `${VENV_PYTHON} is missing: run make setup-dev`);
+    const index = path.join(SHARED_DATA, "semgrep-rules-index.jsonl");
+    assert.ok(existsSync(index), `${index} is missing: set TREELENS_DATA_DIR to the data folder holding it`);
+  });
+  await step("compute the expected labels with treelens classify (the project's .venv)", () => {
+    bundle = testBundle();
+    workspace = sampleWorkspace("treelens-e2e-workspace-");
+    const classification = cliClassify(workspace, bundle);
+    expectedLabels = classification.labels;
+    const shown = [...classification.labels, ...classification.uncertain.map((label) => `${label}?`)];
+    expectedStatus = shown.length > 0 ? shown.join(" · ") : "no labels";
+    process.stderr.write(`expected status (treelens classify --json): ${expectedStatus}\n`);
+  });
 
   scratch = mkdtempSync(path.join(tmpdir(), "treelens-e2e-"));
-  for (const dir of ["home", "tmp", "data/User", "extensions", "chrome"]) {
+  for (const dir of ["home", "tmp", "data/User", "extensions", "chrome", "bin"]) {
     mkdirSync(path.join(scratch, dir), { recursive: true });
   }
+  envsFolder = path.join(scratch, "data", "User", "globalStorage", "treelens.treelens", "python-envs");
+  await step("offer only plain Pythons without Treelens on PATH", () => {
+    symlinkSync(basePython(), path.join(scratch, "bin", "python3"));
+    // code-server may take the extension host's PATH from a login shell: every folder of ours is checked
+    const probe = "import importlib.util, sys; print(sys.version_info >= (3, 11), importlib.util.find_spec('treelens') is None)";
+    const pythons = editorPath()
+      .flatMap((dir) => ["python3", "python"].map((name) => path.join(dir, name)))
+      .filter((file) => existsSync(file));
+    const answers = pythons.map((python) => {
+      const answer = execFileSync(python, ["-c", probe], { env: contained(), encoding: "utf8", cwd: scratch }).trim();
+      assert.ok(answer.endsWith("True"), `${python} on the editor's PATH has no Treelens`);
+      return answer;
+    });
+    assert.ok(answers.some((answer) => answer.startsWith("True")), `a Python 3.11+ among ${pythons.join(", ")}`);
+  });
   feedbackDatabase = path.join(scratch, "feedback.sqlite3");
   writeFileSync(path.join(scratch, "config.yaml"), "auth: none\n");
   writeFileSync(
     path.join(scratch, "data", "User", "settings.json"),
     JSON.stringify(
       {
-        "treelens.python": VENV_PYTHON,
-        "treelens.modelPath": bundle ?? "",
+        // no treelens.python: the extension builds its own environment
+        ...(bundle ? { "treelens.modelPath": bundle } : {}),
         "treelens.device": "cpu",
         "treelens.feedbackDatabase": feedbackDatabase,
         "workbench.startupEditor": "none",
@@ -181,54 +250,71 @@ before(async () => {
       2,
     ),
   );
-  execFileSync(CODE_SERVER, [...codeServerArgs(), "--install-extension", VSIX], {
-    env: contained(),
-    stdio: ["ignore", "inherit", "inherit"],
+  await step("install the .vsix into code-server", () => {
+    execFileSync(CODE_SERVER, [...codeServerArgs(), "--install-extension", VSIX], {
+      env: contained(),
+      stdio: ["ignore", "inherit", "inherit"],
+    });
   });
 
   const port = await freePort();
-  const log = openSync(path.join(OUT, "code-server.log"), "w");
-  server = spawn(
-    CODE_SERVER,
-    [
-      ...codeServerArgs(),
-      "--auth",
-      "none",
-      "--bind-addr",
-      `127.0.0.1:${port}`,
-      "--disable-telemetry",
-      "--disable-update-check",
-      "--disable-workspace-trust",
-      "--reconnection-grace-time",
-      "5",
-      workspace,
-    ],
-    { env: contained(), detached: true, stdio: ["ignore", log, log] },
-  );
-  await waitForHttp(`http://127.0.0.1:${port}/healthz`, 60_000);
-
-  browser = await chromium.launchPersistentContext(path.join(scratch, "chrome"), {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1440, height: 900 },
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+  await step("start code-server", async () => {
+    const log = openSync(path.join(OUT, "code-server.log"), "w");
+    server = spawn(
+      CODE_SERVER,
+      [
+        ...codeServerArgs(),
+        "--auth",
+        "none",
+        "--bind-addr",
+        `127.0.0.1:${port}`,
+        "--disable-telemetry",
+        "--disable-update-check",
+        "--disable-workspace-trust",
+        "--reconnection-grace-time",
+        "5",
+        workspace,
+      ],
+      { env: contained(), detached: true, stdio: ["ignore", log, log] },
+    );
+    await waitForHttp(`http://127.0.0.1:${port}/healthz`, 60_000);
   });
-  page = browser.pages()[0] ?? (await browser.newPage());
-  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
-  await page.locator(".monaco-workbench").waitFor({ timeout: STEP_TIMEOUT_MS });
-  await page.locator("#workbench\\.parts\\.statusbar").waitFor({ timeout: STEP_TIMEOUT_MS });
+
+  await step("open the workbench in Chromium", async () => {
+    browser = await chromium.launchPersistentContext(path.join(scratch, "chrome"), {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1440, height: 900 },
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    });
+    const opened = browser.pages()[0] ?? (await browser.newPage());
+    await opened.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
+    await opened.locator(".monaco-workbench").waitFor({ timeout: STEP_TIMEOUT_MS });
+    page = opened;
+    pageOpen = true;
+    await opened.locator("#workbench\\.parts\\.statusbar").waitFor({ timeout: STEP_TIMEOUT_MS });
+  });
+
+  await step("see Treelens set up its own Python environment (progress notification)", async () => {
+    const toast = page.locator(".notification-toast", { hasText: "setting up its Python environment" }).first();
+    await toast.waitFor({ state: "visible", timeout: STEP_TIMEOUT_MS });
+    await screenshot("setting-up.png");
+  });
 });
 
 after(async () => {
   await browser?.close().catch(() => undefined);
+  if (scratch && existsSync(path.join(scratch, "data", "logs"))) {
+    cpSync(path.join(scratch, "data", "logs"), path.join(OUT, "logs"), { recursive: true }); // the Treelens output among them
+  }
   if (server?.pid) {
     try {
       process.kill(-server.pid, "SIGTERM"); // its own process group: code-server and its children
@@ -241,7 +327,7 @@ after(async () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  process.stderr.write(`e2e took ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${OUT}\n`);
+  process.stderr.write(`e2e took ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots and logs in ${OUT}\n`);
 });
 
 test("the status bar shows the labels treelens classify computes", async () => {
@@ -261,6 +347,10 @@ test("the status bar shows the labels treelens classify computes", async () => {
   assert.equal(text, expected, "exactly the labels, then the uncertain ones, in the model's order");
   assert.equal(await item.first().locator(".codicon-sync, .codicon-error, .codicon-warning").count(), 0);
   assert.doesNotMatch(text, /error|no model|not installed|failed/i);
+  const pid = daemonPid();
+  assert.ok(pid, "the daemon runs in the workspace folder");
+  const python = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0];
+  assert.ok(python.startsWith(`${envsFolder}${path.sep}treelens-`), `the daemon runs from Treelens' own environment, not ${python}`);
 
   await item.first().hover();
   const tooltip = page.locator(".monaco-hover, .workbench-hover", { hasText: "probability" }).first();
