@@ -24,7 +24,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
-from transformers import LongformerForSequenceClassification, get_linear_schedule_with_warmup
+from transformers import (
+    LongformerConfig,
+    LongformerForSequenceClassification,
+    get_linear_schedule_with_warmup,
+)
 
 from treelens.model.dataset import Record, label_counts
 from treelens.model.labels import LABELS, UNTUNED_THRESHOLD
@@ -115,12 +119,7 @@ def fit(
     tokenizer = load_tokenizer(tokenizer_path)
     pad_id = tokenizer.token_to_id(PAD)
     counter = line_counter(tokenizer)
-    model = LongformerForSequenceClassification.from_pretrained(
-        pretrained_model, **modeling.classifier_labels()
-    )
-    if config.global_init != "random":
-        init_global_attention(model, uniform=config.global_init == "mean")
-    max_tokens = modeling.max_tokens_of(model.config)
+    max_tokens = modeling.max_tokens_of(LongformerConfig.from_pretrained(pretrained_model))
     train_records = train_records[: config.max_train_samples]
     val_records = val_records[: config.max_eval_samples]
     if not train_records or not val_records:
@@ -141,6 +140,11 @@ def fit(
         targets_train = (1 - config.distill_weight) * y_train + config.distill_weight * teacher
 
     # model ------------------------------------------------------------------------------
+    model = LongformerForSequenceClassification.from_pretrained(
+        pretrained_model, **modeling.classifier_labels()
+    )
+    if config.global_init != "random":
+        init_global_attention(model, uniform=config.global_init == "mean")
     model.to(ctx.device)
     state = modeling.load_checkpoint(checkpoint_path) if resume else None
     if state:
