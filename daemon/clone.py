@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from treelens.daemon.git import git_command, git_env
 from treelens.model.errors import TreelensError
 from treelens.model.guards import run_process_group
 
@@ -32,19 +33,14 @@ SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!/)[^\s]+$")
 """ssh in scp syntax: git@github.com:owner/name.git"""
 COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")
 
-CLONE_ENV = {
-    "GIT_TERMINAL_PROMPT": "0",  # no username/password prompt on the terminal
+CLONE_ENV = {  # on top of daemon/git.py's GIT_ENV (no terminal prompt, no system config)
     "GIT_ASKPASS": "",
     "SSH_ASKPASS": "",
     "GCM_INTERACTIVE": "never",  # Git Credential Manager
     "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",  # no ssh password or passphrase prompt
     "GIT_LFS_SKIP_SMUDGE": "1",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_PAGER": "cat",
-    "LC_ALL": "C",
 }
-CLONE_CONFIG = (
-    "core.hooksPath=/dev/null",
+CLONE_CONFIG = (  # on top of daemon/git.py's SAFE_CONFIG (no hooks)
     "credential.helper=",
     "core.askPass=",
     "submodule.recurse=false",
@@ -78,8 +74,8 @@ def check_url(url: str, allowed: tuple[str, ...] = ALLOWED_SCHEMES) -> None:
 
 def _git(args: list[str], cwd: Path, deadline: float, allowed: tuple[str, ...]) -> None:
     # GIT_ALLOW_PROTOCOL also binds submodules and redirects: nothing but the allowed schemes
-    env = {**os.environ, **CLONE_ENV, "GIT_ALLOW_PROTOCOL": ":".join(allowed)}
-    command = ["git", *(arg for item in CLONE_CONFIG for arg in ("-c", item)), *args]
+    env = git_env({**CLONE_ENV, "GIT_ALLOW_PROTOCOL": ":".join(allowed)})
+    command = git_command(*args, config=CLONE_CONFIG)
     try:
         done = run_process_group(
             command,

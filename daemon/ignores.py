@@ -15,18 +15,12 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-from treelens.daemon.scan import (
-    GIT_ENV,
-    GIT_TIMEOUT_S,
-    MAX_IGNORE_BYTES,
-    check_ignore_files,
-    read_ignore_lines,
-)
-from treelens.model.filters import VENV_MARKER, IgnorePatterns, PathFilter, is_skipped_dir
+from treelens.daemon.git import read_git
+from treelens.daemon.scan import MAX_IGNORE_BYTES, check_ignore_files, read_ignore_lines
+from treelens.model.filters import VENV_MARKER, IgnorePatterns, PathFilter, deepest_verdict, is_skipped_dir
 
 log = logging.getLogger(__name__)
 
@@ -108,15 +102,9 @@ class Ignores:
         return False
 
     def _decide(self, candidate: str, folders: list[str]) -> bool:
-        """The deepest base with a matching pattern decides (negations included)."""
-        for depth in range(len(folders), -1, -1):
-            base = "/".join(folders[:depth])
-            relative = candidate[len(base) + 1 :] if base else candidate
-            for patterns in reversed(self._rules.get(base, ())):
-                verdict = patterns.verdict(relative)
-                if verdict is not None:
-                    return verdict
-        return False
+        """git's verdict on ``candidate`` from the ignore files of ``folders`` (root first)."""
+        bases = ("/".join(folders[:depth]) for depth in range(len(folders) + 1))
+        return deepest_verdict(((base, p) for base in bases for p in self._rules.get(base, ())), candidate)
 
     def _in_virtualenv(self, folders: list[str]) -> bool:
         """A folder holding pyvenv.cfg is a virtualenv whatever its name (one stat per level)."""
@@ -150,20 +138,9 @@ def _config_lines(path: Path | None) -> list[str]:
 
 
 def _git(root: Path, *args: str) -> str | None:
-    """Output of a read-only git command in ``root``, None when it fails (hooks and
-    prompts off, as in daemon/scan.py)."""
-    try:
-        done = subprocess.run(
-            ["git", "-c", "core.hooksPath=/dev/null", "-C", str(root), *args],
-            capture_output=True,
-            timeout=GIT_TIMEOUT_S,
-            env={**os.environ, **GIT_ENV},
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return os.fsdecode(done.stdout) if done.returncode == 0 else None
+    """Decoded output of a read-only git command in ``root`` (daemon/git.py), None when it fails."""
+    out = read_git(root, *args)
+    return None if out is None else os.fsdecode(out)
 
 
 def _git_locations(root: Path) -> tuple[str, Path] | None:

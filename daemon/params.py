@@ -14,6 +14,7 @@ from typing import Any
 from treelens.daemon.protocol import InvalidParams
 from treelens.daemon.scan import DEFAULT_MAX_FILES
 from treelens.model.labels import LABELS, label_vector
+from treelens.model.listing import ListingError, clean_path, parse_listing
 from treelens.model.manifests import MAX_MANIFEST_BYTES, cut_manifest, select_manifests
 from treelens.model.tree import ProjectTree
 
@@ -116,18 +117,15 @@ def tree(params: dict[str, Any]) -> ProjectTree:
         result.manifests = _manifests(result.manifests, paths)
         return result
     if isinstance(value, str):
-        if len(value) > MAX_TREE_CHARS:
-            raise InvalidParams(f"'tree' is {len(value)} characters; at most {MAX_TREE_CHARS}")
-        lines = value.splitlines()
+        paths = _listing(value)
     elif isinstance(value, list) and all(isinstance(line, str) for line in value):
-        lines = value
+        _check_count(len(value))
+        paths = [p for p in map(clean_path, value) if p]
     else:
         raise InvalidParams(
-            "'tree' must be text with one relative file path per line, a list of paths, or a record "
+            "'tree' must be a listing (`git ls-files` or `tree` output), a list of paths, or a record "
             f"{{files, manifests}}; got {_kind(value)}"
         )
-    _check_count(len(lines))
-    paths = [p for p in (_clean(line) for line in lines) if p]
     if not paths:
         raise InvalidParams("'tree' holds no file paths")
     _check_lengths(paths)
@@ -138,8 +136,20 @@ def tree(params: dict[str, Any]) -> ProjectTree:
             isinstance(k, str) and isinstance(v, str) for k, v in manifests.items()
         ):
             raise InvalidParams("'manifests' must map paths to their text")
-        result.manifests = _manifests({_clean(k): v for k, v in manifests.items()}, paths)
+        result.manifests = _manifests({clean_path(k): v for k, v in manifests.items()}, paths)
     return result
+
+
+def _listing(text: str) -> list[str]:
+    """The paths of a listing as the CLI's --tree-file reads it (model/listing.py): one
+    path per line, C-quoted git paths included, or a `tree` drawing."""
+    if len(text) > MAX_TREE_CHARS:
+        raise InvalidParams(f"'tree' is {len(text)} characters; at most {MAX_TREE_CHARS}")
+    _check_count(text.count("\n") + 1)
+    try:
+        return parse_listing(text)
+    except ListingError:
+        return []
 
 
 def _check_count(count: int) -> None:
@@ -164,12 +174,3 @@ def _manifests(given: dict[str, str], paths: list[str]) -> dict[str, str]:
     return {
         path: cut_manifest(given[path][:MAX_MANIFEST_BYTES].encode("utf-8", "replace")) for path in chosen
     }
-
-
-def _clean(line: str) -> str:
-    """A client path as the tree spells paths: '/'-separated, relative, no folder lines."""
-    path = line.strip().replace("\\", "/")
-    while path.startswith("./"):
-        path = path[2:]
-    path = path.lstrip("/")
-    return "" if path.endswith("/") else path

@@ -22,21 +22,20 @@ import logging
 import os
 import re
 import stat
-import subprocess
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from treelens.daemon.git import GIT_TIMEOUT_S, read_git
 from treelens.model.detect import language_of_shebang
 from treelens.model.errors import TreelensError
-from treelens.model.filters import DEFAULT_FILTER, IgnorePatterns, PathFilter, is_skipped_dir
+from treelens.model.filters import DEFAULT_FILTER, IgnorePatterns, PathFilter, deepest_verdict, is_skipped_dir
 from treelens.model.manifests import MAX_MANIFEST_BYTES, cut_manifest, select_manifests
 from treelens.model.tree import FileEntry, ProjectTree
 
 log = logging.getLogger(__name__)
 
-GIT_TIMEOUT_S = 30
 DEFAULT_MAX_FILES = 500_000
 """Stop listing beyond this many files, so a workspace opened on a home folder cannot
 exhaust memory; the result says it was limited."""
@@ -49,14 +48,6 @@ MAX_IGNORE_BYTES = 1 << 18
 100 MB; a real one is a few KiB)."""
 MAX_IGNORE_FILES = 10_000
 """Ignore files one folder may hold: each costs an RE2 set (some 6 KiB)."""
-
-GIT_ENV = {
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_OPTIONAL_LOCKS": "0",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_PAGER": "cat",
-    "LC_ALL": "C",
-}
 
 
 class ScanError(TreelensError):
@@ -99,24 +90,6 @@ Listing = list[tuple[str, str | None]]
 GIT_KINDS = {"120000": "link", "160000": "submodule"}
 
 
-def _git(root: Path, *args: str, timeout: float) -> bytes | None:
-    """Output of a read-only git command in ``root``, None when it fails."""
-    command = ["git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-C", str(root)]
-    try:
-        done = subprocess.run(
-            [*command, *args],
-            capture_output=True,
-            timeout=timeout,
-            env={**os.environ, **GIT_ENV},
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        log.info("git unavailable for %s (%s); walking the folder", root, error)
-        return None
-    return done.stdout if done.returncode == 0 else None
-
-
 def git_listing(root: Path, timeout: float = GIT_TIMEOUT_S) -> Listing | None:
     """What git lists for the folder (tracked + untracked, not ignored), or None when the
     folder is not in a git work tree or git is unavailable.
@@ -126,8 +99,10 @@ def git_listing(root: Path, timeout: float = GIT_TIMEOUT_S) -> Listing | None:
     """
     # the two listings run side by side: together they take as long as the slower one
     with ThreadPoolExecutor(max_workers=2) as pool:
-        listed = pool.submit(_git, root, "ls-files", "-co", "-s", "--exclude-standard", "-z", timeout=timeout)
-        deleted = _git(root, "ls-files", "-d", "-z", timeout=timeout)
+        listed = pool.submit(
+            read_git, root, "ls-files", "-co", "-s", "--exclude-standard", "-z", timeout=timeout
+        )
+        deleted = read_git(root, "ls-files", "-d", "-z", timeout=timeout)
         listing = listed.result()
     if listing is None or deleted is None:
         return None
@@ -187,7 +162,7 @@ def _real_folder(root_fd: int, folder: str, known: dict[str, bool]) -> bool:
 
 def inside_git_dir(root: Path) -> bool:
     """Whether ``root`` is a bare repository or inside a ``.git`` folder: git's own data."""
-    return _git(root, "rev-parse", "--is-inside-git-dir", timeout=GIT_TIMEOUT_S) == b"true\n"
+    return read_git(root, "rev-parse", "--is-inside-git-dir") == b"true\n"
 
 
 _STAGE_ENTRY = re.compile(r"^[0-7]{6} [0-9a-f]{40,64} [0-3]$")
@@ -224,11 +199,11 @@ def walk_listing(root: Path, unreadable: list[str], max_files: int) -> tuple[Lis
                 is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
                 continue
-            if is_dir and (is_skipped_dir(entry.name) or _ignored(specs, path + "/")):
+            if is_dir and (is_skipped_dir(entry.name) or deepest_verdict(specs, path + "/")):
                 continue
             if is_dir:
                 pending.append((path, specs))
-            elif not _ignored(specs, path):
+            elif not deepest_verdict(specs, path):
                 found.append((path, "link" if entry.is_symlink() else "file"))
                 if len(found) >= max_files:
                     return found, True
@@ -253,16 +228,6 @@ def read_ignore_lines(root: Path, path: str) -> list[str]:
         log.warning("%s: only its first %d bytes are read", root / path, MAX_IGNORE_BYTES)
         head = head[:MAX_IGNORE_BYTES].rpartition(b"\n")[0]
     return head.decode("utf-8", "replace").splitlines()
-
-
-def _ignored(specs: list[tuple[str, IgnorePatterns]], path: str) -> bool:
-    """Git's rule: the deepest .gitignore with a matching pattern decides."""
-    for base, patterns in reversed(specs):
-        relative = path[len(base) + 1 :] if base else path
-        verdict = patterns.verdict(relative)
-        if verdict is not None:
-            return verdict
-    return False
 
 
 def read_beneath(root: Path, path: str, limit: int) -> bytes | None:

@@ -232,6 +232,19 @@ class IgnorePatterns:
         return None
 
 
+def deepest_verdict(sources: Iterable[tuple[str, IgnorePatterns]], path: str) -> bool:
+    """git's precedence between ignore files: of the ``sources`` that apply to ``path``
+    (each with the folder its patterns are relative to, given root first, a folder's
+    sources in git's order), the deepest with a matching pattern decides, negations
+    included; no match means not ignored. ``path`` is relative to the root, '/'-separated,
+    with a trailing '/' for a folder."""
+    for base, patterns in reversed(list(sources)):
+        verdict = patterns.verdict(path[len(base) + 1 :] if base else path)
+        if verdict is not None:
+            return verdict
+    return False
+
+
 def _compiled(patterns: list[GitIgnoreSpecPattern], source: str) -> list[pathspec.GitIgnoreSpec]:
     """One RE2 spec for the patterns, or (over RE2's memory budget) specs for each half."""
     if not any(pattern.include is not None for pattern in patterns):

@@ -52,17 +52,20 @@ def unquote(path: str) -> str:
     return out.decode("utf-8", errors="replace")
 
 
-def _clean(path: str) -> str:
+def clean_path(path: str) -> str:
+    """A path given by a person or a client, as a tree spells paths: '/'-separated and
+    relative (no leading ``./`` or ``/``); '' for what names no file (a blank, ``.``,
+    ``..``, a folder line ending in '/')."""
     path = path.strip().replace("\\", "/")
     while path.startswith("./"):
         path = path[2:]
-    return path.lstrip("/")
+    path = path.lstrip("/")
+    return "" if path in (".", "..") or path.endswith("/") else path
 
 
 def parse_path_list(lines: list[str]) -> list[str]:
     """One path per line (git ls-files style); folder lines ending in '/' are skipped."""
-    paths = (_clean(unquote(line.strip())) for line in lines)
-    return [p for p in paths if p not in ("", ".", "..") and not p.endswith("/")]
+    return [p for p in (clean_path(unquote(line.strip())) for line in lines) if p]
 
 
 def parse_drawing(lines: list[str]) -> list[str]:
