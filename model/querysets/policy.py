@@ -66,7 +66,7 @@ _GLOB_PARTS = re.compile(r"\[[^\]]*\]|[*?/]")
 
 
 @lru_cache(maxsize=4096)
-def _literal(pattern: str) -> str | None:
+def literal_of(pattern: str) -> str | None:
     """The longest literal run every path matching ``pattern`` contains, or None (negated
     or escaped patterns): a C-speed ``str.find`` over all paths narrows the candidates."""
     if pattern.startswith("!") or "\\" in pattern:
@@ -324,7 +324,7 @@ class Project:
         self, patterns: tuple[str, ...], exclude: tuple[str, ...], languages: frozenset[str] | None
     ) -> bool:
         excluded = _spec(exclude).match_file if exclude else None
-        literals = [_literal(p) for p in patterns]
+        literals = [literal_of(p) for p in patterns]
         if None in literals:
             include = _spec(patterns).match_file
             return any(include(p) and not (excluded and excluded(p)) for p in self._paths_of(languages))
