@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -42,6 +41,7 @@ from pygls.uris import from_fs_path
 from bench.workspaces import commit_all
 from treelens.daemon.folder_tree import FolderTree
 from treelens.daemon.protocol import CLASSIFY, LABELS_CHANGED, json_converter
+from treelens.daemon.server import REFRESHED
 from treelens.model.bundle import DEFAULT_BUNDLE_DIR
 from treelens.model.filters import PathFilter
 
@@ -61,8 +61,6 @@ WORDS = [
 ]
 EXTENSIONS = [".ts", ".tsx", ".py", ".go", ".json", ".css", ".yaml", ".java", ".kt", ".rs"]
 TIMEOUT_S = 120.0
-REFRESHED = re.compile(r"refreshed in ([\d.]+) ms: (.+)$")
-"""The daemon's debug line after each refresh (daemon/server.py)."""
 
 
 def generate(root: Path, files: int) -> None:
@@ -136,7 +134,7 @@ class Bench:
             text = line.decode("utf-8", "replace")
             found = REFRESHED.search(text)
             if found:
-                self.refreshes.put_nowait((time.perf_counter(), float(found[1]), found[2]))
+                self.refreshes.put_nowait((time.perf_counter(), float(found["ms"]), found["outcome"]))
 
     async def next_labels(self) -> tuple[float, dict[str, Any]]:
         return await asyncio.wait_for(self.arrivals.get(), TIMEOUT_S)

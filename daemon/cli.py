@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from treelens.daemon import clone
 from treelens.daemon.scan import ScanResult, scan
@@ -35,6 +36,9 @@ from treelens.model.querysets import ENGINES, Catalog, ModelLabels, QuerySet, lo
 from treelens.model.querysets.compare import DEFAULT_TIMEOUT_S, compare
 from treelens.model.querysets.semgrep import scoped
 from treelens.model.tree import ProjectTree
+
+if TYPE_CHECKING:
+    from treelens.model.runtime import Classifier
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -205,7 +209,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     result, _analysis, sets = scan_and_suggest(args, catalogs)
     sets = {
         e: scoped(
-            qs, result.tree, result.root, components=not args.no_scope, skip_vendored=args.skip_vendored
+            qs, result.tree, result.root, components=args.scope_components, skip_vendored=args.skip_vendored
         )
         for e, qs in sets.items()
     }
@@ -361,11 +365,13 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _classify_dataset(classifier, args: argparse.Namespace, thresholds: dict, path_filter: PathFilter) -> int:
+def _classify_dataset(
+    classifier: Classifier, args: argparse.Namespace, thresholds: dict[str, float], path_filter: PathFilter
+) -> int:
     """One line per record: JSON {"id", "labels", "probabilities"} (--json) or "id: labels"."""
     records = list(read_records(args.dataset))
     progress = _Progress(len(records), "classify")
-    chunk = 32
+    chunk = 32  # lines are printed (and flushed) per chunk; the model runs one text at a time anyway
     for start in range(0, len(records), chunk):
         part = records[start : start + chunk]
         texts = [classifier.describe(r.tree, path_filter) for r in part]
@@ -427,9 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
         ".gitattributes linguist-vendored/-generated); the JSON config names each pattern",
     )
     suggest_cmd.add_argument(
-        "--no-scope",
+        "--scope-components",
         action="store_true",
-        help="semgrep rules folder: do not exclude rules from components holding none of their languages",
+        help="semgrep rules folder: exclude each rule from the components holding none of its languages",
     )
     suggest_cmd.set_defaults(run=cmd_suggest)
 

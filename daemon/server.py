@@ -20,6 +20,7 @@ import contextlib
 import importlib.metadata
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -65,6 +66,11 @@ WORKERS = 2
 """Threads for blocking work: a scan and a model run can go side by side; the model's own
 parallelism is onnxruntime's intra-op threads (model/runtime.py default_threads)."""
 PROGRESS_CREATE_TIMEOUT_S = 5.0
+REFRESHED_LOG = "%s: refreshed in %.1f ms: %s"
+REFRESHED = re.compile(r"refreshed in (?P<ms>[\d.]+) ms: (?P<outcome>.+)$")
+"""The debug line each refresh of a folder logs (its name, the time to describe and
+classify, the outcome) and its parser: bench/daemon_freshness.py reads it, so that a
+change of one without the other fails tests/test_daemon_log.py, not the bench."""
 
 
 def package_version() -> str:
@@ -277,7 +283,7 @@ class TreelensServer(LanguageServer):
                 "labelsChanged sent" if self._announce(folder, result) else "same labels and probabilities"
             )
         folder.result_key = key
-        log.debug("%s: refreshed in %.1f ms: %s", folder.name, elapsed_ms, outcome)
+        log.debug(REFRESHED_LOG, folder.name, elapsed_ms, outcome)
 
     def _announce(self, folder: FolderState, result: dict[str, Any]) -> bool:
         """Send labelsChanged when labels or probabilities differ from the last one sent."""

@@ -23,6 +23,7 @@ import logging
 import sqlite3
 import zlib
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,7 +154,7 @@ class FeedbackStore:
             prediction.model_version if prediction else None,
             feedback.comment,
         )
-        with self._connection() as connection:
+        with closing(self._open(writing=True)) as connection:
             try:
                 with connection:  # commits on success, rolls back on error
                     cursor = connection.execute(
@@ -183,7 +184,7 @@ class FeedbackStore:
     def rows(self) -> Iterator[StoredFeedback | DamagedRow]:
         """Every row, oldest first, each read on its own: a row on a damaged page, or whose
         values do not decode, comes as a DamagedRow naming it instead of ending the read."""
-        with _Connection(self, writing=False) as connection:
+        with closing(self._open(writing=False)) as connection:
             damage, rows_damaged = _quick_check(connection), False
             for row_id in self._row_ids(connection):
                 try:
@@ -213,9 +214,6 @@ class FeedbackStore:
         except sqlite3.DatabaseError as error:
             raise self._error(f"its rows cannot be listed ({error})", fix=_DAMAGED_FIX) from None
         return list(range(1, largest + 1))
-
-    def _connection(self) -> _Connection:
-        return _Connection(self, writing=True)
 
     def _open(self, writing: bool) -> sqlite3.Connection:
         """Connect, make sure the file is ours (creating the schema in a new, empty one)
@@ -296,23 +294,6 @@ def _quick_check(connection: sqlite3.Connection) -> str | None:
     except sqlite3.DatabaseError as error:
         found = [str(error)]
     return None if found == ["ok"] else "quick_check: " + "; ".join(found[:3])
-
-
-class _Connection:
-    """Context manager: an open, migrated, checked connection, always closed."""
-
-    def __init__(self, store: FeedbackStore, writing: bool) -> None:
-        self._store = store
-        self._writing = writing
-        self._connection: sqlite3.Connection | None = None
-
-    def __enter__(self) -> sqlite3.Connection:
-        self._connection = self._store._open(self._writing)
-        return self._connection
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._connection is not None:
-            self._connection.close()
 
 
 def _stored(row: tuple[Any, ...]) -> StoredFeedback:
