@@ -1,7 +1,7 @@
 """Where the rules of a suggested semgrep config run: component scoping and the opt-in
 vendored skip, with real semgrep on small rule sets and projects built in the test.
 
-- Scoping (on for rules folders): a rule is excluded from the components (top-level and
+- ``--scope-components`` (rules folders): a rule is excluded from the components (top-level and
   manifest folders) that hold no file of its languages. It must lose nothing: shebang
   scripts, files the model text leaves out as noise (migrations) and the rule's own
   ``paths`` keep their meaning.
@@ -124,8 +124,8 @@ def test_scoping_excludes_rules_from_components_without_their_languages_and_lose
 ) -> None:
     project = write_tree(tmp_path / "monorepo", MONOREPO)
     scoped, plain = tmp_path / "scoped.json", tmp_path / "plain.json"
-    result = suggest_config(capsys, project, catalog, scoped)
-    suggest_config(capsys, project, catalog, plain, "--no-scope")
+    result = suggest_config(capsys, project, catalog, scoped, "--scope-components")
+    suggest_config(capsys, project, catalog, plain)
     assert result["config"]["scope"]["components"] == ["backend", "db", "docs", "frontend", "ops"]
     assert result["config"]["scope"]["scopedRules"] == 4  # every rule but the generic one
 
@@ -139,7 +139,7 @@ def test_scoping_excludes_rules_from_components_without_their_languages_and_lose
         "include": ["*.py"],
         "exclude": ["setup.py", "/docs/", "/frontend/"],
     }
-    assert "paths" not in rule_bodies(plain)["os-system"], "--no-scope writes the rules as they are"
+    assert "paths" not in rule_bodies(plain)["os-system"], "without the flag the rules are as they are"
 
     found = findings(scoped, project)
     assert found == findings(plain, project), "scoping must lose no finding"
@@ -185,7 +185,7 @@ def test_skip_vendored_is_opt_in_and_names_what_it_leaves_out(
 ) -> None:
     project = write_tree(tmp_path / "site", VENDORED)
     default, skipping = tmp_path / "default.json", tmp_path / "skipping.json"
-    assert suggest_config(capsys, project, catalog, default)["config"]["scope"]["skipped"] == []
+    assert "scope" not in suggest_config(capsys, project, catalog, default)["config"], "off by default"
     result = suggest_config(capsys, project, catalog, skipping, "--skip-vendored")
     scope = result["config"]["scope"]
     assert scope["skipped"] == [
@@ -208,10 +208,11 @@ def test_skip_vendored_with_a_rules_index_goes_into_the_arguments(tmp_path: Path
     index.write_text(json.dumps({"id": "eval", "path": "javascript/eval.yaml", "languages": ["javascript"]}))
     tree = scan(project, use_git=False).tree
     query_set = suggest(analyze(tree), "semgrep", load_catalog("semgrep", index))
-    config = scoped(query_set, tree, project, skip_vendored=True).config
+    config = scoped(query_set, tree, project, components=True, skip_vendored=True).config
     assert config["args"][:2] == ["--config", "javascript/eval.yaml"]
     assert config["args"][2:6] == ["--exclude", "/web/public/assets/plugins/", "--exclude", "/web/gen/"]
-    assert scoped(query_set, tree, project).config == query_set.config, "no scoping without rule bodies"
+    unscoped = scoped(query_set, tree, project, components=True).config
+    assert unscoped == query_set.config, "no scoping without rule bodies"
 
 
 def test_bench_reports_vendored_findings_apart_and_each_arm_on_its_own(tmp_path: Path, catalog: Path) -> None:

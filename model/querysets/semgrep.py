@@ -205,13 +205,17 @@ class Skip:
 class PathScope:
     """Where the rules of a merged config run, narrowed two ways, each optional.
 
-    - Component scoping (lossless): a rule is excluded from the components (top-level
-      folders and folders holding a manifest) that hold no file of its languages, read the
-      way semgrep reads them (extensions, file names, shebangs; ``javascript`` rules also
-      scan TypeScript). semgrep would never run the rule there, so no finding is lost.
-    - The vendored skip (opt-in): vendored, generated and minified files (the policy's
-      ``vendored`` list and the project's own ``.gitattributes``) are excluded from every
-      rule; the findings there are reported apart (``skips``).
+    - Component scoping (``suggest --scope-components``): a rule is excluded from the
+      components (top-level folders and folders holding a manifest) that hold no file of
+      its languages, read the way semgrep reads them (extensions, file names, shebangs;
+      ``javascript`` rules also scan TypeScript). semgrep would never run the rule there, so
+      no finding is lost; and for the same reason it saves no matching time (measured:
+      bench/scan_savings.py), so it is off by default. Its limit: files the scanner never
+      lists (SKIP_DIRS such as ``target/`` or ``out/``, when git does not ignore them) are
+      unknown to it.
+    - The vendored skip (``suggest --skip-vendored``): vendored, generated and minified
+      files (the policy's ``vendored`` list and the project's own signals, IGNORE_SIGNALS)
+      are excluded from every rule; the findings there are reported apart (``skips``).
 
     Both add to a rule's own ``paths.exclude`` (a file must pass the rule's include and
     every exclude), so the rule's own paths keep their meaning. Folders are anchored at
@@ -425,7 +429,7 @@ def scoped(
     tree: ProjectTree,
     root: Path | None,
     *,
-    components: bool = True,
+    components: bool = False,
     skip_vendored: bool = False,
     policy: Policy | None = None,
 ) -> QuerySet:
