@@ -49,7 +49,7 @@ def seconds(value: str) -> float:
     try:
         number = float(value)
     except ValueError:
-        number = math.nan
+        number = 0.0  # refused below, with the same words
     if not (math.isfinite(number) and number > 0):
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds above 0, e.g. 120")
     return number
