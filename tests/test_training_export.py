@@ -19,7 +19,6 @@ from treelens.model.bundle import BundleError, file_entries, load_bundle
 from treelens.model.dataset import read_many
 from treelens.model.tokenizer import SEP, load_tokenizer
 from treelens.training import wide
-from treelens.training.config import StageError
 from treelens.training.export import (
     FP32_TOLERANCE,
     ParityError,
@@ -30,6 +29,7 @@ from treelens.training.export import (
     torch_probabilities,
 )
 from treelens.training.longformer_fast import ClassifierGraph, blocked_attention, fast_longformer
+from treelens.training.options import StageError
 from treelens.training.texts import labelled_splits
 
 

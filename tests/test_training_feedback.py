@@ -12,8 +12,8 @@ from treelens.model.feedback import Feedback, FeedbackStore
 from treelens.model.labels import LABELS
 from treelens.model.tree import ProjectTree
 from treelens.training.cli import main
-from treelens.training.config import build_config
-from treelens.training.configs import TokenizerConfig
+from treelens.training.options import build_config
+from treelens.training.stage_configs import TokenizerConfig
 from treelens.training.texts import load_records
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from treelens.training.cli import main
-from treelens.training.config import build_config, read_preset
-from treelens.training.configs import (
+from treelens.training.options import build_config, read_preset
+from treelens.training.stage_configs import (
     AllConfig,
     EvaluateConfig,
     ExportConfig,

@@ -23,7 +23,7 @@ from treelens.model.labels import LABELS
 from treelens.model.runtime import Classifier
 from treelens.model.tokenizer import SPECIAL_TOKENS, line_counter, load_tokenizer
 from treelens.training import evaluate
-from treelens.training.config import build_config
+from treelens.training.options import build_config
 from treelens.training.texts import render
 
 

@@ -16,9 +16,9 @@ import torch
 from safetensors.torch import load_file
 
 from treelens.training import finetune, pretrain
-from treelens.training.config import build_config
-from treelens.training.configs import FinetuneConfig, PretrainConfig
 from treelens.training.modeling import CHECKPOINT_FILE
+from treelens.training.options import build_config
+from treelens.training.stage_configs import FinetuneConfig, PretrainConfig
 
 
 def start_and_kill(command: list[str], checkpoint: Path, timeout: float = 300) -> None:

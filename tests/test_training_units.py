@@ -12,9 +12,9 @@ from treelens.model.input import analyze
 from treelens.model.labels import LABELS
 from treelens.model.tree import FileEntry, ProjectTree
 from treelens.training.baselines import rules_labels
-from treelens.training.configs import FinetuneConfig, PretrainConfig
 from treelens.training.metrics import multilabel_metrics, tune_thresholds
 from treelens.training.modeling import RunContext, length_batches
+from treelens.training.stage_configs import FinetuneConfig, PretrainConfig
 from treelens.training.texts import SubtreeRule, drop_files, subtrees
 
 

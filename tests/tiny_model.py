@@ -45,7 +45,7 @@ def write_records(path: Path, records: list[dict]) -> Path:
 def build_tiny_run(root: Path, data: Path) -> Path:
     """Run the stages into ``root`` (tokenizer/, pretrain/, finetune/, export/); returns root."""
     from treelens.training import export, finetune, pretrain, tokenizer
-    from treelens.training.config import build_config
+    from treelens.training.options import build_config
 
     def config(cls: type, stage: str, **values):
         return build_config(cls, stage, argparse.Namespace(data=[data], **values), PRESET)

@@ -14,8 +14,10 @@ import logging
 import sys
 
 from treelens.model.errors import TreelensError
-from treelens.training.config import add_config_arguments, build_config, check_preset_stages
-from treelens.training.configs import (
+from treelens.training.data import add_data_commands
+from treelens.training.feedback import add_command as add_feedback_command
+from treelens.training.options import add_config_arguments, build_config, check_preset_stages
+from treelens.training.stage_configs import (
     AllConfig,
     CrossvalConfig,
     EvaluateConfig,
@@ -24,8 +26,6 @@ from treelens.training.configs import (
     PretrainConfig,
     TokenizerConfig,
 )
-from treelens.training.data import add_data_commands
-from treelens.training.feedback import add_command as add_feedback_command
 
 # the [train] extra's packages every stage imports (`data` and `export-feedback` need neither)
 TRAIN_PACKAGES = ("torch", "transformers")

@@ -35,11 +35,11 @@ from treelens.model.labels import LABELS, UNTUNED_THRESHOLD
 from treelens.model.tokenizer import PAD, encode_batch, line_counter, load_tokenizer
 from treelens.training import finetune, modeling
 from treelens.training.baselines import TfidfBaseline, rules_labels
-from treelens.training.config import StageError, build_config, prepare_output_dir, to_json
-from treelens.training.configs import CrossvalConfig, FinetuneConfig
 from treelens.training.longformer_fast import fast_longformer
 from treelens.training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
+from treelens.training.options import StageError, build_config, prepare_output_dir, to_json
 from treelens.training.run_layout import MODEL_DIR, TOKENIZER_FILE
+from treelens.training.stage_configs import CrossvalConfig, FinetuneConfig
 from treelens.training.texts import load_records, render
 from treelens.training.wide import WidePath, mix, sigmoid, to_logits
 

@@ -21,7 +21,7 @@ from treelens.model.dataset import (
 )
 from treelens.model.input import DEFAULT_MAX_TOKENS, describe
 from treelens.model.labels import LABELS
-from treelens.training.config import DEFAULT_DATA_DIR
+from treelens.training.options import DEFAULT_DATA_DIR
 
 
 def percentiles(values: list[int], points: tuple[int, ...] = (50, 90, 95, 99, 100)) -> dict[str, int]:

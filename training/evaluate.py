@@ -21,11 +21,11 @@ from treelens.model.runtime import Classifier
 from treelens.model.tokenizer import PAD, encode_batch, line_counter, load_tokenizer
 from treelens.training import modeling, wide
 from treelens.training.baselines import TfidfBaseline, rules_labels
-from treelens.training.config import StageError, prepare_output_dir, to_json
-from treelens.training.configs import EvaluateConfig
 from treelens.training.longformer_fast import fast_longformer
 from treelens.training.metrics import apply_thresholds, multilabel_metrics
+from treelens.training.options import StageError, prepare_output_dir, to_json
 from treelens.training.run_layout import MODEL_DIR, THRESHOLDS_FILE, TOKENIZER_FILE
+from treelens.training.stage_configs import EvaluateConfig
 from treelens.training.texts import labelled_splits, load_records
 
 log = logging.getLogger(__name__)

@@ -47,10 +47,9 @@ from treelens.model.labels import LABELS
 from treelens.model.runtime import Classifier
 from treelens.model.tokenizer import PAD, SEP, encode_batch, fit_ids, line_counter, load_tokenizer
 from treelens.training import modeling, wide
-from treelens.training.config import StageError, prepare_output_dir, to_json
-from treelens.training.configs import ExportConfig
 from treelens.training.longformer_fast import ClassifierGraph
 from treelens.training.metrics import multilabel_metrics
+from treelens.training.options import StageError, prepare_output_dir, to_json
 from treelens.training.run_layout import (
     ALL_RESULTS_FILE,
     DATA_SUMMARY_FILE,
@@ -58,6 +57,7 @@ from treelens.training.run_layout import (
     THRESHOLDS_FILE,
     TOKENIZER_FILE,
 )
+from treelens.training.stage_configs import ExportConfig
 from treelens.training.texts import labelled_splits, load_records, render
 
 log = logging.getLogger(__name__)

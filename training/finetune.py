@@ -34,10 +34,9 @@ from treelens.model.dataset import Record, label_counts
 from treelens.model.labels import LABELS, UNTUNED_THRESHOLD
 from treelens.model.tokenizer import PAD, encode_batch, line_counter, load_tokenizer
 from treelens.training import modeling, wide
-from treelens.training.config import StageError, to_json
-from treelens.training.configs import FinetuneConfig
 from treelens.training.longformer_fast import fast_longformer
 from treelens.training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
+from treelens.training.options import StageError, to_json
 from treelens.training.run_layout import (
     DATA_SUMMARY_FILE,
     MODEL_DIR,
@@ -46,6 +45,7 @@ from treelens.training.run_layout import (
     save_hf_files,
     write_metrics,
 )
+from treelens.training.stage_configs import FinetuneConfig
 from treelens.training.texts import drop_files, labelled_splits, load_records, render
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from transformers import LongformerConfig
 from treelens.model.errors import UsageError
 from treelens.model.labels import LABELS
 from treelens.model.tokenizer import CLS, PAD, SEP, UNK
-from treelens.training.config import prepare_output_dir
+from treelens.training.options import prepare_output_dir
 from treelens.training.run_layout import CHECKPOINT_FILE
 
 log = logging.getLogger(__name__)

@@ -1,10 +1,15 @@
-"""Stage configs: one dataclass per stage, preset files, flags on top.
+"""How a stage's settings (training/stage_configs.py) become flags: presets, then flags on top.
 
 Every field has a default and a help text (its ``metadata["help"]``), so a stage's
 ``--help`` is generated from the dataclass. Precedence: dataclass default < preset
 file section < command-line flag. A preset is a JSON file with one object per stage
 (``{"tokenizer": {...}, "pretrain": {...}}``); a key no stage knows, or a value of
 the wrong type, is an error, because a silently ignored typo trains the wrong model.
+
+Hand-written rather than transformers.HfArgumentParser (which reads dataclasses and JSON
+too): ``treelens-train --help`` and every argument error must answer without importing
+transformers and torch, which take seconds and are an optional extra. Also here: the
+run-folder guard (prepare_output_dir) and StageError, which every stage uses.
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ import logging
 from pathlib import Path
 
 from treelens.training import evaluate, export, finetune, pretrain, tokenizer
-from treelens.training.config import build_config, prepare_output_dir
-from treelens.training.configs import (
+from treelens.training.options import build_config, prepare_output_dir
+from treelens.training.run_layout import TOKENIZER_FILE
+from treelens.training.stage_configs import (
     AllConfig,
     EvaluateConfig,
     ExportConfig,
@@ -24,7 +25,6 @@ from treelens.training.configs import (
     PretrainConfig,
     TokenizerConfig,
 )
-from treelens.training.run_layout import TOKENIZER_FILE
 
 log = logging.getLogger(__name__)
 

@@ -30,10 +30,9 @@ from transformers import (
 
 from treelens.model.tokenizer import encode_batch, line_counter, load_tokenizer
 from treelens.training import modeling
-from treelens.training.config import to_json
-from treelens.training.configs import PretrainConfig
 from treelens.training.longformer_fast import fast_longformer
 from treelens.training.modeling import Architecture, RunContext, count
+from treelens.training.options import to_json
 from treelens.training.run_layout import (
     HF_SPECIAL_TOKENS,
     MODEL_DIR,
@@ -41,6 +40,7 @@ from treelens.training.run_layout import (
     save_hf_files,
     write_metrics,
 )
+from treelens.training.stage_configs import PretrainConfig
 from treelens.training.texts import SubtreeRule, labelled_splits, load_records, pretraining_trees, render
 
 log = logging.getLogger(__name__)

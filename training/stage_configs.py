@@ -1,7 +1,7 @@
 """The settings of every training stage: one dataclass each, fields with defaults and help.
 
 Kept apart from the stages so that ``treelens-train --help`` and argument errors answer
-without importing torch. training/config.py turns these into flags and reads presets.
+without importing torch. training/options.py turns these into flags and reads presets.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from treelens.model.bundle import DEFAULT_BUNDLE_DIR
 from treelens.model.devices import DEFAULT_DEVICE, DEVICES
 from treelens.model.errors import UsageError
 from treelens.model.input import DEFAULT_MAX_TOKENS
-from treelens.training.config import DEFAULT_DATA_DIR, option
+from treelens.training.options import DEFAULT_DATA_DIR, option
 
 SPLIT_CHOICES = ["test", "validation", "train", "all"]
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 from treelens.model.tokenizer import CLS, SEP, SPECIAL_TOKENS, UNK, check_tokenizer
-from treelens.training.config import prepare_output_dir, to_json
-from treelens.training.configs import TokenizerConfig
+from treelens.training.options import prepare_output_dir, to_json
 from treelens.training.run_layout import TOKENIZER_FILE, save_hf_files
+from treelens.training.stage_configs import TokenizerConfig
 from treelens.training.texts import SubtreeRule, load_records, pretraining_trees, render
 
 log = logging.getLogger(__name__)
