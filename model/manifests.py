@@ -9,6 +9,7 @@ Parsers never raise: a manifest that does not parse contributes no names.
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 import xml.etree.ElementTree as ET
@@ -18,6 +19,8 @@ from functools import lru_cache
 import yaml
 
 from treelens.model.guards import load_json
+
+log = logging.getLogger(__name__)
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -405,8 +408,11 @@ def parse_manifest(path: str, text: str) -> tuple[str, tuple[str, ...]] | None:
         RecursionError,
         ET.ParseError,
         yaml.YAMLError,
-    ):
-        # tomllib.TOMLDecodeError and json.JSONDecodeError are ValueErrors
+    ) as error:
+        # tomllib.TOMLDecodeError and json.JSONDecodeError are ValueErrors. Parsers never
+        # raise past here (a project's files are not ours to fix), but a parser bug shows
+        # in the debug log rather than nowhere.
+        log.debug("manifest %s: not parsed (%s: %.200s)", path, type(error).__name__, error)
         names = []
     return ecosystem, tuple(n.strip() for n in names if isinstance(n, str) and n.strip())
 

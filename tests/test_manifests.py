@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from tests.shared_data import labelled_records, record
@@ -110,3 +112,11 @@ def test_dependencies_are_grouped_sorted_and_unique() -> None:
         "requirements.txt": "flask\n",
     }
     assert dependencies(manifests) == {"npm": ["express", "react"], "pypi": ["flask"]}
+
+
+def test_a_manifest_that_fails_to_parse_is_named_in_the_debug_log(caplog: pytest.LogCaptureFixture) -> None:
+    """Parsers never raise, but a parser bug must be findable: the debug log names the file
+    and the error."""
+    with caplog.at_level(logging.DEBUG, logger="treelens.model.manifests"):
+        assert parse_manifest("web/package.json", "{debug-log probe") == ("npm", ())
+    assert "manifest web/package.json: not parsed (" in caplog.text and "not valid JSON" in caplog.text
