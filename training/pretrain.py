@@ -100,18 +100,20 @@ def evaluate_mlm(model, collator, ids: list[list[int]], config: PretrainConfig, 
     previous = collator.mlm_probability
     collator.mlm_probability = EVAL_MLM_PROBABILITY
     total, weight = 0.0, 0
-    with torch.no_grad(), torch.random.fork_rng(), ctx.autocast():
-        torch.manual_seed(config.seed)
-        for start in range(0, len(ids), config.batch_size):
-            batch = collator([{"input_ids": x} for x in ids[start : start + config.batch_size]])
-            masked = int((batch["labels"] != -100).sum())
-            if masked == 0:
-                continue
-            loss = model(**{k: v.to(ctx.device) for k, v in batch.items()})
-            total += float(loss) * masked
-            weight += masked
-    collator.mlm_probability = previous
-    model.train()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(), ctx.autocast():
+            torch.manual_seed(config.seed)
+            for start in range(0, len(ids), config.batch_size):
+                batch = collator([{"input_ids": x} for x in ids[start : start + config.batch_size]])
+                masked = int((batch["labels"] != -100).sum())
+                if masked == 0:
+                    continue
+                loss = model(**{k: v.to(ctx.device) for k, v in batch.items()})
+                total += float(loss) * masked
+                weight += masked
+    finally:  # training goes on with its own masking rate and mode
+        collator.mlm_probability = previous
+        model.train()
     loss = total / max(weight, 1)
     return {
         "eval_loss": round(loss, 5),
@@ -290,11 +292,9 @@ def _run(config: PretrainConfig) -> Path:
                     log.info("pretrain: step %d eval %s", step, metrics)
                 checkpoint(epoch, index + 1)
             if step >= total_steps:
-                break
-        else:
+                break  # the while condition ends the run
+        else:  # the epoch ran to its end: the next one starts at its first batch
             epoch, skip = epoch + 1, 0
-            continue
-        break
     progress.close()
 
     # final evaluation and save ------------------------------------------------------------
