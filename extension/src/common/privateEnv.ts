@@ -16,7 +16,7 @@ import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import * as path from "node:path";
 import { errorMessage, logInfo, logWarn } from "./log";
 import { checkPython, inspectPython, isProblem, isRecentEnough, type PythonReport } from "./preflight";
-import { noBasePython, setupFailed, type Problem } from "./problems";
+import { noBasePython, setupFailed, type Problem, type ProblemKind } from "./problems";
 import type { Interpreter } from "./python";
 
 /** The folder of environments inside the extension's global storage. */
@@ -28,6 +28,8 @@ export const VENV_TIMEOUT_MS = 3 * 60_000;
 export const PIP_TIMEOUT_MS = 15 * 60_000;
 export const PROGRESS_TITLE = "Treelens: setting up its Python environment";
 const RESTART = 'then run "Treelens: Restart Daemon"';
+/** What the check of an existing environment can find that only building it again mends. */
+const REBUILT_ON = new Set<ProblemKind>(["noPython", "oldPython", "notInstalled", "missingPackages"]);
 
 /** The wheel the .vsix carries, and the environment folder name that belongs to it. */
 export interface BundledWheel {
@@ -59,8 +61,8 @@ export function envCommand(envDir: string, platform: NodeJS.Platform = process.p
 
 /**
  * The environment for the bundled wheel, built first when there is none (or the one there
- * no longer passes the start-up check, e.g. its base Python was uninstalled); a problem
- * that says what to do when it cannot be built.
+ * lost its Python or packages, e.g. its base Python was uninstalled); a problem that says
+ * what to do when it cannot be built.
  */
 export async function ensurePrivateEnv(options: PrivateEnvOptions): Promise<Interpreter | Problem> {
   const wheel = await bundledWheel(options.bundled);
@@ -73,6 +75,9 @@ export async function ensurePrivateEnv(options: PrivateEnvOptions): Promise<Inte
     const report = await checkPython(envCommand(envDir));
     if (!isProblem(report)) {
       return { command: envCommand(envDir), source: "private-env" };
+    }
+    if (!REBUILT_ON.has(report.kind)) {
+      return report; // it runs but failed (a timeout on a busy machine, say): a restart tries again
     }
     logWarn(`Treelens' environment ${envDir} fails the start-up check (${report.message}); building it again.`);
     await rm(envDir, { recursive: true, force: true });

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { devNull, tmpdir } from "node:os";
 import * as path from "node:path";
@@ -76,7 +76,7 @@ function setup(wheelVersion = "0.0.1", requires: string[] = [], env: NodeJS.Proc
   return { root, storage, options, progress, wheel, envs };
 }
 
-test("the environment is built once, reused, rebuilt when broken, and replaced by a new wheel's", { skip }, async (t) => {
+test("the environment is built once, reused, rebuilt when its Python is gone, and replaced by a new wheel's", { skip }, async (t) => {
   const { root, options, progress, wheel, envs } = setup();
   t.after(() => rmSync(root, { recursive: true, force: true }));
 
@@ -99,6 +99,16 @@ test("the environment is built once, reused, rebuilt when broken, and replaced b
   assert.deepEqual(await ensurePrivateEnv(options), first);
   assert.equal(progress[0], PROGRESS_TITLE, "a broken environment is built again");
   assert.ok(existsSync(first.command[0]));
+
+  const target = readlinkSync(first.command[0]);
+  rmSync(first.command[0]);
+  writeFileSync(first.command[0], "#!/bin/sh\necho 'Fatal Python error: the machine is too busy' >&2\nexit 3\n", { mode: 0o755 });
+  progress.length = 0;
+  const failing = await ensurePrivateEnv(options);
+  assert.ok(isProblem(failing) && failing.kind === "startFailed" && /too busy/.test(failing.message));
+  assert.deepEqual(progress, [], "a Python that runs but fails is reported, not rebuilt");
+  rmSync(first.command[0]);
+  symlinkSync(target, first.command[0]);
 
   wheel("0.0.2"); // the extension was upgraded
   const upgraded = await ensurePrivateEnv(options);
