@@ -208,8 +208,9 @@ def check_parity(
 
 def write_bundle(
     folder: Path, graphs: dict[int, Path], tokenizer: Path, meta: dict, precision: str, version: str | None
-) -> None:
-    """Copy graphs and tokenizer into ``folder`` and write manifest.json with their sha256."""
+) -> dict:
+    """Copy graphs and tokenizer into ``folder`` and write manifest.json with their sha256;
+    returns the manifest."""
     folder.mkdir(parents=True, exist_ok=True)
     names: dict[Path, str] = {}
     for path in graphs.values():
@@ -239,6 +240,7 @@ def write_bundle(
         **{k: v for k, v in meta.items() if k not in ("name", "thresholds")},
     }
     write_manifest(folder, manifest)
+    return manifest
 
 
 def held_out_macro_f1(bundle_dir: Path, records: list[Record], threads: int | None) -> float:
@@ -368,11 +370,11 @@ def run(config: ExportConfig) -> Path:
     parity_fp32 = check_parity(fp32_dir, reference, FP32_TOLERANCE, config.threads)
     log.info("export: fp32 parity %s", parity_fp32)
     meta["parity"] = {"fp32": parity_fp32}
-    write_bundle(int8_dir, int8, tokenizer_path, meta, "int8", config.version)
+    manifest = write_bundle(int8_dir, int8, tokenizer_path, meta, "int8", config.version)
     parity_int8 = check_parity(int8_dir, reference, INT8_TOLERANCE, config.threads)
     log.info("export: int8 parity %s", parity_int8)
-    meta["parity"]["int8"] = parity_int8
-    write_bundle(int8_dir, int8, tokenizer_path, meta, "int8", config.version)  # manifest with int8 parity
+    # the figures are known only once the bundle ran: only its manifest is written again
+    write_manifest(int8_dir, {**manifest, "parity": {"fp32": parity_fp32, "int8": parity_int8}})
     size = sum(p.stat().st_size for p in int8_dir.iterdir())
     log.info("export: bundle %s (%.1f MB)", int8_dir, size / 1e6)
     if config.install:
