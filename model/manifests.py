@@ -9,16 +9,18 @@ Parsers never raise: a manifest that does not parse contributes no names.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import threading
 import tomllib
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
-from functools import lru_cache
 
 import yaml
 
 from treelens.model.guards import load_json
+from treelens.model.lru import LRUCache
 
 log = logging.getLogger(__name__)
 
@@ -386,13 +388,29 @@ def _parser_for(path: str) -> tuple[str, Parser] | None:
     return None
 
 
-@lru_cache(maxsize=4096)
+_PARSED: LRUCache[tuple[str, bytes], tuple[str, tuple[str, ...]] | None] = LRUCache(4096)
+_PARSED_LOCK = threading.Lock()
+
+
 def parse_manifest(path: str, text: str) -> tuple[str, tuple[str, ...]] | None:
     """The ecosystem and package names one manifest declares.
 
     None when the file is a marker without dependencies (AndroidManifest.xml, Info.plist,
-    ...). A manifest that fails to parse yields its ecosystem with no names.
+    ...). A manifest that fails to parse yields its ecosystem with no names. Memoised by
+    path and a digest of the text: the daemon re-describes a project after every change,
+    and keeping the texts themselves as keys (up to 32 KiB each) would hold megabytes.
     """
+    key = (path, hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest())
+    with _PARSED_LOCK:
+        if key in _PARSED:
+            return _PARSED.get(key)
+    parsed = _parse_manifest(path, text)
+    with _PARSED_LOCK:
+        _PARSED.put(key, parsed)
+    return parsed
+
+
+def _parse_manifest(path: str, text: str) -> tuple[str, tuple[str, ...]] | None:
     entry = _parser_for(path)
     if entry is None:
         return None

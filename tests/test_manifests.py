@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import tracemalloc
 
 import pytest
 
@@ -120,3 +122,22 @@ def test_a_manifest_that_fails_to_parse_is_named_in_the_debug_log(caplog: pytest
     with caplog.at_level(logging.DEBUG, logger="treelens.model.manifests"):
         assert parse_manifest("web/package.json", "{debug-log probe") == ("npm", ())
     assert "manifest web/package.json: not parsed (" in caplog.text and "not valid JSON" in caplog.text
+
+
+def test_the_parse_memo_does_not_keep_manifest_texts() -> None:
+    """The daemon lives for days and re-describes projects after every change: its memo of
+    parsed manifests keeps results, not the texts (up to 32 KiB each, 4,096 of them)."""
+    pad = "x" * 30_000
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(64):
+            text = f'{{"name": "memo{i}", "dependencies": {{"react": "1"}}, "pad": "{pad}"}}'
+            assert parse_manifest(f"memo{i}/package.json", text) == ("npm", ("react",))
+        del text
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 64 * len(pad) // 4, f"the memo kept {kept} bytes for 64 manifests"
