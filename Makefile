@@ -36,6 +36,13 @@ test: setup-dev lint test-extension  ## every test suite, the real editor (test-
 	$(BIN)/pytest
 	$(MAKE) --no-print-directory test-e2e
 
+.PHONY: dist
+dist: setup                      ## dist/: the sdist and the wheel built from it (pip install dist/treelens-*.whl)
+	rm -rf dist build
+	$(BIN)/pip install -q --disable-pip-version-check "build>=1.2"
+	$(BIN)/python -m build --outdir dist .
+	rm -rf build
+
 bench: setup-dev
 	$(BIN)/python bench/tree_build.py
 
