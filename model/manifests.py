@@ -34,55 +34,6 @@ def _yaml(text: str) -> object:
 MAX_MANIFESTS = 40
 MAX_MANIFEST_BYTES = 32 * 1024
 
-MANIFEST_NAMES: frozenset[str] = frozenset(
-    {
-        "package.json",
-        "angular.json",
-        "manifest.json",
-        "app.json",
-        "tauri.conf.json",
-        "composer.json",
-        "pyproject.toml",
-        "setup.cfg",
-        "Pipfile",
-        "environment.yml",
-        "Cargo.toml",
-        "go.mod",
-        "Gemfile",
-        "Podfile",
-        "Package.swift",
-        "pubspec.yaml",
-        "pom.xml",
-        "build.gradle",
-        "build.gradle.kts",
-        "settings.gradle",
-        "settings.gradle.kts",
-        "AndroidManifest.xml",
-        "Info.plist",
-        "CMakeLists.txt",
-        "Chart.yaml",
-        "docker-compose.yml",
-        "docker-compose.yaml",
-        "mix.exs",
-        "electron-builder.yml",
-        "platformio.ini",
-        "library.properties",
-        "openapi.yaml",
-        "openapi.yml",
-        "openapi.json",
-        "swagger.yaml",
-        "swagger.yml",
-        "swagger.json",
-    }
-)
-MANIFEST_SUFFIXES: tuple[str, ...] = (
-    ".tf",
-    ".csproj",
-    ".vbproj",
-    ".fsproj",
-    ".gemspec",
-    ".cabal",
-)
 REQUIREMENTS_PATTERN = re.compile(r"^requirements(-[\w.-]+)?\.txt$")
 
 
@@ -374,6 +325,32 @@ PARSERS_BY_SUFFIX: dict[str, tuple[str, Parser]] = {
     ".fsproj": ("nuget", _msbuild_project),
     ".gemspec": ("rubygems", _gemspec),
 }
+
+MARKERS_WITHOUT_DEPENDENCIES: frozenset[str] = frozenset(
+    {
+        "angular.json",
+        "manifest.json",
+        "app.json",
+        "tauri.conf.json",
+        "settings.gradle",
+        "settings.gradle.kts",
+        "AndroidManifest.xml",
+        "Info.plist",
+        "electron-builder.yml",
+        "platformio.ini",
+        "library.properties",
+        "openapi.yaml",
+        "openapi.yml",
+        "openapi.json",
+        "swagger.yaml",
+        "swagger.yml",
+        "swagger.json",
+    }
+)
+"""Project files the model text lists as manifests although no parser reads names from them."""
+MANIFEST_NAMES: frozenset[str] = frozenset(PARSERS_BY_NAME) | MARKERS_WITHOUT_DEPENDENCIES
+MANIFEST_SUFFIXES: tuple[str, ...] = (*PARSERS_BY_SUFFIX, ".cabal")
+"""Manifests by name suffix: every parsed one, and .cabal (listed, not parsed)."""
 
 
 def _parser_for(path: str) -> tuple[str, Parser] | None:
