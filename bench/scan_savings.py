@@ -50,8 +50,10 @@ from treelens.model.input import Analysis, analyze
 from treelens.model.pipeline import model_labels
 from treelens.model.querysets import Catalog, QuerySet, load_catalog, suggest
 from treelens.model.querysets.compare import (
+    DEFAULT_TIMEOUT_S,
     SEMGREP_ENV,
     Finding,
+    SemgrepError,
     run_semgrep,
     semgrep_command,
     speedup,
@@ -142,7 +144,15 @@ def suggest_for(
     return tree, analysis, query_set
 
 
-def measure(name: str, project: Path, root: Path, catalog_dir: Path, reps: int, use_model: bool) -> dict:
+def measure(
+    name: str,
+    project: Path,
+    root: Path,
+    catalog_dir: Path,
+    reps: int,
+    use_model: bool,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> dict:
     """Every arm ``reps`` times, rotating which goes first; medians, findings, misses."""
     catalog = load_catalog("semgrep", catalog_dir)
     tree, analysis, query_set = suggest_for(name, project, catalog, use_model)
@@ -163,7 +173,7 @@ def measure(name: str, project: Path, root: Path, catalog_dir: Path, reps: int, 
                 times[arm].append(0.0)
                 cpu[arm].append(0.0)
                 continue
-            run = run_semgrep(config.name, folder, project, rules)
+            run = run_semgrep(config.name, folder, project, rules, timeout=timeout)
             times[arm].append(run.seconds)
             cpu[arm].append(run.cpu_seconds or 0.0)
             findings[arm] |= set(run.findings)
@@ -279,6 +289,12 @@ def main() -> int:
         "--no-model", action="store_true", help="suggest from languages and technologies alone"
     )
     parser.add_argument("--json", type=Path, help="also write the full results here")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help="seconds allowed per semgrep run; a project that runs over is left out (default 600)",
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory(prefix="treelens-scan-savings-") as tmp:
@@ -296,12 +312,21 @@ def main() -> int:
             projects = {name: write_project(name, root) for name in args.project or list(PROJECTS)}
         rows = []
         for name, project in projects.items():
-            row = measure(name, project, root, catalog_dir, args.reps, not args.no_model)
+            try:
+                row = measure(name, project, root, catalog_dir, args.reps, not args.no_model, args.timeout)
+            except SemgrepError as error:  # one project too slow or broken: the others still count
+                print(f"{name}: left out of the table: {error}", file=sys.stderr)
+                continue
             times = ", ".join(
                 f"{arm} {row['seconds'][arm]:.2f} s ({row['cpuSeconds'][arm]:.1f} CPU)" for arm in ARMS
             )
             print(f"{name}: {times}, {len(row['missed'])} missed", file=sys.stderr)
             rows.append(row)
+            if args.json:  # after each project: a long run that is stopped keeps what it measured
+                args.json.write_text(json.dumps(rows, indent=2))
+    if not rows:
+        print("no project was measured", file=sys.stderr)
+        return 1
     print(f"basis: {rows[0]['basis']}" + (f" ({rows[0]['note']})" if rows[0]["note"] else ""))
     print(f"every arm one merged JSON rules file; {args.reps} runs of each per project, rotating; medians\n")
     print(table(rows))

@@ -396,6 +396,7 @@ def _skips(paths: list[str], patterns: list[tuple[str, str]]) -> tuple[Skip, ...
     any depth as git does; any other pattern as the anchored folders or files it matches
     (semgrep reads ``a/b/`` at any depth, git from the root)."""
     skips: dict[str, Skip] = {}
+    covered: set[str] = set()
     for pattern, source in patterns:
         spec = pathspec.GitIgnoreSpec.from_lines([pattern])
         literal = literal_of(pattern)  # a plain substring test first: most paths never match
@@ -409,8 +410,9 @@ def _skips(paths: list[str], patterns: list[tuple[str, str]]) -> tuple[Skip, ...
             for path in matched:
                 emitted.setdefault(_anchored(path, spec), []).append(path)
         for name, files in emitted.items():
-            if name not in skips:
+            if name not in skips and not covered.issuperset(files):  # each pattern adds files
                 skips[name] = Skip(name, source, tuple(files))
+                covered.update(files)
     return tuple(skips.values())
 
 
