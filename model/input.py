@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from treelens.model.detect import detect_languages, detect_technologies
+from treelens.model.errors import UsageError
 from treelens.model.filters import DEFAULT_FILTER, PathFilter, extension
 from treelens.model.manifests import dependencies
 from treelens.model.tree import ProjectTree
@@ -141,7 +142,7 @@ def describe(
     """The model text of a project, within ``max_tokens`` (special tokens included)."""
     counter = _CachedCounter(count_tokens or estimate_tokens)
     if max_tokens < MIN_MAX_TOKENS:
-        raise ValueError(f"max_tokens must be at least {MIN_MAX_TOKENS}, got {max_tokens}")
+        raise UsageError(f"max_tokens must be at least {MIN_MAX_TOKENS}, got {max_tokens}")
     budget = max_tokens - SPECIAL_TOKENS
     facts = analyze(tree, path_filter)
     kinds = {f.path: f.kind for f in tree.files}
