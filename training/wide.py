@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold
 from sklearn.multiclass import OneVsRestClassifier
 from tokenizers import Tokenizer
 
@@ -93,8 +94,6 @@ def out_of_fold_probabilities(
     The teacher of ``--distill-weight``: a fit's own training records get near-certain,
     uninformative scores; k-fold predictions keep the wide path's honest doubts.
     """
-    from sklearn.model_selection import KFold
-
     probabilities = np.zeros(y.shape, dtype=np.float32)
     splitter = KFold(n_splits=min(folds, len(ids)), shuffle=True, random_state=seed)
     for fit_on, score in splitter.split(np.arange(len(ids))):
