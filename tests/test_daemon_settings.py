@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from treelens.daemon.settings import Settings, default_feedback_database
+from treelens.model.devices import DEFAULT_DEVICE
 from treelens.model.labels import LABELS
 
 
@@ -15,8 +16,10 @@ def test_defaults_when_nothing_is_given() -> None:
     for raw in (None, {}, {"treelens": {}}, {"unrelated": 1}):
         settings, problems = Settings.parse(raw)
         assert settings == Settings() and problems == []
+    # The default values themselves have one owner, daemon/settings.py; package.json mirrors
+    # them and extension/test/unit/settings.test.ts checks it against --describe-protocol.
     defaults = Settings()
-    assert defaults.model_path is None and defaults.device == "auto" and defaults.debounce_ms == 300
+    assert defaults.model_path is None and defaults.device == DEFAULT_DEVICE
     assert defaults.extra_ignores == () and dict(defaults.thresholds) == {}
     assert defaults.feedback_database == default_feedback_database()
     assert default_feedback_database().name == "feedback.sqlite3"
