@@ -12,12 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from treelens.training import finetune, pretrain
 from treelens.training.modeling import CHECKPOINT_FILE
-from treelens.training.options import build_config
+from treelens.training.options import StageError, build_config
 from treelens.training.stage_configs import FinetuneConfig, PretrainConfig
 
 
@@ -120,3 +121,11 @@ def test_finetune_resumes_after_a_kill(tiny_run, tiny_data, tmp_path):
     finetune.run(build_config(FinetuneConfig, "finetune", args, "tiny"))
     same_weights(killed, whole)
     assert (killed / "thresholds.json").read_text() == (whole / "thresholds.json").read_text()
+
+    # a checkpoint written for another model size is refused, not loaded into this one
+    state = torch.load(killed / CHECKPOINT_FILE, weights_only=False)
+    state["model_args"]["hidden"] *= 2
+    torch.save(state, killed / CHECKPOINT_FILE)
+    args.output_dir = killed
+    with pytest.raises(StageError, match="was written for a model of size"):
+        finetune.run(build_config(FinetuneConfig, "finetune", args, "tiny"))

@@ -18,6 +18,7 @@ import math
 import random
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -119,7 +120,8 @@ def fit(
     tokenizer = load_tokenizer(tokenizer_path)
     pad_id = tokenizer.token_to_id(PAD)
     counter = line_counter(tokenizer)
-    max_tokens = modeling.max_tokens_of(LongformerConfig.from_pretrained(pretrained_model))
+    architecture = modeling.Architecture.of(LongformerConfig.from_pretrained(pretrained_model))
+    max_tokens = architecture.max_tokens
     train_records = train_records[: config.max_train_samples]
     val_records = val_records[: config.max_eval_samples]
     if not train_records or not val_records:
@@ -148,6 +150,12 @@ def fit(
     model.to(ctx.device)
     state = modeling.load_checkpoint(checkpoint_path) if resume else None
     if state:
+        if state.get("model_args") != asdict(architecture):
+            raise StageError(
+                f"{checkpoint_path} was written for a model of size {state.get('model_args')}, but "
+                f"--pretrained {config.pretrained} holds {asdict(architecture)}; pass the same "
+                "--pretrained, or --overwrite-output-dir to start over"
+            )
         model.load_state_dict(state["model"])
     if ctx.distributed:
         model = torch.nn.parallel.DistributedDataParallel(model)
@@ -269,6 +277,7 @@ def fit(
                     "best_state": best_state,
                     "history": history,
                     "config": to_json(config),
+                    "model_args": asdict(architecture),
                     "rng": modeling.rng_state(),
                 },
             )

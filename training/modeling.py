@@ -73,6 +73,21 @@ class Architecture:
             **extra,
         )
 
+    @classmethod
+    def of(cls, config: LongformerConfig) -> Architecture:
+        """The size of an existing model (the inverse of ``longformer_config``)."""
+        window = config.attention_window
+        return cls(
+            layers=config.num_hidden_layers,
+            hidden=config.hidden_size,
+            heads=config.num_attention_heads,
+            intermediate=config.intermediate_size,
+            attention_window=window if isinstance(window, int) else window[0],
+            max_tokens=max_tokens_of(config),
+            vocab_size=config.vocab_size,
+            dropout=config.hidden_dropout_prob,
+        )
+
 
 def max_tokens_of(config: LongformerConfig) -> int:
     """The longest input a model holds: its position table less the RoBERTa-style offset
