@@ -310,7 +310,7 @@ def test_file_matching_agrees_with_pathspec(
 
 def test_a_malformed_policy_file_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "policy.yaml"
-    bad.write_text("version: 1\nuncertain: {ratio: 2, default_threshold: 0.5}\n")
+    bad.write_text("version: 1\nuncertain: {ratio: 0.5}\n")
     with pytest.raises(PolicyError, match=r"policy\.yaml: malformed query policy"):
         Policy.load(bad)
     bad.write_text("version: 2\n")

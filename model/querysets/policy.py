@@ -24,7 +24,7 @@ import yaml
 from treelens.model.detect import LANGUAGE_BY_EXTENSION, LANGUAGE_BY_NAME, language_of
 from treelens.model.errors import TreelensError
 from treelens.model.input import Analysis
-from treelens.model.labels import UNCERTAIN_RATIO, label_state
+from treelens.model.labels import UNCERTAIN_RATIO, UNTUNED_THRESHOLD, label_state
 from treelens.model.querysets.catalog import Query
 
 DEFAULT_POLICY = Path(__file__).with_name("policy.yaml")
@@ -105,12 +105,6 @@ class Gate:
 
 
 @dataclass(frozen=True)
-class _UncertainSpec:
-    default_threshold: float
-    ratio: float = UNCERTAIN_RATIO
-
-
-@dataclass(frozen=True)
 class _FamilySpec:
     members: tuple[str, ...]
     files: tuple[str, ...] = ()
@@ -137,7 +131,6 @@ class _GateSpec:
 @dataclass(frozen=True)
 class _PolicyFile:
     version: int
-    uncertain: _UncertainSpec
     language_aliases: dict[str, str]
     language_equivalents: dict[str, dict[str, tuple[str, ...]] | None]
     generic_languages: tuple[str, ...]
@@ -169,8 +162,6 @@ def _read_policy_file(data: Any) -> _PolicyFile:
 class Policy:
     """The parsed policy file."""
 
-    ratio: float
-    default_threshold: float
     language_aliases: dict[str, str]
     language_equivalents: dict[str, dict[str, tuple[str, ...]]]
     language_files: dict[str, tuple[str, ...]]
@@ -248,11 +239,7 @@ class Policy:
                     evidence=at_any_depth(gate.evidence),
                 )
             )
-        if not 0 <= spec.uncertain.ratio <= 1:
-            raise ValueError("uncertain.ratio must be between 0 and 1")
         return cls(
-            ratio=spec.uncertain.ratio,
-            default_threshold=spec.uncertain.default_threshold,
             language_aliases={k.lower(): v for k, v in spec.language_aliases.items()},
             language_equivalents={
                 engine: dict(table or {}) for engine, table in spec.language_equivalents.items()
@@ -365,25 +352,24 @@ class Labels:
 
     probabilities: dict[str, float]
     thresholds: dict[str, float]
-    ratio: float
-    default_threshold: float
 
     def threshold(self, label: str) -> float:
-        return self.thresholds.get(label, self.default_threshold)
+        """The label's threshold; a label the thresholds do not name gets the untuned 0.5."""
+        return self.thresholds.get(label, UNTUNED_THRESHOLD)
 
     def state(self, label: str) -> str:
         """'present', 'uncertain' (kept), or 'absent'; 'uncertain' for a label the model lacks."""
         p = self.probabilities.get(label)
         if p is None:
             return "uncertain"
-        return label_state(p, self.threshold(label), self.ratio)
+        return label_state(p, self.threshold(label), UNCERTAIN_RATIO)
 
     def describe(self, label: str) -> str:
         p = self.probabilities.get(label)
         if p is None:
             return f"{label} not predicted by the model"
         t = self.threshold(label)
-        return f"{label} {p:.2f} (threshold {t:.2f}, uncertain from {self.ratio * t:.2f})"
+        return f"{label} {p:.2f} (threshold {t:.2f}, uncertain from {UNCERTAIN_RATIO * t:.2f})"
 
 
 @dataclass(frozen=True)

@@ -203,7 +203,7 @@ def suggest(
         ungated = f"the model's labels gate no {engine} query (the policy's ungated_engines)"
         note = f"{note}; {ungated}" if note else ungated
     elif probabilities is not None:
-        labels = Labels(dict(probabilities), dict(thresholds or {}), policy.ratio, policy.default_threshold)
+        labels = Labels(dict(probabilities), dict(thresholds or {}))
     selected: list[Query] = []
     reasons: dict[str, str] = {}
     conservative: dict[str, str] = {}
