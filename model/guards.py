@@ -17,6 +17,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -196,6 +197,30 @@ def run_process_group(command: list[str], timeout: float, **options: Any) -> sub
         finally:
             _kill_group(process)  # also what the leader left behind when it finished
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def run_timed(
+    command: list[str], timeout: float, **options: Any
+) -> tuple[subprocess.CompletedProcess, float, float | None]:
+    """``run_process_group`` that also measures the run: wall seconds and the CPU seconds of
+    the child and everything it waited for (None where the OS cannot say). The benches
+    report CPU beside wall time because a shared machine's load moves wall time."""
+    start, cpu_start = time.perf_counter(), _children_cpu()
+    done = run_process_group(command, timeout, **options)
+    seconds = time.perf_counter() - start
+    cpu_end = _children_cpu()
+    cpu = cpu_end - cpu_start if cpu_end is not None and cpu_start is not None else None
+    return done, seconds, cpu
+
+
+def _children_cpu() -> float | None:
+    """CPU seconds of every waited-for child process so far (POSIX only)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _kill_group(process: subprocess.Popen) -> None:

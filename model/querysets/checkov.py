@@ -23,7 +23,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import yaml
 
 from treelens.model.errors import TreelensError
 from treelens.model.filters import OUTPUT_PREFIX
-from treelens.model.guards import InputError, load_json, run_process_group
+from treelens.model.guards import InputError, load_json, run_process_group, run_timed
 from treelens.model.input import Analysis
 from treelens.model.querysets.catalog import Catalog, CatalogError, Query
 from treelens.model.querysets.policy import Decider, Policy, Project
@@ -252,18 +251,14 @@ def run_checkov(
     command = [checkov_command(checkov), "-d", str(target), "-o", "json", "--skip-download", "--quiet"]
     if config_file is not None:
         command += ["--config-file", str(config_file)]
-    start, cpu_start = time.perf_counter(), _children_cpu()
     try:
-        done = run_process_group(
+        done, seconds, cpu = run_timed(
             command, timeout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment()
         )
     except subprocess.TimeoutExpired as error:
         raise CheckovError(f"checkov ran over {timeout:.0f} s on {target}; give a longer timeout") from error
     except OSError as error:
         raise CheckovError(f"cannot run checkov ({error}); set ${CHECKOV_ENV}") from error
-    seconds = time.perf_counter() - start
-    cpu_end = _children_cpu()
-    cpu = cpu_end - cpu_start if cpu_end is not None and cpu_start is not None else None
     try:
         report = load_json(done.stdout, "checkov's output")
     except InputError:
@@ -278,16 +273,6 @@ def run_checkov(
         frameworks.append(str(part.get("check_type", "")))
         findings.extend(_finding(c) for c in part["results"].get("failed_checks", []))
     return CheckovRun(seconds, tuple(sorted(set(findings))), tuple(frameworks), cpu)
-
-
-def _children_cpu() -> float | None:
-    """CPU seconds of every waited-for child process so far (POSIX only)."""
-    try:
-        import resource
-    except ImportError:
-        return None
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _finding(check: dict[str, Any]) -> CheckovFinding:

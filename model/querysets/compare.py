@@ -19,17 +19,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from treelens.model.errors import TreelensError, UsageError
-from treelens.model.guards import InputError, load_json, run_process_group
+from treelens.model.guards import InputError, load_json, run_timed
 from treelens.model.input import Analysis
 from treelens.model.querysets import semgrep as semgrep_rules
 from treelens.model.querysets.catalog import Catalog, Query
-from treelens.model.querysets.checkov import _children_cpu as children_cpu  # one CPU clock for both benches
 from treelens.model.querysets.policy import Policy
 from treelens.model.querysets.semgrep import PathScope
 from treelens.model.querysets.suggest import QuerySet
@@ -212,9 +210,8 @@ def run_semgrep(
         "--timeout=0",  # no per-rule time-outs: a busy machine must not change the findings
         str(target.resolve()),
     ]
-    start, cpu_start = time.perf_counter(), children_cpu()
     try:
-        done = run_process_group(  # semgrep's workers (semgrep-core) die with it on a time-out
+        done, seconds, cpu = run_timed(  # semgrep's workers (semgrep-core) die with it on a time-out
             command,
             timeout,
             cwd=cwd,
@@ -229,9 +226,6 @@ def run_semgrep(
         ) from error
     except OSError as error:
         raise SemgrepError(f"cannot run semgrep ({error}); install it with `pip install semgrep`") from error
-    seconds = time.perf_counter() - start
-    cpu_end = children_cpu()
-    cpu = cpu_end - cpu_start if cpu_end is not None and cpu_start is not None else None
     try:
         report = load_json(done.stdout, "semgrep's output")
     except InputError:
