@@ -2,7 +2,9 @@
  * "Treelens: Suggest SAST Query Set": pick an engine, open the suggested config with the
  * kept/total counts and the reasons, and offer to save it into the workspace folder under
  * the file name the daemon gives. CodeQL has no default catalog: the person picks a query
- * pack folder once and it is remembered.
+ * pack folder once and it is remembered. Semgrep's default catalog (the shared rules index)
+ * exists only in a development checkout: where the daemon has none, the person picks a rules
+ * folder once, the same way.
  */
 import * as path from "node:path";
 import { errorMessage } from "../common/log";
@@ -27,6 +29,22 @@ export const ENGINE_INFO: Record<Engine, { title: string; description: string; u
 
 /** Key under which the chosen CodeQL query pack folder is remembered. */
 export const CODEQL_CATALOG_KEY = "treelens.codeqlCatalog";
+/** Key under which the chosen Semgrep rules folder is remembered. */
+export const SEMGREP_CATALOG_KEY = "treelens.semgrepCatalog";
+
+/**
+ * Engines whose catalog can be a folder the person chooses: where it is remembered, the
+ * folder dialog's title, and whether to ask before the first request (no default catalog)
+ * or only when the daemon has no default (`querySetsUnavailable` for a request without one).
+ */
+export const CATALOG_FOLDERS: Partial<Record<Engine, { key: string; title: string; askFirst: boolean }>> = {
+  codeql: { key: CODEQL_CATALOG_KEY, title: "Choose a CodeQL query pack folder (with qlpack.yml)", askFirst: true },
+  semgrep: {
+    key: SEMGREP_CATALOG_KEY,
+    title: "Treelens needs Semgrep rules: choose a rules folder (e.g. a clone of github.com/semgrep/semgrep-rules)",
+    askFirst: false,
+  },
+};
 /** Most distinct reasons listed in the header; the rest are counted. */
 export const MAX_REASON_LINES = 15;
 /** Config files whose format takes `#` comments: the header is saved with them. */
@@ -52,28 +70,43 @@ export async function suggestQuerySet(context: CommandContext): Promise<void> {
   }
   const engine = picked.value;
   const { title } = ENGINE_INFO[engine];
-  const params: SuggestQuerySetParams = { folder: where.folder.uri, engine };
-  if (engine === "codeql") {
-    const catalog = api.getState<string>(CODEQL_CATALOG_KEY) ?? (await api.pickFolder("Choose a CodeQL query pack folder (with qlpack.yml)"));
+  const choice = CATALOG_FOLDERS[engine];
+  let catalog = choice && api.getState<string>(choice.key);
+  if (choice?.askFirst && !catalog) {
+    catalog = await api.pickFolder(choice.title);
     if (!catalog) {
       return;
     }
-    params.catalog = catalog;
   }
-  let result: SuggestQuerySetResult;
-  try {
-    result = await api.withProgress(`Treelens: choosing ${title} queries…`, () =>
+  const ask = (chosen: string | undefined) => {
+    const params: SuggestQuerySetParams = { folder: where.folder.uri, engine, ...(chosen ? { catalog: chosen } : {}) };
+    return api.withProgress(`Treelens: choosing ${title} queries…`, () =>
       where.daemon.request<SuggestQuerySetResult>(SUGGEST_QUERY_SET, params),
     );
+  };
+  let result: SuggestQuerySetResult;
+  try {
+    try {
+      result = await ask(catalog);
+    } catch (error) {
+      if (!choice || catalog || errorCode(error) !== ERROR_CODES.querySetsUnavailable) {
+        throw error;
+      }
+      catalog = await api.pickFolder(choice.title); // the daemon has no default catalog
+      if (!catalog) {
+        return;
+      }
+      result = await ask(catalog);
+    }
   } catch (error) {
-    if (params.catalog && errorCode(error) === ERROR_CODES.querySetsUnavailable) {
-      await api.setState(CODEQL_CATALOG_KEY, undefined); // ask for another folder next time
+    if (choice && catalog && errorCode(error) === ERROR_CODES.querySetsUnavailable) {
+      await api.setState(choice.key, undefined); // ask for another folder next time
     }
     await api.showErrorMessage(`Treelens could not suggest a ${title} query set: ${errorMessage(error)}`);
     return;
   }
-  if (params.catalog) {
-    await api.setState(CODEQL_CATALOG_KEY, params.catalog);
+  if (choice && catalog) {
+    await api.setState(choice.key, catalog);
   }
   const header = configHeader(result, where.folder.name, context.labels.latest(where.folder)?.labels);
   const { fileName, text } = result.config;

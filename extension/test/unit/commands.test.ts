@@ -5,7 +5,14 @@ import { notInstalled } from "../../src/common/problems";
 import type { CommandContext } from "../../src/commands/context";
 import { feedbackLabels, labelPicks, sendFeedback } from "../../src/commands/feedback";
 import { COMMANDS, MENU_ITEMS, showMenu } from "../../src/commands/menu";
-import { CODEQL_CATALOG_KEY, configHeader, MAX_REASON_LINES, reasonCounts, suggestQuerySet } from "../../src/commands/querySet";
+import {
+  CODEQL_CATALOG_KEY,
+  configHeader,
+  MAX_REASON_LINES,
+  reasonCounts,
+  SEMGREP_CATALOG_KEY,
+  suggestQuerySet,
+} from "../../src/commands/querySet";
 import { showTokenization, tokenizationHtml } from "../../src/commands/tokenization";
 import { FolderLabels } from "../../src/labels";
 import {
@@ -91,6 +98,90 @@ test("suggest: CodeQL asks for a query pack folder once and remembers it", async
   await suggestQuerySet({ ...context, daemonState: () => ({ kind: "running", connection: refusing }) });
   assert.match(api.messages("error").at(-1) ?? "", /could not suggest a CodeQL query set: \/packs\/python: no qlpack\.yml/);
   assert.equal(api.getState(CODEQL_CATALOG_KEY), undefined, "a refused folder is forgotten");
+});
+
+/** A daemon without the shared semgrep index (an installed extension): it needs a rules folder, and refuses `refused`. */
+function withoutSemgrepIndex(context: CommandContext, refused: string[] = []) {
+  const connection = new FakeConnection({
+    [SUGGEST_QUERY_SET]: (params: SuggestQuerySetParams) => {
+      if (!params.catalog) {
+        throw new ResponseError(ERROR_CODES.querySetsUnavailable, "no semgrep catalog: no semgrep catalog given");
+      }
+      if (refused.includes(params.catalog)) {
+        throw new ResponseError(ERROR_CODES.querySetsUnavailable, `no semgrep catalog: ${params.catalog}: not a semgrep rules folder`);
+      }
+      return querySetResult({ engine: params.engine });
+    },
+  });
+  const installed: CommandContext = { ...context, daemonState: () => ({ kind: "running", connection }) };
+  return { connection, installed };
+}
+
+const catalogs = (connection: FakeConnection) =>
+  connection.requests.map((request) => (request.params as SuggestQuerySetParams).catalog);
+
+test("suggest: Semgrep with the daemon's default index asks for no folder", async () => {
+  const { api, connection, context } = setup();
+  api.answers.push("Semgrep", undefined);
+  await suggestQuerySet(context);
+  assert.deepEqual(api.folderDialogs, []);
+  assert.deepEqual(catalogs(connection), [undefined]);
+  assert.equal(api.getState(SEMGREP_CATALOG_KEY), undefined);
+  assert.equal(api.untitled.length, 1);
+});
+
+test("suggest: Semgrep without a default index asks for a rules folder once, retries with it and remembers it", async () => {
+  const { api, context } = setup();
+  const { connection, installed } = withoutSemgrepIndex(context);
+  api.answers.push("Semgrep", "/rules/semgrep-rules", undefined);
+  await suggestQuerySet(installed);
+  assert.equal(api.folderDialogs.length, 1);
+  assert.match(api.folderDialogs[0], /Semgrep rules.*github\.com\/semgrep\/semgrep-rules/);
+  assert.deepEqual(catalogs(connection), [undefined, "/rules/semgrep-rules"]);
+  assert.deepEqual(api.messages("error"), []);
+  assert.equal(api.untitled.length, 1);
+  assert.equal(api.getState(SEMGREP_CATALOG_KEY), "/rules/semgrep-rules");
+  assert.equal(api.getState(CODEQL_CATALOG_KEY), undefined);
+
+  api.answers.push("Semgrep", undefined);
+  await suggestQuerySet(installed);
+  assert.equal(api.folderDialogs.length, 1, "the remembered folder is used without asking");
+  assert.deepEqual(catalogs(connection), [undefined, "/rules/semgrep-rules", "/rules/semgrep-rules"]);
+  assert.equal(api.untitled.length, 2);
+});
+
+test("suggest: cancelling the Semgrep rules folder dialog sends nothing more and shows nothing", async () => {
+  const { api, context } = setup();
+  const { connection, installed } = withoutSemgrepIndex(context);
+  api.answers.push("Semgrep", undefined);
+  await suggestQuerySet(installed);
+  assert.equal(api.folderDialogs.length, 1);
+  assert.deepEqual(catalogs(connection), [undefined]);
+  assert.deepEqual(
+    api.shown.map((entry) => entry.kind),
+    ["quickPick"],
+  );
+  assert.equal(api.untitled.length, 0);
+  assert.equal(api.state.has(SEMGREP_CATALOG_KEY), false);
+});
+
+test("suggest: a refused Semgrep rules folder is forgotten and the daemon's reason shown", async () => {
+  const { api, context } = setup();
+  const { connection, installed } = withoutSemgrepIndex(context, ["/rules/old", "/rules/empty"]);
+  await api.setState(SEMGREP_CATALOG_KEY, "/rules/old");
+  api.answers.push("Semgrep");
+  await suggestQuerySet(installed);
+  assert.deepEqual(catalogs(connection), ["/rules/old"], "a remembered folder is not retried without it");
+  assert.deepEqual(api.folderDialogs, []);
+  assert.match(api.messages("error")[0], /could not suggest a Semgrep query set: .*\/rules\/old: not a semgrep rules folder/);
+  assert.equal(api.getState(SEMGREP_CATALOG_KEY), undefined, "a refused folder is forgotten");
+
+  api.answers.push("Semgrep", "/rules/empty");
+  await suggestQuerySet(installed);
+  assert.deepEqual(catalogs(connection), ["/rules/old", undefined, "/rules/empty"], "one retry, with the chosen folder");
+  assert.equal(api.folderDialogs.length, 1);
+  assert.match(api.messages("error")[1], /\/rules\/empty: not a semgrep rules folder/);
+  assert.equal(api.getState(SEMGREP_CATALOG_KEY), undefined);
 });
 
 test("suggest: an existing file is only overwritten when confirmed; no engine, no request", async () => {
