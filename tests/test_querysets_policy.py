@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pathspec
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,7 +21,14 @@ from tests.shared_data import DATA_DIR
 from treelens.model.input import Analysis, analyze
 from treelens.model.querysets import Policy, PolicyError, Query, load_catalog, suggest
 from treelens.model.querysets.catalog import Catalog
-from treelens.model.querysets.policy import Project
+from treelens.model.querysets.policy import (
+    DEFAULT_POLICY,
+    Decision,
+    Labels,
+    Project,
+    decide_all,
+    terraform_providers,
+)
 from treelens.model.tree import ProjectTree
 
 INDEX = DATA_DIR / "semgrep-rules-index.jsonl"
@@ -335,3 +343,105 @@ def test_evidence_files_count_at_any_depth() -> None:
     assert (
         "technology github-actions not detected" in suggest(elsewhere, "semgrep", catalog).reasons[actions.id]
     )
+
+
+AWS_VERSIONS = 'terraform {\n  required_providers {\n    aws = { source = "hashicorp/aws" }\n  }\n}\n'
+AWS_VPC = {"versions.tf": AWS_VERSIONS, "main.tf": 'resource "aws_vpc" "this" {}\n'}
+AZURE_STORAGE = (
+    'resource "azurerm_storage_account" "logs" {\n  name = "logs"\n  enable_https_traffic_only = false\n}\n'
+)
+IAC = Labels({"iac": 0.9}, {})
+
+
+def cloud_decisions(
+    folder: Path, catalog: Catalog, labels: Labels | None, root: Path | None
+) -> dict[str, Decision]:
+    """The decisions on the fixture rule set's terraform/<cloud>/ rules, by cloud."""
+    analysis = analysis_of(folder)
+    decided = decide_all(catalog.queries, analysis, "semgrep", labels, Policy.load(), root=root)
+    clouds = {q.source.split("/")[1]: d for q, d in decided if q.source.startswith("terraform/")}
+    assert set(clouds) == {"aws", "azure", "gcp"}, "one fixture rule per cloud"
+    return clouds
+
+
+def terraform_project(root: Path, **files: str) -> Path:
+    for name, text in files.items():
+        (root / name).write_text(text)
+    return root
+
+
+def test_the_iac_label_does_not_readmit_an_unused_cloud(tmp_path: Path, rules: Catalog) -> None:
+    """`iac` says there is IaC, not which cloud: on an AWS-only module (terraform-aws-vpc)
+    the Azure and GCP rules, which the label used to re-admit, cannot fire. Without the
+    project's folder the providers are not known in full, and the label still re-admits."""
+    folder = terraform_project(tmp_path, **AWS_VPC)
+    clouds = cloud_decisions(folder, rules, IAC, root=folder)
+    assert clouds["aws"].kept
+    for cloud in ("azure", "gcp"):
+        assert not clouds[cloud].kept
+        assert clouds[cloud].reason == (
+            f"technology {cloud} not detected (family cloud-{cloud}: no member in any terraform file); "
+            "not re-admitted by iac: model says iac"
+        )
+    readmitted = cloud_decisions(folder, rules, IAC, root=None)
+    assert all(d.kept for d in readmitted.values())
+    else_dropped = "iac: model says iac; else dropped: technology azure not detected"
+    assert readmitted["azure"].reason.startswith(else_dropped)
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["aws-declared", "nothing-declared"])
+def test_a_resource_type_prefix_is_a_provider_without_any_declaration(
+    tmp_path: Path, rules: Catalog, declared: bool
+) -> None:
+    """Terraform infers hashicorp/azurerm from `resource "azurerm_..."` alone: the Azure
+    rule stays (with or without a model), whether or not another provider is declared;
+    GCP, used nowhere, goes even though the iac label holds."""
+    files = {"versions.tf": AWS_VERSIONS} if declared else {}
+    folder = terraform_project(tmp_path, **files, **{"storage.tf": AZURE_STORAGE})
+    for labels in (IAC, None):
+        clouds = cloud_decisions(folder, rules, labels, root=folder)
+        assert clouds["azure"].kept and clouds["aws"].kept is declared, labels
+    assert not cloud_decisions(folder, rules, IAC, root=folder)["gcp"].kept
+
+
+def test_a_project_declaring_two_clouds_keeps_both(tmp_path: Path, rules: Catalog) -> None:
+    folder = terraform_project(
+        tmp_path,
+        **{
+            "providers.tf": 'provider "azurerm" {\n  features {}\n}\n',
+            "gcp.tf": 'terraform {\n  required_providers { google = { source = "hashicorp/google" } }\n}\n',
+        },
+    )
+    clouds = cloud_decisions(folder, rules, IAC, root=folder)
+    assert clouds["azure"].kept and clouds["gcp"].kept
+    assert not clouds["aws"].kept and "not re-admitted by iac" in clouds["aws"].reason
+
+
+def test_without_a_model_the_terraform_files_drop_nothing_more(tmp_path: Path, rules: Catalog) -> None:
+    """No label gate: reading the files only adds providers, so nothing the analysis kept is dropped."""
+    folder = terraform_project(tmp_path, **AWS_VPC)
+    with_files = cloud_decisions(folder, rules, None, root=folder)
+    without = cloud_decisions(folder, rules, None, root=None)
+    assert {c: d.kept for c, d in with_files.items()} == {c: d.kept for c, d in without.items()}
+    assert {c: d.kept for c, d in with_files.items()} == {"aws": True, "azure": False, "gcp": False}
+
+
+def test_a_terraform_file_that_cannot_be_read_decides_nothing(tmp_path: Path, rules: Catalog) -> None:
+    """A .tf file gone between the scan and the policy (or over MAX_TERRAFORM_BYTES): the
+    providers are not known in full, so the label re-admits the other clouds as before."""
+    folder = terraform_project(tmp_path, **{"versions.tf": AWS_VERSIONS, "storage.tf": AZURE_STORAGE})
+    analysis = analysis_of(folder)
+    (folder / "storage.tf").unlink()
+    assert terraform_providers(folder, analysis.project_paths) is None
+    decided = decide_all(rules.queries, analysis, "semgrep", IAC, Policy.load(), root=folder)
+    assert all(d.kept for q, d in decided if q.source.startswith("terraform/"))
+    assert terraform_providers(folder, ["versions.tf", "stack.tf.json"]) is None, "JSON syntax is not read"
+
+
+def test_decided_by_files_needs_an_ecosystem_the_policy_reads(tmp_path: Path) -> None:
+    policy = yaml.safe_load(DEFAULT_POLICY.read_text(encoding="utf-8"))
+    policy["families"]["python-web"]["decided_by_files"] = True
+    bad = tmp_path / "policy.yaml"
+    bad.write_text(yaml.safe_dump(policy))
+    with pytest.raises(PolicyError, match=r"family python-web: decided_by_files needs ecosystems"):
+        Policy.load(bad)

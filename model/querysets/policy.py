@@ -21,7 +21,12 @@ import cattrs
 import pathspec
 import yaml
 
-from treelens.model.detect import LANGUAGE_BY_EXTENSION, LANGUAGE_BY_NAME, language_of
+from treelens.model.detect import (
+    LANGUAGE_BY_EXTENSION,
+    LANGUAGE_BY_NAME,
+    language_of,
+    technologies_from_dependencies,
+)
 from treelens.model.errors import TreelensError
 from treelens.model.input import Analysis
 from treelens.model.labels import UNCERTAIN_RATIO, UNTUNED_THRESHOLD, label_state
@@ -31,6 +36,20 @@ DEFAULT_POLICY = Path(__file__).with_name("policy.yaml")
 DETECTABLE_LANGUAGES = frozenset(LANGUAGE_BY_EXTENSION.values()) | frozenset(LANGUAGE_BY_NAME.values())
 """Languages model.detect can see from file names; a query language outside this set and
 the policy's ``language_files`` cannot be ruled out, so its queries are kept."""
+READ_IN_FULL = frozenset({"terraform"})
+"""Ecosystems whose every file the policy itself reads, given the project's folder: the
+only ones a ``decided_by_files`` family may name."""
+MAX_TERRAFORM_BYTES = 4 << 20
+"""A larger HCL file is not read: the project's providers are then unknown (nothing is
+decided by files)."""
+_TF_PROVIDERS = re.compile(
+    r"""^\s*(?:resource|data)\s+"?([A-Za-z0-9-]+)_|^\s*provider\s+"?([\w-]+)"""
+    r"""|source\s*=\s*"(?:[\w.-]+/)?[\w-]+/([\w-]+)\"""",
+    re.M,
+)
+"""Provider names in HCL text: a resource or data source's type prefix (Terraform infers
+``hashicorp/azurerm`` from ``resource "azurerm_..."`` without any declaration), a
+``provider`` block, and a ``required_providers`` or registry module ``source``."""
 
 
 class PolicyError(TreelensError):
@@ -84,6 +103,9 @@ class Family:
     ecosystems: tuple[str, ...] = ()
     languages: frozenset[str] = frozenset()
     """When not empty, the family only gates queries of these languages."""
+    decided_by_files: bool = False
+    """When the policy read every file of the family's ecosystems and none shows a member,
+    the family is certainly absent: a label gate does not re-admit its technology drop."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +132,7 @@ class _FamilySpec:
     files: tuple[str, ...] = ()
     ecosystems: tuple[str, ...] = ()
     languages: tuple[str, ...] = ()
+    decided_by_files: bool = False
 
 
 @dataclass(frozen=True)
@@ -212,6 +235,14 @@ class Policy:
     @classmethod
     def _parse(cls, data: Any, source: str) -> Policy:
         spec = _read_policy_file(data)
+        for name, family in spec.families.items():
+            if family.decided_by_files and not (
+                family.ecosystems and READ_IN_FULL.issuperset(family.ecosystems)
+            ):
+                raise ValueError(
+                    f"family {name}: decided_by_files needs ecosystems the policy reads in full "
+                    f"({sorted(READ_IN_FULL)}), not {list(family.ecosystems)}"
+                )
         families = {
             name: Family(
                 name=name,
@@ -219,6 +250,7 @@ class Policy:
                 files=at_any_depth(family.files),
                 ecosystems=family.ecosystems,
                 languages=frozenset(family.languages),
+                decided_by_files=family.decided_by_files,
             )
             for name, family in spec.families.items()
         }
@@ -276,20 +308,32 @@ class Project:
     technologies: frozenset[str]
     dependency_names: frozenset[str]
     ecosystems: frozenset[str]
+    read_in_full: frozenset[str] = frozenset()
+    """Ecosystems whose every file was read here (the names found are dependency names)."""
     _matches: dict[tuple[Any, ...], bool] = field(default_factory=dict, repr=False)
     _texts: dict[frozenset[str] | None, str] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_analysis(cls, analysis: Analysis, policy: Policy) -> Project:
+    def from_analysis(cls, analysis: Analysis, policy: Policy, root: Path | None = None) -> Project:
+        """The project as the analysis describes it. With ``root`` (the project's folder),
+        every HCL file is read for the Terraform providers it uses: the analysis parsed at
+        most MAX_MANIFESTS manifests, each cut at 32 KiB, and no resource type prefix."""
         languages = set(analysis.languages) | set(analysis.script_languages)
         if any(_is_script(p, policy.script_folders) for p in analysis.project_paths):
             languages.add("bash")
+        technologies = {t.lower() for t in analysis.technologies}
+        names = {n.lower() for found in analysis.dependencies.values() for n in found}
+        providers = None if root is None else terraform_providers(root, analysis.project_paths)
+        if providers is not None:
+            technologies |= technologies_from_dependencies({"terraform": sorted(providers)})
+            names |= providers
         return cls(
             paths=list(analysis.project_paths),
             languages=frozenset(languages),
-            technologies=frozenset(t.lower() for t in analysis.technologies),
-            dependency_names=frozenset(n.lower() for names in analysis.dependencies.values() for n in names),
+            technologies=frozenset(technologies),
+            dependency_names=frozenset(names),
             ecosystems=frozenset(analysis.dependencies),
+            read_in_full=frozenset() if providers is None else frozenset({"terraform"}),
         )
 
     def has_file(
@@ -339,6 +383,27 @@ class Project:
 
     def detected(self, family: Family) -> list[str]:
         return sorted(m for m in family.members if m in self.technologies or m in self.dependency_names)
+
+
+def terraform_providers(root: Path, paths: Iterable[str]) -> frozenset[str] | None:
+    """The provider names the HCL files among ``paths`` use (see _TF_PROVIDERS), or None when
+    one cannot be read in full, or a Terraform JSON file (``*.tf.json``) names them in a
+    shape not read here: then no family is decided by files."""
+    names: set[str] = set()
+    for path in paths:
+        if path.endswith(".tf.json"):
+            return None
+        if language_of(path) != "hcl":
+            continue
+        try:
+            file = root / path
+            if file.stat().st_size > MAX_TERRAFORM_BYTES:
+                return None
+            text = file.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        names.update(name.lower() for match in _TF_PROVIDERS.findall(text) for name in match if name)
+    return frozenset(names)
 
 
 def _is_script(path: str, folders: frozenset[str]) -> bool:
@@ -418,11 +483,11 @@ class Decider:
         gate = self._gates(query, languages)
         if gate is not None and not gate.kept:
             return gate
-        drop = self._technology(query, languages, generic, notes)
-        if gate is not None and drop:  # a label that holds (or may) re-admits the query
+        drop, certain = self._technology(query, languages, generic, notes)
+        if gate is not None and drop and not certain:  # a label that holds (or may) re-admits it
             return Decision(True, f"{gate.reason}; else dropped: {drop}")
-        if drop:
-            return Decision(False, drop)
+        if drop:  # a label says what kind of project, not which of a certain family's members
+            return Decision(False, drop if gate is None else f"{drop}; not re-admitted by {gate.reason}")
         if gate is not None and gate.uncertain:
             notes.insert(0, gate.reason)
         return Decision(True, "; ".join(notes))
@@ -520,8 +585,11 @@ class Decider:
 
     # step 3 ----------------------------------------------------------------------------
 
-    def _technology(self, query: Query, languages: list[str], generic: bool, notes: list[str]) -> str:
-        """The drop reason of the technology step, or '' (notes get conservative keeps)."""
+    def _technology(
+        self, query: Query, languages: list[str], generic: bool, notes: list[str]
+    ) -> tuple[str, bool]:
+        """The drop reason of the technology step, or '' (notes get conservative keeps), and
+        whether the drop is certain: every family of the tag is decided by files read in full."""
         for tag, families in self._tag_families(query, languages, generic, named_only=True).items():
             unknown = []
             for family in families:
@@ -534,13 +602,23 @@ class Decider:
                     ecosystems = sorted({e for f in unknown for e in f.ecosystems})
                     notes.append(f"technology {tag}: no {'/'.join(ecosystems)} manifest, frameworks unknown")
                     continue
-                family_names = ", ".join(f.name for f in families)
-                return f"technology {tag} not detected (family {family_names}: no member, no evidence file)"
-        return ""
+                names = ", ".join(f.name for f in families)
+                if all(self._decided(f) for f in families):
+                    read = "/".join(sorted({e for f in families for e in f.ecosystems}))
+                    return (
+                        f"technology {tag} not detected (family {names}: no member in any {read} file)",
+                        True,
+                    )
+                return f"technology {tag} not detected (family {names}: no member, no evidence file)", False
+        return "", False
+
+    def _decided(self, family: Family) -> bool:
+        """The family's absence is certain: every file of its ecosystems was read."""
+        return family.decided_by_files and self.project.read_in_full.issuperset(family.ecosystems)
 
     def _unknown(self, family: Family) -> bool:
         """No manifest could show a member, yet the project has code that would need one."""
-        if not family.ecosystems or set(family.ecosystems) & self.project.ecosystems:
+        if not family.ecosystems or set(family.ecosystems) & self.project.ecosystems or self._decided(family):
             return False
         languages = set().union(*(self.policy.ecosystem_languages.get(e, ()) for e in family.ecosystems))
         return bool(languages & self.project.languages)
@@ -552,7 +630,9 @@ def decide_all(
     engine: str,
     labels: Labels | None,
     policy: Policy,
+    root: Path | None = None,
 ) -> list[tuple[Query, Decision]]:
-    """Each query with its decision, in catalog order."""
-    decider = Decider(policy, Project.from_analysis(analysis, policy), engine, labels)
+    """Each query with its decision, in catalog order; ``root``, the project's folder, lets
+    the policy read its Terraform files (see Project.from_analysis)."""
+    decider = Decider(policy, Project.from_analysis(analysis, policy, root), engine, labels)
     return [(q, decider.decide(q)) for q in queries]
