@@ -146,6 +146,7 @@ def suggest_for(
         labels.thresholds if labels else None,
         note=labels.note if labels else "",
         name=name,
+        root=project,
     )
     return tree, analysis, query_set
 

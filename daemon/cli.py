@@ -180,7 +180,7 @@ def scan_and_suggest(
         labels = ModelLabels(None, None, "--no-model: label gates off, decided on languages and technologies")
     else:
         labels = model_labels(result.tree, args.model)
-    return result, analysis, suggest_sets(analysis, catalogs, labels, result.root.name)
+    return result, analysis, suggest_sets(analysis, catalogs, labels, result.root.name, result.root)
 
 
 def _catalog_paths(engines: list[str], given: list[str]) -> dict[str, Path | None]:

@@ -31,6 +31,7 @@ from treelens.daemon.git import GIT_TIMEOUT_S, read_git
 from treelens.model.detect import language_of_shebang
 from treelens.model.errors import TreelensError
 from treelens.model.filters import DEFAULT_FILTER, IgnorePatterns, PathFilter, deepest_verdict, is_skipped_dir
+from treelens.model.guards import read_beneath
 from treelens.model.manifests import MAX_MANIFEST_BYTES, cut_manifest, select_manifests
 from treelens.model.tree import FileEntry, ProjectTree
 
@@ -228,38 +229,6 @@ def read_ignore_lines(root: Path, path: str) -> list[str]:
         log.warning("%s: only its first %d bytes are read", root / path, MAX_IGNORE_BYTES)
         head = head[:MAX_IGNORE_BYTES].rpartition(b"\n")[0]
     return head.decode("utf-8", "replace").splitlines()
-
-
-def read_beneath(root: Path, path: str, limit: int) -> bytes | None:
-    """At most ``limit`` bytes of a regular file below ``root``, or None (missing, a
-    symlink, below a symlink, not a regular file, unreadable).
-
-    The path is opened one folder at a time from ``root`` with O_NOFOLLOW, so no link
-    anywhere on it, and no link swapped in meanwhile, leads the read out of the workspace.
-    Opening never blocks on a FIFO.
-    """
-    *folders, name = path.split("/")
-    if any(part in ("", ".", "..") for part in (*folders, name)):
-        return None  # a listing never holds these; a path that does could climb out
-    try:
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return None
-    try:
-        for folder in folders:
-            inner = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-            os.close(fd)
-            fd = inner
-        inner = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
-        os.close(fd)
-        fd = inner
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return os.read(fd, limit)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def file_entry(root_fd: int, path: str) -> FileEntry | None:

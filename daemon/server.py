@@ -372,7 +372,7 @@ class TreelensServer(LanguageServer):
             loaded = await self.run(load_catalog, engine, catalog)
         except CatalogError as error:
             raise QuerySetsUnavailable(f"no {engine} catalog: {error}") from None
-        sets = await self.run(suggest_sets, analysis, {engine: loaded}, labels, folder.name)
+        sets = await self.run(suggest_sets, analysis, {engine: loaded}, labels, folder.name, folder.root)
         return sets[engine].to_json()
 
     async def model_if_any(self) -> Classifier | None:

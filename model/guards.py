@@ -185,6 +185,38 @@ def output_file(path: Path, what: str, *, make_parents: bool = False) -> Iterato
 # --- child processes ---------------------------------------------------------------------
 
 
+def read_beneath(root: Path, path: str, limit: int) -> bytes | None:
+    """At most ``limit`` bytes of a regular file below ``root``, or None (missing, a
+    symlink, below a symlink, not a regular file, unreadable).
+
+    The path is opened one folder at a time from ``root`` with O_NOFOLLOW, so no link
+    anywhere on it, and no link swapped in meanwhile, leads the read out of the workspace.
+    Opening never blocks on a FIFO.
+    """
+    *folders, name = path.split("/")
+    if any(part in ("", ".", "..") for part in (*folders, name)):
+        return None  # a listing never holds these; a path that does could climb out
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        for folder in folders:
+            inner = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        inner = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def run_process_group(command: list[str], timeout: float, **options: Any) -> subprocess.CompletedProcess:
     """``subprocess.run(command, timeout=...)`` that, on a time-out (or any interruption),
     kills the child's whole process group, not only the child: git's transports

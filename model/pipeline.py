@@ -92,10 +92,15 @@ def model_labels(tree: ProjectTree, bundle: Path | None = None) -> ModelLabels:
 
 
 def suggest_sets(
-    analysis: Analysis, catalogs: Mapping[str, Catalog], labels: ModelLabels | None, name: str
+    analysis: Analysis,
+    catalogs: Mapping[str, Catalog],
+    labels: ModelLabels | None,
+    name: str,
+    root: Path | None = None,
 ) -> dict[str, QuerySet]:
     """The query set of each engine's catalog for the analysed project, gated by the
-    model's ``labels`` when there are any (None: languages and technologies alone)."""
+    model's ``labels`` when there are any (None: languages and technologies alone);
+    ``root`` is the project's folder (see ``suggest``)."""
     return {
         engine: suggest(
             analysis,
@@ -105,6 +110,7 @@ def suggest_sets(
             labels.thresholds if labels else None,
             note=labels.note if labels else "",
             name=name,
+            root=root,
         )
         for engine, catalog in catalogs.items()
     }

@@ -8,6 +8,7 @@ fixture rule set proves the kept rules really fire (tests/test_querysets_scan.py
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pathspec
@@ -436,6 +437,27 @@ def test_a_terraform_file_that_cannot_be_read_decides_nothing(tmp_path: Path, ru
     decided = decide_all(rules.queries, analysis, "semgrep", IAC, Policy.load(), root=folder)
     assert all(d.kept for q, d in decided if q.source.startswith("terraform/"))
     assert terraform_providers(folder, ["versions.tf", "stack.tf.json"]) is None, "JSON syntax is not read"
+
+
+@pytest.mark.parametrize("swap", ["symlink", "fifo"])
+def test_a_hostile_terraform_file_is_not_followed_and_decides_nothing(
+    tmp_path: Path, swap: str, rules: Catalog
+) -> None:
+    """A workspace may be hostile: a .tf that is a link out of it (here to a file naming
+    azurerm) or a FIFO (which would block a plain read forever) is not read, so nothing
+    is decided by files; the label re-admits the other clouds as before."""
+    folder = terraform_project(tmp_path, **{"versions.tf": AWS_VERSIONS, "storage.tf": AWS_VERSIONS})
+    analysis = analysis_of(folder)
+    (folder / "storage.tf").unlink()
+    if swap == "symlink":
+        outside = tmp_path / "outside.tf"
+        outside.write_text(AZURE_STORAGE)
+        (folder / "storage.tf").symlink_to(outside)
+    else:
+        os.mkfifo(folder / "storage.tf")
+    assert terraform_providers(folder, analysis.project_paths) is None
+    decided = decide_all(rules.queries, analysis, "semgrep", IAC, Policy.load(), root=folder)
+    assert all(d.kept for q, d in decided if q.source.startswith("terraform/"))
 
 
 def test_decided_by_files_needs_an_ecosystem_the_policy_reads(tmp_path: Path) -> None:

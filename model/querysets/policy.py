@@ -28,6 +28,7 @@ from treelens.model.detect import (
     technologies_from_dependencies,
 )
 from treelens.model.errors import TreelensError
+from treelens.model.guards import read_beneath
 from treelens.model.input import Analysis
 from treelens.model.labels import UNCERTAIN_RATIO, UNTUNED_THRESHOLD, label_state
 from treelens.model.querysets.catalog import Query
@@ -395,13 +396,11 @@ def terraform_providers(root: Path, paths: Iterable[str]) -> frozenset[str] | No
             return None
         if language_of(path) != "hcl":
             continue
-        try:
-            file = root / path
-            if file.stat().st_size > MAX_TERRAFORM_BYTES:
-                return None
-            text = file.read_text(encoding="utf-8", errors="replace")
-        except OSError:
+        # a workspace may be hostile: no symlinks, FIFOs or devices, at most the cap read
+        head = read_beneath(root, path, MAX_TERRAFORM_BYTES + 1)
+        if head is None or len(head) > MAX_TERRAFORM_BYTES:
             return None
+        text = head.decode("utf-8", "replace")
         names.update(name.lower() for match in _TF_PROVIDERS.findall(text) for name in match if name)
     return frozenset(names)
 

@@ -186,8 +186,12 @@ def suggest(
     policy: Policy | None = None,
     note: str = "",
     name: str = "project",
+    root: Path | None = None,
 ) -> QuerySet:
     """The query set of ``engine`` worth running on the analysed project.
+
+    With ``root``, the project's folder, the policy also reads what the analysis cannot
+    show (every Terraform file's providers), which lets it drop more without a miss.
 
     With ``probabilities`` (a model's, per label) the label gates apply, read against
     ``thresholds`` (the policy's default where a label has none) and the policy's
@@ -207,7 +211,7 @@ def suggest(
     selected: list[Query] = []
     reasons: dict[str, str] = {}
     conservative: dict[str, str] = {}
-    for query, decision in decide_all(catalog.queries, analysis, engine, labels, policy):
+    for query, decision in decide_all(catalog.queries, analysis, engine, labels, policy, root):
         if decision.kept:
             selected.append(query)
             if decision.reason:
