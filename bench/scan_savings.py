@@ -52,8 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.scan_fixtures import PROJECTS, write_project
 from treelens.daemon.scan import scan
 from treelens.model.input import Analysis, analyze
-from treelens.model.pipeline import model_labels
-from treelens.model.querysets import Catalog, QuerySet, load_catalog, suggest
+from treelens.model.pipeline import model_labels, suggest_sets
+from treelens.model.querysets import Catalog, QuerySet, load_catalog
 from treelens.model.querysets.compare import (
     DEFAULT_TIMEOUT_S,
     SEMGREP_ENV,
@@ -138,16 +138,7 @@ def suggest_for(
     tree = scan(project).tree
     analysis = analyze(tree)
     labels = model_labels(tree) if use_model else None
-    query_set = suggest(
-        analysis,
-        catalog.engine,
-        catalog,
-        labels.probabilities if labels else None,
-        labels.thresholds if labels else None,
-        note=labels.note if labels else "",
-        name=name,
-        root=project,
-    )
+    query_set = suggest_sets(analysis, {catalog.engine: catalog}, labels, name, project)[catalog.engine]
     return tree, analysis, query_set
 
 
