@@ -143,6 +143,17 @@ def test_an_undeclared_provider_keeps_the_cloud_checks(tmp_path: Path, runs: Run
     assert "frameworks unknown" in query_set.conservative["CKV_AZURE_1"]
 
 
+def test_the_checkov_bench_runs_its_three_arms(runs: Runs, tmp_path: Path) -> None:
+    """bench/checkov_savings.py end to end on the small project: every arm runs checkov and
+    Treelens misses nothing (it broke once when the semgrep bench it borrows from grew arms)."""
+    from bench.checkov_savings import ARMS, measure
+
+    row = measure("iac", runs.project, tmp_path, runs.catalog, reps=1, use_model=False)
+    assert set(row["checks"]) == set(ARMS) == {"all", "languages", "suggested"}
+    assert row["findings"]["all"] > 0 and row["findings"]["suggested"] == row["findings"]["all"]
+    assert row["missed"] == []
+
+
 def test_the_list_table_becomes_queries_by_check_id() -> None:
     queries = {q.id: q for q in parse_list(LIST)}
     assert list(queries) == sorted(queries) and len(queries) == 5
