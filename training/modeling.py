@@ -76,13 +76,12 @@ class Architecture:
     @classmethod
     def of(cls, config: LongformerConfig) -> Architecture:
         """The size of an existing model (the inverse of ``longformer_config``)."""
-        window = config.attention_window
         return cls(
             layers=config.num_hidden_layers,
             hidden=config.hidden_size,
             heads=config.num_attention_heads,
             intermediate=config.intermediate_size,
-            attention_window=window if isinstance(window, int) else window[0],
+            attention_window=attention_window_of(config),
             max_tokens=max_tokens_of(config),
             vocab_size=config.vocab_size,
             dropout=config.hidden_dropout_prob,
@@ -95,10 +94,15 @@ def max_tokens_of(config: LongformerConfig) -> int:
     return config.max_position_embeddings - config.pad_token_id - 1
 
 
-def window_of(model: torch.nn.Module) -> int:
-    """A model's attention window as one int (transformers allows one per layer; ours are equal)."""
-    window = unwrap(model).config.attention_window
+def attention_window_of(config: LongformerConfig) -> int:
+    """The attention window as one int (transformers allows one per layer; ours are equal)."""
+    window = config.attention_window
     return window if isinstance(window, int) else window[0]
+
+
+def window_of(model: torch.nn.Module) -> int:
+    """A model's attention window as one int."""
+    return attention_window_of(unwrap(model).config)
 
 
 def count(model: torch.nn.Module) -> int:
