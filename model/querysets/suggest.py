@@ -194,8 +194,8 @@ def suggest(
     show (every Terraform file's providers), which lets it drop more without a miss.
 
     With ``probabilities`` (a model's, per label) the label gates apply, read against
-    ``thresholds`` (the policy's default where a label has none) and the policy's
-    uncertainty band. Without them the policy works from languages and technologies
+    ``thresholds`` (the untuned 0.5 where a label has none) and the uncertainty band of
+    model.labels. Without them the policy works from languages and technologies
     alone and the result says so (``basis``, ``note``); so does an engine the policy lists
     as ungated (checkov), whose files a label cannot rule out.
     """
