@@ -89,7 +89,7 @@ class FolderTree:
         files = list(self.files.values())
         if sizes:
             files = self._with_sizes(files)
-        return ProjectTree(files, dict(self.manifests), dict(self.scripts))
+        return ProjectTree(files, dict(self.manifests), dict(self.scripts), self.root.name)
 
     def _with_sizes(self, files: list[FileEntry]) -> list[FileEntry]:
         root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)

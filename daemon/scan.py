@@ -328,7 +328,7 @@ def scan(
         if text is not None:
             manifests[path] = text
     scripts = script_languages(root, entries, on_disk)
-    return ScanResult(root, ProjectTree(entries, manifests, scripts), method, unreadable, limited)
+    return ScanResult(root, ProjectTree(entries, manifests, scripts, root.name), method, unreadable, limited)
 
 
 def script_languages(root: Path, entries: Iterable[FileEntry], on_disk: dict[str, str]) -> dict[str, str]:

@@ -65,6 +65,8 @@ def parse_record(data: Any, where: str) -> Record:
     where = f"{where} (id {record_id})"
     try:
         tree = ProjectTree.from_record(data, where)
+        if "name" not in data:  # the shared data set: ids are GitHub's owner/repository
+            tree.name = record_id.rsplit("/", 1)[-1]
         labels = data.get("labels")
         vector = None if labels is None else tuple(label_vector(_as_dict(labels, where), where))
     except ValueError as error:

@@ -359,6 +359,7 @@ def feedback_records(path: Path, skip_damaged: bool = False) -> Iterator[dict[st
             "id": f"feedback/{entry.tree_hash[:16]}",
             "commit": None,
             **entry.tree.to_record(),
+            "name": entry.tree.name,  # "" when unknown: never guessed from the id
             "labels": entry.labels,
             "confidence": "high",
             "frameworks": [],

@@ -1,4 +1,4 @@
-"""Project -> model text: the canonical input of the classifier (input format 1).
+"""Project -> model text: the canonical input of the classifier (input format 2).
 
 Training and the daemon both call ``describe``; any change to what it produces must
 bump INPUT_FORMAT (bundles record the format they were trained on and the runtime
@@ -17,6 +17,13 @@ The text is an indented file tree followed by deterministic facts:
     # dependencies
     npm: react react-dom
     pypi: django
+    # project: shop api
+    # facts: pkg-main docs
+
+The last two lines are the project's folder name as words and its shape facts
+(``model.shape``). The tokenizer encodes them as segments of their own, ``[CLS] text
+[SEP] project [SEP] facts [SEP]`` (``segments``): the wide path weighs each segment apart,
+so a few telling tokens are not lost among thousands of paths.
 
 It fits a token budget. Facts come first in the budget; then tree entries are added
 in priority order (manifests and their folders, then shallow before deep, and within a
@@ -41,13 +48,16 @@ from treelens.model.detect import detect_languages, detect_technologies
 from treelens.model.errors import UsageError
 from treelens.model.filters import DEFAULT_FILTER, PathFilter, extension
 from treelens.model.manifests import dependencies
+from treelens.model.shape import name_words, shape_facts
 from treelens.model.tree import ProjectTree
 
-INPUT_FORMAT = 1
+INPUT_FORMAT = 2
 DEFAULT_MAX_TOKENS = 4096
 MIN_MAX_TOKENS = 256
-SPECIAL_TOKENS = 2
-"""[CLS] and [SEP] wrap every text: the text itself gets max_tokens - SPECIAL_TOKENS."""
+SPECIAL_TOKENS = 4
+"""[CLS] and three [SEP] (one closing each segment): the text gets max_tokens - SPECIAL_TOKENS."""
+SEGMENT_HEADS = ("# project:", "# facts:")
+"""The heads of the last two lines of a model text, each encoded as a segment of its own."""
 
 INDENT = "  "
 MAX_LANGUAGES = 12
@@ -149,10 +159,15 @@ def describe(
     signal = path_filter.signal_paths(facts.project_paths)
 
     fact_lines, facts_truncated = _fact_lines(facts, counter, budget)
-    tree_budget = budget - counter.total(["# tree\n"]) - counter.total(fact_lines)
+    shape = {p: tree.manifests[p] for p in facts.manifests}
+    segment_lines = [
+        f"{SEGMENT_HEADS[0]} {' '.join(name_words(tree.name)) or 'unknown'}\n",
+        f"{SEGMENT_HEADS[1]} {' '.join(shape_facts(facts.project_paths, shape)) or 'none'}\n",
+    ]
+    tree_budget = budget - counter.total(["# tree\n", *fact_lines, *segment_lines])
     layout = _TreeLayout(signal, kinds, set(facts.manifests), counter)
     layout.fill(tree_budget)
-    lines = ["# tree\n", *layout.lines(), *fact_lines]
+    lines = ["# tree\n", *layout.lines(), *fact_lines, *segment_lines]
     token_count = counter.total(lines)
     if token_count > budget:
         raise ValueError(
@@ -168,6 +183,21 @@ def describe(
         analysis=facts,
         empty=all(p.rsplit("/", 1)[-1] in GIT_BOOKKEEPING for p in signal),
     )
+
+
+def segments(text: str) -> tuple[str, str, str]:
+    """A model text's three segments: the text, its project line, its facts line.
+
+    ``describe`` always ends a text with those two lines, and no earlier line can pose as
+    them (names are escaped to one line each), so they are found from the end. A text
+    without them (hand-made, or of an older format) has empty segments: it is still encoded
+    the same way, ``[CLS] text [SEP] [SEP] [SEP]``.
+    """
+    head, _, facts = text.removesuffix("\n").rpartition("\n")
+    main, _, project = head.rpartition("\n")
+    if project.startswith(SEGMENT_HEADS[0]) and facts.startswith(SEGMENT_HEADS[1]):
+        return (main + "\n" if main else ""), project + "\n", facts + "\n"
+    return text, "", ""
 
 
 def _fact_lines(facts: Analysis, counter: _CachedCounter, budget: int) -> tuple[list[str], bool]:

@@ -34,7 +34,7 @@ from treelens.model.bundle import (
 from treelens.model.devices import DEFAULT_DEVICE, DEVICES
 from treelens.model.errors import UsageError
 from treelens.model.filters import DEFAULT_FILTER, PathFilter
-from treelens.model.input import ModelText, describe
+from treelens.model.input import ModelText, describe, segments
 from treelens.model.labels import check_thresholds, label_state
 from treelens.model.lru import LRUCache
 from treelens.model.tokenizer import (
@@ -241,7 +241,8 @@ class Classifier:
         return describe(tree, max_tokens=self.max_tokens, count_tokens=self._counter, path_filter=path_filter)
 
     def encode(self, text: str) -> list[int]:
-        """[CLS] text [SEP] ids, cut to max_tokens (keeping [SEP]) if a foreign text is too long."""
+        """The ids of a model text (``model.tokenizer.encode``), cut to max_tokens if a foreign
+        text is too long."""
         return encode(self.tokenizer, text, self.max_tokens)
 
     def probabilities(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
@@ -366,19 +367,24 @@ class Classifier:
         return self.classify_text(self.describe(tree, path_filter), thresholds)
 
     def tokenize(self, text: str) -> list[tuple[int, str]]:
-        """(id, text) of every token, [CLS] and [SEP] included, for the tokenization view.
+        """(id, text) of every token the model reads, [CLS] and each [SEP] included, for the
+        tokenization view: the same ids as ``encode``.
 
         A character split over several byte-level tokens is shown with the first of them
         (the others show ""), so the token texts put together give the text back.
         """
-        encoding = self.tokenizer.encode(text)
-        tokens, shown = [], 0
-        for token_id, token, (start, end) in zip(
-            encoding.ids, encoding.tokens, encoding.offsets, strict=True
-        ):
-            if end == start:  # [CLS], [SEP]
-                tokens.append((token_id, token))
-                continue
-            tokens.append((token_id, text[max(start, shown) : end]))
-            shown = max(shown, end)
-        return tokens[: self.max_tokens]
+        ids = self.encode(text)
+        pieces = segments(text)
+        encodings = self.tokenizer.encode_batch(list(pieces), add_special_tokens=False)
+        texts: dict[int, str] = {}  # position in ids -> the text its token shows
+        position = 1  # after [CLS]
+        for piece, encoding in zip(pieces, encodings, strict=True):
+            shown = 0
+            for token_id, (start, end) in zip(encoding.ids, encoding.offsets, strict=True):
+                if position >= len(ids) or ids[position] != token_id:
+                    break  # the segment was cut to the budget
+                texts[position] = piece[max(start, shown) : end]
+                shown, position = max(shown, end), position + 1
+            position += 1  # the segment's [SEP]
+        special = {self._cls_id: CLS, self._sep_id: SEP}
+        return [(token_id, texts.get(i, special.get(token_id, ""))) for i, token_id in enumerate(ids)]

@@ -15,7 +15,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from treelens.model.errors import TreelensError
-from treelens.model.input import TokenCounter
+from treelens.model.input import TokenCounter, segments
 from treelens.model.lru import LRUCache
 
 CLS, PAD, SEP, UNK, MASK = "[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]"
@@ -60,24 +60,41 @@ def check_tokenizer(tokenizer: Tokenizer, where: str) -> None:
 
 
 def encode(tokenizer: Tokenizer, text: str, max_tokens: int) -> list[int]:
-    """[CLS] text [SEP] token ids, at most ``max_tokens`` of them (cut by ``fit_ids``)."""
-    return fit_ids(tokenizer.encode(text).ids, max_tokens, tokenizer.token_to_id(SEP))
+    """``[CLS] text [SEP] project [SEP] facts [SEP]`` token ids of a model text (its
+    ``segments``), at most ``max_tokens`` of them (cut by ``fit_segments``)."""
+    return encode_batch(tokenizer, [text], max_tokens)[0]
 
 
 def encode_batch(tokenizer: Tokenizer, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
     """``encode`` of many texts in one call (the tokenizer encodes them in parallel)."""
-    sep_id = tokenizer.token_to_id(SEP)
-    return [fit_ids(e.ids, max_tokens, sep_id) for e in tokenizer.encode_batch(list(texts))]
+    cls_id, sep_id = tokenizer.token_to_id(CLS), tokenizer.token_to_id(SEP)
+    pieces = [piece for text in texts for piece in segments(text)]
+    encoded = [e.ids for e in tokenizer.encode_batch(pieces, add_special_tokens=False)]
+    return [fit_segments(encoded[i : i + 3], max_tokens, cls_id, sep_id) for i in range(0, len(encoded), 3)]
+
+
+def fit_segments(parts: Sequence[list[int]], max_tokens: int, cls_id: int, sep_id: int) -> list[int]:
+    """The ids of a text's three segments, each closed by [SEP], behind [CLS]; at most
+    ``max_tokens``.
+
+    The one cutting rule of training, the export's parity check and the runtime. A text
+    that ``model.input.describe`` fitted with this tokenizer and budget always fits (its
+    budget counts the special tokens); a foreign or hand-made one is cut: each short
+    segment to an eighth of the budget, the text to what is left, so the model only ever
+    sees three closed segments.
+    """
+    text, *short = parts
+    short = [ids[: max_tokens // 8] for ids in short]
+    room = max_tokens - 1 - len(short) - 1 - sum(len(ids) for ids in short)
+    ids = [cls_id, *text[:room], sep_id]
+    for segment in short:
+        ids += [*segment, sep_id]
+    return ids
 
 
 def fit_ids(ids: list[int], max_tokens: int, sep_id: int) -> list[int]:
-    """``ids`` ([CLS] ... [SEP]) cut to ``max_tokens``, keeping the closing [SEP].
-
-    The one cutting rule of training, the export's parity check and the runtime: the
-    model only ever sees texts that end in [SEP]. A text that ``model.input.describe``
-    fitted with this tokenizer and budget always fits (its budget counts both special
-    tokens), so only a foreign or hand-made text is ever cut.
-    """
+    """``ids`` cut to ``max_tokens``, keeping a closing [SEP]: for checks that need a valid
+    input of a given length (the export's parity samples), not for model texts."""
     return ids if len(ids) <= max_tokens else [*ids[: max_tokens - 1], sep_id]
 
 

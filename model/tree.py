@@ -34,6 +34,9 @@ class ProjectTree:
     """Extension-less scripts and the language their shebang names (``mvnw``: bash), read by
     the scanner. Not part of the model text (data-set records carry no file contents): the
     query policy uses it, as semgrep reads shebangs to pick a script's rules."""
+    name: str = ""
+    """The project's folder name (a data-set record: the repository's name), "" when not
+    known. Part of the model text: names say "cli", "sdk" or "app" often."""
 
     def __post_init__(self) -> None:
         self.files = sorted(self.files, key=lambda f: f.path)
@@ -43,13 +46,13 @@ class ProjectTree:
         return [f.path for f in self.files]
 
     @classmethod
-    def from_paths(cls, paths: list[str]) -> ProjectTree:
+    def from_paths(cls, paths: list[str], name: str = "") -> ProjectTree:
         """A tree from bare paths (a client-built tree: no sizes, no manifest text)."""
-        return cls([FileEntry(p) for p in dict.fromkeys(paths)])
+        return cls([FileEntry(p) for p in dict.fromkeys(paths)], name=name)
 
     @classmethod
     def from_record(cls, record: Any, where: str = "record") -> ProjectTree:
-        """A tree from a data-set record (``files`` + ``manifests``), validated.
+        """A tree from a data-set record (``files``, ``manifests``, optional ``name``), validated.
 
         Raises ValueError naming ``where`` and the problem, so a bad line in a data
         file is found without guessing.
@@ -80,11 +83,17 @@ class ProjectTree:
             isinstance(k, str) and isinstance(v, str) for k, v in manifests.items()
         ):
             raise ValueError(f"{where}: 'manifests' must map paths to text")
-        return cls(entries, dict(manifests))
+        name = record.get("name", "")
+        if not isinstance(name, str):
+            raise ValueError(f"{where}: 'name' must be a string (the project's folder name)")
+        return cls(entries, dict(manifests), name=name)
 
     def to_record(self) -> dict[str, Any]:
-        """The data-set form of this tree (``files`` + ``manifests``)."""
-        return {
+        """The data-set form of this tree (``files``, ``manifests``, ``name`` when known)."""
+        record: dict[str, Any] = {
             "files": [[f.path, f.size, f.kind] for f in self.files],
             "manifests": dict(sorted(self.manifests.items())),
         }
+        if self.name:
+            record["name"] = self.name
+        return record

@@ -1,4 +1,4 @@
-"""The canonical model text (input format 1): golden files, determinism, budget,
+"""The canonical model text (input format 2): golden files, determinism, budget,
 manifests first, and the same text for a folder and for the record made from it.
 
 Golden files live in tests/golden/. After an intended change of the format, bump
@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from tests.folders import make_git_repo
 from tests.shared_data import labelled_records, record
 from treelens.daemon.scan import scan
+from treelens.model.dataset import parse_record
 from treelens.model.input import INPUT_FORMAT, MIN_MAX_TOKENS, SPECIAL_TOKENS, describe, estimate_tokens
 from treelens.model.tree import FileEntry, ProjectTree
 
@@ -36,12 +37,12 @@ def golden_name(record_id: str, max_tokens: int) -> str:
 
 
 def test_input_format_is_pinned() -> None:
-    assert INPUT_FORMAT == 1
+    assert INPUT_FORMAT == 2
 
 
 @pytest.mark.parametrize(("record_id", "max_tokens"), GOLDEN_CASES)
 def test_golden_model_text(record_id: str, max_tokens: int) -> None:
-    text = describe(ProjectTree.from_record(record(record_id)), max_tokens=max_tokens).text
+    text = describe(parse_record(record(record_id), record_id).tree, max_tokens=max_tokens).text
     path = GOLDEN / golden_name(record_id, max_tokens)
     if os.environ.get("TREELENS_UPDATE_GOLDEN") == "1":
         path.parent.mkdir(exist_ok=True)
@@ -86,7 +87,7 @@ def test_truncation_keeps_manifests_and_shallow_levels_and_summarises() -> None:
     lines = result.text.splitlines()
     assert "      package.json" in lines  # the manifest and its folders, even when deep
     assert "README" in lines  # shallow level first
-    assert "    … 2919 more: 2919 .txt" in lines  # what does not fit is summarised
+    assert "    … 2923 more: 2923 .txt" in lines  # what does not fit is summarised
     assert "    er/ … 500 files: 500 .py" in lines  # a folder that does not fit, collapsed
     assert "npm: express" in lines
     assert "# technologies: express" in lines
@@ -162,11 +163,13 @@ EQUALITY_RECORDS = [
 def test_folder_and_record_give_the_same_text(record_id: str, use_git: bool, tmp_path: Path) -> None:
     data = record(record_id)
     assert not any(kind == "submodule" for _p, _s, kind in data["files"])
-    materialise(data, tmp_path)
+    root = tmp_path / record_id.rsplit("/", 1)[-1]  # a clone's folder: the repository's name
+    root.mkdir()
+    materialise(data, root)
     if use_git:
-        make_git_repo(tmp_path)
-    scanned = scan(tmp_path, use_git=use_git, sizes=True).tree
-    from_record = ProjectTree.from_record(data)
+        make_git_repo(root)
+    scanned = scan(root, use_git=use_git, sizes=True).tree
+    from_record = parse_record(data, record_id).tree
     assert describe(scanned).text == describe(from_record).text
     assert scanned.manifests == {p: t for p, t in data["manifests"].items()}
     assert scanned.to_record()["files"] == sorted(

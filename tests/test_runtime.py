@@ -103,8 +103,10 @@ def test_tokenize_shows_every_token(classifier):
     text = classifier.describe(some_trees(1)[0]).text
     tokens = classifier.tokenize(text)
     assert tokens[0] == (0, "[CLS]") and tokens[-1] == (2, "[SEP]")
-    assert "".join(piece for _id, piece in tokens[1:-1]) == text
-    assert len(tokens) == classifier.describe(some_trees(1)[0]).token_count + 2
+    assert [token_id for token_id, _piece in tokens] == classifier.encode(text)  # what the model reads
+    assert [piece for _id, piece in tokens].count("[SEP]") == 3  # text, project, facts
+    assert "".join(piece for _id, piece in tokens if piece not in ("[CLS]", "[SEP]")) == text
+    assert len(tokens) == classifier.describe(some_trees(1)[0]).token_count + 4
 
 
 def test_one_call_with_more_texts_than_the_cache_holds(classifier):

@@ -26,7 +26,7 @@ def monorepo() -> ProjectTree:
     ]
     files += [FileEntry(f"docs/page{i}.md") for i in range(200)] + [FileEntry("package.json")]
     manifests = {"packages/web/package.json": '{"dependencies": {"react": "1"}}', "package.json": "{}"}
-    return ProjectTree(files, manifests)
+    return ProjectTree(files, manifests, name="mono")
 
 
 def test_subtrees_are_the_packages_of_a_monorepo():
@@ -34,6 +34,7 @@ def test_subtrees_are_the_packages_of_a_monorepo():
     assert [sorted(t.paths)[0] for t in found] == ["package.json", "app/m0.py"]
     web = found[0]
     assert "src/c0.tsx" in web.paths and web.manifests == {"package.json": '{"dependencies": {"react": "1"}}'}
+    assert [t.name for t in found] == ["web", "api"]  # each package is named for its folder
     assert subtrees(monorepo(), SubtreeRule(min_repo_files=10_000)) == []
     assert len(subtrees(monorepo(), SubtreeRule(max_per_repo=1))) == 1
 
@@ -41,7 +42,7 @@ def test_subtrees_are_the_packages_of_a_monorepo():
 def test_drop_files_keeps_manifests():
     tree = monorepo()
     dropped = drop_files(tree, 0.5, random.Random(1))
-    assert set(tree.manifests) == set(dropped.manifests)
+    assert set(tree.manifests) == set(dropped.manifests) and dropped.name == tree.name
     assert {p for p in tree.paths if p.endswith(("package.json", "pyproject.toml"))} <= set(dropped.paths)
     assert 0.3 * len(tree.paths) < len(dropped.paths) < 0.8 * len(tree.paths)
 
@@ -105,3 +106,37 @@ def test_length_batches_group_lengths_and_split_ranks():
     assert {i for r in ranks for b in r for i in b} == set(range(100))
     few = [length_batches([5, 6, 7], 8, 0, 0, RunContext(None, None, r, 2, r)) for r in (0, 1)]  # type: ignore[arg-type]
     assert few[0] == few[1] == [[0, 1, 2]]  # one batch: both ranks run it, neither waits forever
+
+
+def test_wide_head_computes_the_wide_path_per_segment(tiny_run):
+    """The graph's WideHead gives the logits of the scikit-learn WidePath it was made from,
+    segment by segment: a fact that moves from the text into the facts segment changes them."""
+    from treelens.model.tokenizer import encode_batch, load_tokenizer
+    from treelens.training import wide
+
+    tokenizer = load_tokenizer(tiny_run / "tokenizer" / "tokenizer.json")
+    texts = [
+        f"# tree\n{name}/main.py\n# project: {project}\n# facts: {facts}\n"
+        for name, project, facts in [
+            ("cmd", "tool cli", "pkg-bin cli-deps"),
+            ("web", "shop", "pkg-private"),
+            ("lib", "sdk", "pkg-main docs"),
+            ("app", "desk app", "gui-deps desktop-files"),
+        ]
+    ]
+    ids = encode_batch(tokenizer, texts, 256)
+    y = np.array(
+        [
+            [1, 0, 1, 0, 1, 0, 1, 0],
+            [0, 1, 0, 1, 0, 1, 0, 1],
+            [1, 1, 0, 0, 1, 1, 0, 0],
+            [0, 0, 1, 1, 0, 0, 1, 1],
+        ]
+    )
+    path = wide.WidePath(tokenizer).fit(ids, y)
+    head = wide.WideHead(**path.weights())
+    np.testing.assert_allclose(wide.head_logits(head, ids), path.logits(ids), atol=1e-4)
+    moved = encode_batch(
+        tokenizer, ["# tree\ncmd/main.py\npkg-bin cli-deps\n# project: tool cli\n# facts: none\n"], 256
+    )
+    assert not np.allclose(wide.head_logits(head, moved), wide.head_logits(head, ids[:1]), atol=1e-3)

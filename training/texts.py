@@ -83,7 +83,7 @@ def subtrees(tree: ProjectTree, rule: SubtreeRule) -> list[ProjectTree]:
             FileEntry(f.path[len(prefix) :], f.size, f.kind) for f in tree.files if f.path.startswith(prefix)
         ]
         manifests = {p[len(prefix) :]: t for p, t in tree.manifests.items() if p.startswith(prefix)}
-        found.append(ProjectTree(files, manifests))
+        found.append(ProjectTree(files, manifests, name=root.rsplit("/", 1)[-1]))
     return found
 
 
@@ -107,4 +107,4 @@ def drop_files(tree: ProjectTree, share: float, rng: random.Random) -> ProjectTr
     """
     kept = [f for f in tree.files if is_manifest(f.path) or rng.random() >= share]
     kept_paths = {f.path for f in kept}
-    return ProjectTree(kept, {p: t for p, t in tree.manifests.items() if p in kept_paths})
+    return ProjectTree(kept, {p: t for p, t in tree.manifests.items() if p in kept_paths}, name=tree.name)

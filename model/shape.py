@@ -1,0 +1,110 @@
+"""Shape facts: what a project builds and ships, read from its manifests and file names.
+
+The tree says which languages and frameworks a project uses; whether it is a command-line
+tool, a desktop app or a library is decided by smaller things: an npm ``bin`` field, a
+``[project.scripts]`` table, a Cargo ``[lib]``, a Go ``cmd/`` folder, a GUI toolkit among
+the dependencies, a ``.desktop`` or ``.xaml`` file, a gemspec. In a 4,096-token model
+text those few tokens are lost among the paths, so ``model.input.describe`` writes the
+facts found here on a line of their own, which the wide path weighs apart (input format 2).
+
+Facts are names (``pkg-bin``, ``gui-deps``): the model learns what they mean. Only the
+presence of a fact matters, never how often it occurs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+_CLI_LIBRARIES = re.compile(
+    r"\b(click|typer|docopt|fire|commander|yargs|oclif|meow|clap|structopt|picocli|thor|cobra|"
+    r"urfave/cli|kingpin|argh|cac|caporal|inquirer|ink|rich-click|cliff|gflags|spf13)\b",
+    re.IGNORECASE,
+)
+_GUI_LIBRARIES = re.compile(
+    r"\b(electron|tauri|pyqt5|pyqt6|pyside2|pyside6|wxpython|kivy|gtk|gi|javafx|avalonia|winforms|"
+    r"wpf|fyne|wails|flutter_desktop|nwjs|neutralino|qt|qml|tkinter|customtkinter|pygame|sdl2|raylib|"
+    r"imgui|egui|iced|druid|slint|swing|AppKit|Cocoa)\b",
+    re.IGNORECASE,
+)
+_DESKTOP_SUFFIXES = (".desktop", ".xaml", ".ui", ".rc", ".qrc", ".glade", ".nib", ".xib")
+_DESKTOP_FILES = frozenset(
+    {"tauri.conf.json", "electron-builder.yml", "electron-builder.json", "forge.config.js"}
+)
+
+
+@dataclass(frozen=True)
+class _Project:
+    """What the facts are read from: lower-cased paths, file names, top folders, manifests."""
+
+    paths: Sequence[str]
+    names: frozenset[str]
+    top: frozenset[str]
+    manifests: str
+    """Every manifest's path and text, one after the other."""
+
+
+def _search(pattern: str, flags: int = 0) -> Callable[[_Project], bool]:
+    compiled = re.compile(pattern, flags)
+    return lambda p: compiled.search(p.manifests) is not None
+
+
+FACTS: dict[str, Callable[[_Project], bool]] = {
+    "pkg-bin": _search(r'"bin"\s*:'),
+    "py-scripts": _search(r"\[(project|tool\.poetry)\.scripts\]|console_scripts|entry_points|scripts\s*="),
+    "cargo-bin": lambda p: (
+        "[[bin]]" in p.manifests
+        or any(
+            path.endswith("src/main.rs") or "/src/bin/" in path or path.startswith("src/bin/")
+            for path in p.paths
+        )
+    ),
+    "cargo-lib": lambda p: "[lib]" in p.manifests or "src/lib.rs" in p.paths,
+    "go-cmd": lambda p: "cmd" in p.top,
+    "go-main-root": lambda p: "main.go" in p.paths,
+    "bin-dir": lambda p: "bin" in p.top,
+    "goreleaser": lambda p: any(".goreleaser" in name for name in p.names),
+    "cli-deps": lambda p: _CLI_LIBRARIES.search(p.manifests) is not None,
+    "gui-deps": lambda p: _GUI_LIBRARIES.search(p.manifests) is not None,
+    "desktop-files": lambda p: (
+        any(name.endswith(_DESKTOP_SUFFIXES) for name in p.names) or not _DESKTOP_FILES.isdisjoint(p.names)
+    ),
+    "winexe": _search(r"<OutputType>\s*WinExe|UseWPF|UseWindowsForms", re.IGNORECASE),
+    "exe": _search(r"<OutputType>\s*Exe", re.IGNORECASE),
+    "pkg-main": _search(r'"(main|exports|module|types|typings)"\s*:'),
+    "pkg-private": _search(r'"private"\s*:\s*true'),
+    "gemspec": lambda p: any(name.endswith((".gemspec", ".podspec", ".nuspec")) for name in p.names),
+    "maven-publish": _search(r"maven-publish|signing\s*\{|nexus|<distributionManagement>"),
+    "composer-lib": _search(r'"type"\s*:\s*"library"'),
+    "py-pkg-meta": _search(r"^\[project\]|setup\(", re.MULTILINE),
+    "no-main-go": lambda p: "go.mod" in p.names and "main.go" not in p.names,
+    "examples": lambda p: not p.top.isdisjoint({"examples", "example"}),
+    "docs": lambda p: "docs" in p.top,
+}
+"""Each fact's name and its test. Chosen and measured on the 5 cross-validation folds
+(README, "How good it is"): 56 of the 70 CLIs of the data set show an entry point or a CLI
+library, against 82 of the 482 other projects."""
+
+
+def shape_facts(paths: Sequence[str], manifests: Mapping[str, str]) -> list[str]:
+    """Names of the facts that hold for a project (``paths``: its files; ``manifests``: the
+    text of its selected manifests), in FACTS order."""
+    lowered = [p.lower() for p in paths]
+    project = _Project(
+        paths=lowered,
+        names=frozenset(p.rsplit("/", 1)[-1] for p in lowered),
+        top=frozenset(p.split("/", 1)[0] for p in lowered if "/" in p),
+        manifests="\n".join(f"{path}\n{text}" for path, text in manifests.items()),
+    )
+    return [name for name, holds in FACTS.items() if holds(project)]
+
+
+_NAME_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+MAX_NAME_WORDS = 8
+
+
+def name_words(name: str) -> list[str]:
+    """A folder name as lower-case words (``kde-cli-tools``, ``PyQtDarkTheme``: kde cli tools,
+    py qt dark theme), at most MAX_NAME_WORDS: names say "cli", "sdk" or "app" often."""
+    return [word.lower() for word in _NAME_WORDS.findall(name)][:MAX_NAME_WORDS]
