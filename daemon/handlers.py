@@ -151,8 +151,9 @@ def _register_requests(server: TreelensServer) -> None:
     @request(server, SUGGEST_QUERY_SET)
     async def suggest_query_set(given: dict[str, Any]) -> dict[str, Any]:
         engine, catalog = params.engine(given, ENGINES), params.catalog(given)
+        scope = params.scope(given)
         folder = await server.workspace_folder(params.folder(given))
-        return await server.suggest_query_set(folder, engine, catalog)
+        return await server.suggest_query_set(folder, engine, catalog, scope)
 
 
 async def _pull_settings(server: TreelensServer) -> Any:

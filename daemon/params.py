@@ -8,6 +8,7 @@ client-built tree costs no more than a scanned one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,27 @@ def comment(params: dict[str, Any]) -> str:
         raise InvalidParams(f"'comment' must be a string, got {_kind(value)}")
     if len(value) > MAX_COMMENT_CHARS:
         raise InvalidParams(f"'comment' is {len(value)} characters; at most {MAX_COMMENT_CHARS}")
+    return value
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The path scope a semgrep config is asked to carry (``treelens suggest
+    --scope-components --skip-vendored``); both off by default."""
+
+    components: bool = False
+    skip_vendored: bool = False
+
+
+def scope(params: dict[str, Any]) -> Scope:
+    """``scopeComponents`` and ``skipVendored``, each an optional true/false."""
+    return Scope(_flag(params, "scopeComponents"), _flag(params, "skipVendored"))
+
+
+def _flag(params: dict[str, Any], name: str) -> bool:
+    value = params.get(name, False)
+    if not isinstance(value, bool):
+        raise InvalidParams(f"'{name}' must be true or false, got {_kind(value)}")
     return value
 
 

@@ -39,6 +39,7 @@ from treelens.daemon.folders import Folders, FolderState
 from treelens.daemon.framing import serve
 from treelens.daemon.lifecycle import TreelensProtocol
 from treelens.daemon.model_state import ModelState
+from treelens.daemon.params import Scope
 from treelens.daemon.protocol import (
     LABELS_CHANGED,
     SETTINGS_SECTION,
@@ -351,14 +352,16 @@ class TreelensServer(LanguageServer):
         return {"id": row_id, "stored": True}
 
     async def suggest_query_set(
-        self, folder: FolderState, engine: str, catalog: Path | None
+        self, folder: FolderState, engine: str, catalog: Path | None, scope: Scope
     ) -> dict[str, Any]:
         """treelens/suggestQuerySet: the engine's query set for the folder, from the model's
         labels when there is a model, else from languages and technologies alone (the
-        result says which)."""
+        result says which); a semgrep config carries the path ``scope`` asked for, as
+        ``treelens suggest --scope-components --skip-vendored`` writes it."""
         # the policy and catalog readers (yaml, the engines' formats) load on first use
         from treelens.model.pipeline import suggest_sets
         from treelens.model.querysets import CatalogError, ModelLabels, load_catalog
+        from treelens.model.querysets.semgrep import scoped
 
         classifier = await self.model_if_any()
         labels = None
@@ -373,7 +376,19 @@ class TreelensServer(LanguageServer):
         except CatalogError as error:
             raise QuerySetsUnavailable(f"no {engine} catalog: {error}") from None
         sets = await self.run(suggest_sets, analysis, {engine: loaded}, labels, folder.name, folder.root)
-        return sets[engine].to_json()
+        query_set = sets[engine]
+        if scope.components or scope.skip_vendored:
+            async with folder.lock:
+                tree = folder.scanned_tree().snapshot()
+            query_set = await self.run(
+                scoped,
+                query_set,
+                tree,
+                folder.root,
+                components=scope.components,
+                skip_vendored=scope.skip_vendored,
+            )
+        return query_set.to_json()
 
     async def model_if_any(self) -> Classifier | None:
         """The classifier once any load in progress has settled, or None."""

@@ -308,6 +308,37 @@ async def test_a_folder_with_nothing_to_go_on_gets_no_labels(ws: Workspace, tmp_
     _quiet(ws.daemon)
 
 
+async def test_suggest_query_set_carries_the_scope_asked_for(ws: Workspace, tmp_path: Path) -> None:
+    """skipVendored and scopeComponents give the config `treelens suggest --skip-vendored
+    --scope-components` writes: vendored folders excluded; off by default; not a boolean: an error."""
+    site = tmp_path / "site"
+    write_files(site, {
+        "web/package.json": '{"name": "web"}\n',
+        "web/src/app.js": "eval(code)\n",
+        "web/public/assets/plugins/jquery/jquery.js": "eval(code)\n",
+    })  # fmt: skip
+    index = tmp_path / "index.jsonl"
+    index.write_text('{"id": "eval", "path": "javascript/eval.yaml", "languages": ["javascript"]}\n')
+    added = types.WorkspaceFoldersChangeEvent(added=[types.WorkspaceFolder(uri(site), site.name)], removed=[])
+    ws.daemon.workspace_did_change_workspace_folders(types.DidChangeWorkspaceFoldersParams(event=added))
+    asked = {"folder": uri(site), "engine": "semgrep", "catalog": str(index)}
+    plain = await ws.daemon.call(SUGGEST_QUERY_SET, asked)
+    assert plain["config"]["args"] == ["--config", "javascript/eval.yaml"]
+    skipping = await ws.daemon.call(
+        SUGGEST_QUERY_SET, {**asked, "skipVendored": True, "scopeComponents": True}
+    )
+    assert skipping["config"]["args"] == [
+        "--config",
+        "javascript/eval.yaml",
+        "--exclude",
+        "/web/public/assets/plugins/",
+    ]
+    assert skipping["selected"] == plain["selected"]
+    with pytest.raises(JsonRpcException) as error:
+        await ws.daemon.call(SUGGEST_QUERY_SET, {**asked, "skipVendored": "yes"})
+    assert error.value.code == types.ErrorCodes.InvalidParams and "'skipVendored'" in error.value.message
+
+
 async def test_suggest_query_set_from_the_model_and_the_project(ws: Workspace) -> None:
     index = DATA_DIR / "semgrep-rules-index.jsonl"
     if not index.is_file():

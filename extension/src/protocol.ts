@@ -65,6 +65,10 @@ export interface SuggestQuerySetParams {
   engine: Engine;
   /** The engine's catalog on this machine (absolute path); required for CodeQL: a query pack folder. */
   catalog?: string;
+  /** Semgrep: leave vendored, generated and minified files out of every rule (`suggest --skip-vendored`). */
+  skipVendored?: boolean;
+  /** Semgrep rules folders: scope each rule to the components of its language (`suggest --scope-components`). */
+  scopeComponents?: boolean;
 }
 
 /** The engine's config for the selection: the file to save and how to run it. */

@@ -4,7 +4,9 @@
  * the file name the daemon gives. CodeQL has no default catalog: the person picks a query
  * pack folder once and it is remembered. Semgrep's default catalog (the shared rules index)
  * exists only in a development checkout: where the daemon has none, the person picks a rules
- * folder once, the same way.
+ * folder once, the same way. For Semgrep the person may also narrow the rules' paths (leave
+ * out vendored files, scope rules to components), as `treelens suggest` does; the choice is
+ * remembered as the next default.
  */
 import * as path from "node:path";
 import { errorMessage } from "../common/log";
@@ -31,6 +33,23 @@ export const ENGINE_INFO: Record<Engine, { title: string; description: string; u
 export const CODEQL_CATALOG_KEY = "treelens.codeqlCatalog";
 /** Key under which the chosen Semgrep rules folder is remembered. */
 export const SEMGREP_CATALOG_KEY = "treelens.semgrepCatalog";
+
+/** Key under which the Semgrep path options last chosen are remembered. */
+export const SEMGREP_SCOPE_KEY = "treelens.semgrepScope";
+type ScopeOption = "skipVendored" | "scopeComponents";
+/** The Semgrep path options, as `treelens suggest --skip-vendored --scope-components` names them. */
+export const SCOPE_OPTIONS: { value: ScopeOption; label: string; detail: string }[] = [
+  {
+    value: "skipVendored",
+    label: "Leave out vendored, generated and minified files",
+    detail: "Files the project's own tooling marks or never ships (--skip-vendored); findings there are not reported",
+  },
+  {
+    value: "scopeComponents",
+    label: "Scope each rule to the components of its language",
+    detail: "Monorepos: a Python rule skips the frontend/ (--scope-components; rules folders only)",
+  },
+];
 
 /**
  * Engines whose catalog can be a folder the person chooses: where it is remembered, the
@@ -70,6 +89,10 @@ export async function suggestQuerySet(context: CommandContext): Promise<void> {
   }
   const engine = picked.value;
   const { title } = ENGINE_INFO[engine];
+  const scope = engine === "semgrep" ? await pickScope(context) : {};
+  if (!scope) {
+    return;
+  }
   const choice = CATALOG_FOLDERS[engine];
   let catalog = choice && api.getState<string>(choice.key);
   if (choice?.askFirst && !catalog) {
@@ -79,7 +102,12 @@ export async function suggestQuerySet(context: CommandContext): Promise<void> {
     }
   }
   const ask = (chosen: string | undefined) => {
-    const params: SuggestQuerySetParams = { folder: where.folder.uri, engine, ...(chosen ? { catalog: chosen } : {}) };
+    const params: SuggestQuerySetParams = {
+      folder: where.folder.uri,
+      engine,
+      ...(chosen ? { catalog: chosen } : {}),
+      ...scope,
+    };
     return api.withProgress(`Treelens: choosing ${title} queries…`, () =>
       where.daemon.request<SuggestQuerySetResult>(SUGGEST_QUERY_SET, params),
     );
@@ -127,6 +155,22 @@ export async function suggestQuerySet(context: CommandContext): Promise<void> {
   await api.writeFile(file, COMMENTED.test(fileName) ? `${header}${text}` : text);
   await api.openFile(file);
   await api.showInformationMessage(`Saved ${fileName} in ${where.folder.name}.`);
+}
+
+/** The Semgrep path options to ask for ({} for none); undefined when the person cancels. */
+async function pickScope(context: CommandContext): Promise<Partial<Record<ScopeOption, true>> | undefined> {
+  const { api } = context;
+  const last = api.getState<ScopeOption[]>(SEMGREP_SCOPE_KEY) ?? [];
+  const picked = await api.showMultiPick(
+    SCOPE_OPTIONS.map((option) => ({ ...option, picked: last.includes(option.value) })),
+    { title: "Treelens: Semgrep paths", placeholder: "Narrow where the rules run (none: every file, every finding)" },
+  );
+  if (!picked) {
+    return undefined;
+  }
+  const chosen = picked.map((item) => item.value);
+  await api.setState(SEMGREP_SCOPE_KEY, chosen);
+  return Object.fromEntries(chosen.map((value) => [value, true]));
 }
 
 export function countsLine(result: SuggestQuerySetResult): string {

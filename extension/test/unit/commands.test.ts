@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { DaemonState } from "../../src/common/daemon";
 import { notInstalled } from "../../src/common/problems";
+import type { Pick } from "../../src/common/vscodeapi";
 import type { CommandContext } from "../../src/commands/context";
 import { feedbackLabels, labelPicks, sendFeedback } from "../../src/commands/feedback";
 import { COMMANDS, MENU_ITEMS, showMenu } from "../../src/commands/menu";
@@ -11,6 +12,7 @@ import {
   MAX_REASON_LINES,
   reasonCounts,
   SEMGREP_CATALOG_KEY,
+  SEMGREP_SCOPE_KEY,
   suggestQuerySet,
 } from "../../src/commands/querySet";
 import { showTokenization, tokenizationHtml } from "../../src/commands/tokenization";
@@ -43,7 +45,7 @@ function setup(state?: DaemonState) {
 
 test("suggest: the engine's config opens with counts and reasons, and is saved on request", async () => {
   const { api, connection, context } = setup();
-  api.answers.push("Semgrep", "Save to Workspace");
+  api.answers.push("Semgrep", "accept", "Save to Workspace");
   await suggestQuerySet(context);
   assert.deepEqual(connection.requests.at(-1), {
     method: SUGGEST_QUERY_SET,
@@ -67,7 +69,7 @@ test("suggest: a config format without comments is saved exactly as the daemon w
   });
   const connection = new FakeConnection({ [SUGGEST_QUERY_SET]: () => paths });
   const withPaths: CommandContext = { ...context, daemonState: () => ({ kind: "running", connection }) };
-  api.answers.push("semgrep", "Save to Workspace");
+  api.answers.push("semgrep", "accept", "Save to Workspace");
   await suggestQuerySet(withPaths);
   assert.equal(api.untitled[0].language, "plaintext");
   assert.match(api.untitled[0].content, /# Note: relative paths\n/);
@@ -117,12 +119,39 @@ function withoutSemgrepIndex(context: CommandContext, refused: string[] = []) {
   return { connection, installed };
 }
 
+test("suggest: the Semgrep path options picked are sent, remembered and offered again; cancelling sends nothing", async () => {
+  const { api, connection, context } = setup();
+  api.answers.push("Semgrep", ["Leave out vendored, generated and minified files"], undefined);
+  await suggestQuerySet(context);
+  assert.deepEqual(connection.requests.at(-1)?.params, { folder: "file:///work/app", engine: "semgrep", skipVendored: true });
+  assert.deepEqual(api.getState(SEMGREP_SCOPE_KEY), ["skipVendored"]);
+
+  api.answers.push("Semgrep", "accept", undefined);
+  await suggestQuerySet(context);
+  const offered = api.shown.filter((entry) => entry.kind === "multiPick").at(-1)?.items as Pick<string>[];
+  assert.deepEqual(
+    offered.map((item) => [item.value, item.picked]),
+    [["skipVendored", true], ["scopeComponents", false]],
+  );
+  assert.equal((connection.requests.at(-1)?.params as SuggestQuerySetParams).skipVendored, true);
+
+  const sent = connection.requests.length;
+  api.answers.push("Semgrep", undefined);
+  await suggestQuerySet(context);
+  assert.equal(connection.requests.length, sent, "a cancelled pick sends no request");
+
+  api.answers.push("Bandit", undefined);
+  await suggestQuerySet(context);
+  assert.equal(api.shown.filter((entry) => entry.kind === "multiPick").length, 3, "other engines are not asked");
+  assert.deepEqual(connection.requests.at(-1)?.params, { folder: "file:///work/app", engine: "bandit" });
+});
+
 const catalogs = (connection: FakeConnection) =>
   connection.requests.map((request) => (request.params as SuggestQuerySetParams).catalog);
 
 test("suggest: Semgrep with the daemon's default index asks for no folder", async () => {
   const { api, connection, context } = setup();
-  api.answers.push("Semgrep", undefined);
+  api.answers.push("Semgrep", "accept", undefined);
   await suggestQuerySet(context);
   assert.deepEqual(api.folderDialogs, []);
   assert.deepEqual(catalogs(connection), [undefined]);
@@ -133,7 +162,7 @@ test("suggest: Semgrep with the daemon's default index asks for no folder", asyn
 test("suggest: Semgrep without a default index asks for a rules folder once, retries with it and remembers it", async () => {
   const { api, context } = setup();
   const { connection, installed } = withoutSemgrepIndex(context);
-  api.answers.push("Semgrep", "/rules/semgrep-rules", undefined);
+  api.answers.push("Semgrep", "accept", "/rules/semgrep-rules", undefined);
   await suggestQuerySet(installed);
   assert.equal(api.folderDialogs.length, 1);
   assert.match(api.folderDialogs[0], /Semgrep rules.*github\.com\/semgrep\/semgrep-rules/);
@@ -143,7 +172,7 @@ test("suggest: Semgrep without a default index asks for a rules folder once, ret
   assert.equal(api.getState(SEMGREP_CATALOG_KEY), "/rules/semgrep-rules");
   assert.equal(api.getState(CODEQL_CATALOG_KEY), undefined);
 
-  api.answers.push("Semgrep", undefined);
+  api.answers.push("Semgrep", "accept", undefined);
   await suggestQuerySet(installed);
   assert.equal(api.folderDialogs.length, 1, "the remembered folder is used without asking");
   assert.deepEqual(catalogs(connection), [undefined, "/rules/semgrep-rules", "/rules/semgrep-rules"]);
@@ -153,13 +182,13 @@ test("suggest: Semgrep without a default index asks for a rules folder once, ret
 test("suggest: cancelling the Semgrep rules folder dialog sends nothing more and shows nothing", async () => {
   const { api, context } = setup();
   const { connection, installed } = withoutSemgrepIndex(context);
-  api.answers.push("Semgrep", undefined);
+  api.answers.push("Semgrep", "accept", undefined);
   await suggestQuerySet(installed);
   assert.equal(api.folderDialogs.length, 1);
   assert.deepEqual(catalogs(connection), [undefined]);
   assert.deepEqual(
     api.shown.map((entry) => entry.kind),
-    ["quickPick"],
+    ["quickPick", "multiPick"],
   );
   assert.equal(api.untitled.length, 0);
   assert.equal(api.state.has(SEMGREP_CATALOG_KEY), false);
@@ -169,14 +198,14 @@ test("suggest: a refused Semgrep rules folder is forgotten and the daemon's reas
   const { api, context } = setup();
   const { connection, installed } = withoutSemgrepIndex(context, ["/rules/old", "/rules/empty"]);
   await api.setState(SEMGREP_CATALOG_KEY, "/rules/old");
-  api.answers.push("Semgrep");
+  api.answers.push("Semgrep", "accept");
   await suggestQuerySet(installed);
   assert.deepEqual(catalogs(connection), ["/rules/old"], "a remembered folder is not retried without it");
   assert.deepEqual(api.folderDialogs, []);
   assert.match(api.messages("error")[0], /could not suggest a Semgrep query set: .*\/rules\/old: not a semgrep rules folder/);
   assert.equal(api.getState(SEMGREP_CATALOG_KEY), undefined, "a refused folder is forgotten");
 
-  api.answers.push("Semgrep", "/rules/empty");
+  api.answers.push("Semgrep", "accept", "/rules/empty");
   await suggestQuerySet(installed);
   assert.deepEqual(catalogs(connection), ["/rules/old", undefined, "/rules/empty"], "one retry, with the chosen folder");
   assert.equal(api.folderDialogs.length, 1);
@@ -187,7 +216,7 @@ test("suggest: a refused Semgrep rules folder is forgotten and the daemon's reas
 test("suggest: an existing file is only overwritten when confirmed; no engine, no request", async () => {
   const { api, connection, context } = setup();
   api.files.set("/work/app/treelens-semgrep.yaml", "mine");
-  api.answers.push("semgrep", "Save to Workspace", undefined);
+  api.answers.push("semgrep", "accept", "Save to Workspace", undefined);
   await suggestQuerySet(context);
   assert.equal(api.files.get("/work/app/treelens-semgrep.yaml"), "mine");
   assert.match(api.messages("warning")[0], /already exists/);
