@@ -72,6 +72,17 @@ def check_url(url: str, allowed: tuple[str, ...] = ALLOWED_SCHEMES) -> None:
         )
 
 
+_FOLDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def folder_name(url: str) -> str:
+    """The folder ``git clone`` would make for ``url`` (``https://host/org/my-cli.git``:
+    my-cli), or "repo" when the URL does not end in a plain name. The model reads the
+    project's folder name, so a clone is classified under its own name."""
+    name = re.split(r"[/:]", url.rstrip("/"))[-1].removesuffix(".git")
+    return name if _FOLDER_NAME.match(name) else "repo"
+
+
 def _git(args: list[str], cwd: Path, deadline: float, allowed: tuple[str, ...]) -> None:
     # GIT_ALLOW_PROTOCOL also binds submodules and redirects: nothing but the allowed schemes
     env = git_env({**CLONE_ENV, "GIT_ALLOW_PROTOCOL": ":".join(allowed)})
@@ -127,7 +138,7 @@ def shallow_clone(
     if ref is not None and (not ref or ref.startswith("-") or any(c.isspace() for c in ref)):
         raise CloneError(f"--ref {ref!r:.100} is not a branch, tag or commit")
     parent = Path(tempfile.mkdtemp(prefix="treelens-clone-"))
-    work = parent / "repo"
+    work = parent / folder_name(url)
     try:
         if ref is not None and COMMIT.match(ref):
             work.mkdir()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.folders import git, write_files
-from treelens.daemon.clone import CloneError, check_url, shallow_clone
+from treelens.daemon.clone import CloneError, check_url, folder_name, shallow_clone
 from treelens.model.labels import LABELS
 from treelens.model.listing import ListingError, parse_listing
 
@@ -174,6 +174,7 @@ def test_shallow_clone_runs_no_hooks_and_cleans_up(origin, tmp_path, monkeypatch
     monkeypatch.setenv("GIT_TEMPLATE_DIR", str(hooks.parent))
     url = origin.as_uri()
     with shallow_clone(url, allowed=("file",)) as work:
+        assert work.name == "origin"  # named as git clone names it: the model reads the name
         assert (work / "later.go").is_file()
         assert git(work, "rev-list", "--count", "HEAD").strip() == "1"  # depth 1
         clone_root = work.parent
@@ -187,6 +188,20 @@ def test_shallow_clone_runs_no_hooks_and_cleans_up(origin, tmp_path, monkeypatch
     assert not clone_root.exists()
     with pytest.raises(CloneError, match="not allowed"), shallow_clone(url):
         pass
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("https://github.com/org/my-cli.git", "my-cli"),
+        ("https://github.com/org/my-cli/", "my-cli"),
+        ("git@github.com:org/Tool.git", "Tool"),
+        ("https://example.com/", "example.com"),
+        ("https://example.com/..", "repo"),
+    ],
+)
+def test_clone_folder_name(url, name):
+    assert folder_name(url) == name
 
 
 def test_failed_clone_leaves_nothing_behind(tmp_path):
