@@ -32,12 +32,17 @@ class TokenizerError(TreelensError, ValueError):
 
 
 def load_tokenizer(path: Path | str) -> Tokenizer:
-    """Load ``tokenizer.json`` and check it has our special tokens and newline isolation."""
+    """Load ``tokenizer.json`` and check it has our special tokens and newline isolation.
+
+    Special tokens written in a text (a file named ``[SEP]``) are encoded as plain text:
+    only ``encode`` places [CLS] and [SEP], so a name cannot add a segment.
+    """
     path = Path(path)
     try:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as error:  # the Rust side raises plain Exception subclasses
         raise TokenizerError(f"{path}: not a tokenizers file ({error})") from None
+    tokenizer.encode_special_tokens = True
     check_tokenizer(tokenizer, str(path))
     return tokenizer
 

@@ -109,6 +109,14 @@ def test_tokenize_shows_every_token(classifier):
     assert len(tokens) == classifier.describe(some_trees(1)[0]).token_count + 4
 
 
+def test_special_tokens_in_names_are_plain_text(classifier):
+    """A file named [SEP] or [CLS] is read as text: the model still sees three segments."""
+    tree = ProjectTree.from_paths(["[SEP]/[CLS].py", "src/[SEP]", "main.py"], name="[SEP]")
+    ids = classifier.encode(classifier.describe(tree).text)
+    sep_id, cls_id = classifier.tokenizer.token_to_id(SEP), classifier.tokenizer.token_to_id("[CLS]")
+    assert ids.count(sep_id) == 3 and ids.count(cls_id) == 1
+
+
 def test_one_call_with_more_texts_than_the_cache_holds(classifier):
     """Every text of a call gets its row even when the call holds more distinct texts than
     the result cache (an evaluation of a whole data set): rows are not read back from it."""
