@@ -11,6 +11,8 @@ import pytest
 
 from tests.folders import make_git_repo, write_files
 from tests.shared_data import DATA_DIR, labelled_records
+from treelens.model.input import segments
+from treelens.model.shape import name_words
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -44,7 +46,10 @@ def test_tree_prints_the_model_text(flask_app: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[:4] == ["# tree", "app/", "  templates/", "    index.html"]
     assert "pypi: flask gunicorn" in done.stdout
-    assert "docs" not in done.stdout
+    tree, project, facts = segments(done.stdout)
+    assert "docs" not in tree  # noise: left out of the tree...
+    assert project == f"# project: {' '.join(name_words(flask_app.name))}\n"
+    assert facts == "# facts: docs\n"  # ...but a docs/ folder is a shape fact
 
 
 def test_inspect_json(flask_app: Path) -> None:
