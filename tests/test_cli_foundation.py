@@ -112,18 +112,19 @@ def test_tree_counts_with_the_bundle_tokenizer(flask_app: Path, tiny_bundle: Pat
     """With a bundle, `tree` prints exactly the model's text: counted by its tokenizer,
     within its budget."""
     from treelens.model.bundle import load_bundle
-    from treelens.model.tokenizer import load_tokenizer
+    from treelens.model.input import SPECIAL_TOKENS
+    from treelens.model.tokenizer import encode, load_tokenizer
 
     bundle = load_bundle(tiny_bundle)
     done = run("treelens", "tree", str(flask_app), "--model", str(tiny_bundle))
     assert done.returncode == 0, done.stderr
     assert "estimate" not in done.stderr
-    tokens = load_tokenizer(bundle.file(bundle.tokenizer)).encode(done.stdout).ids
+    tokens = encode(load_tokenizer(bundle.file(bundle.tokenizer)), done.stdout, bundle.max_tokens)
     assert len(tokens) <= bundle.max_tokens
     report = json.loads(
         run("treelens", "inspect", str(flask_app), "--json", "--model", str(tiny_bundle)).stdout
     )
-    assert report["tokenCount"] == len(tokens) - 2  # [CLS] and [SEP] are not part of the text
+    assert report["tokenCount"] == len(tokens) - SPECIAL_TOKENS  # [CLS] and 3 [SEP] are not text
 
 
 def test_tree_with_a_missing_bundle_is_an_error(flask_app: Path, tmp_path: Path) -> None:
