@@ -186,7 +186,7 @@ def test_output_dir_must_be_empty(tiny_data, tmp_path: Path):
 def test_crossval_scores_every_system_on_the_same_folds(tiny_run, tiny_data, tmp_path):
     """Two folds of the tiny records through the real CLI: the model and both baselines are
     scored on the same test folds, every record out of fold once; a second run keeps the
-    finished folds."""
+    finished folds and scores wide+deep at the weight it is given."""
     out = tmp_path / "cv"
     command = [
         sys.executable,
@@ -215,5 +215,8 @@ def test_crossval_scores_every_system_on_the_same_folds(tiny_run, tiny_data, tmp
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 10 and all(set(row["probabilities"]) == set(result["systems"]) for row in rows)
     assert "| tf-idf baseline |" in (out / "crossval.md").read_text()
-    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result["wide_weight"] == 0.5  # the tiny preset's finetune weight: the mix it ships
+    again = subprocess.run([*command, "--wide-weight", "1"], capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stderr.count("already done") == 2, again.stderr[-3000:]
+    rescored = json.loads((out / "crossval.json").read_text())["systems"]  # finished folds, a new mix
+    assert rescored["wide+deep"]["macro_f1"]["folds"] == rescored["wide"]["macro_f1"]["folds"]

@@ -8,7 +8,8 @@ system tunes its per-label thresholds there, never on the test fold. Per fold it
 - ``model``: the Longformer finetuned from ``--pretrained`` with the preset's finetune
   settings (the shipped configuration);
 - ``wide``: logistic regression on the TF-IDF of the model text's token ids (training/wide.py);
-- ``wide+deep``: the two mixed as the bundle mixes them (``--wide-weight``);
+- ``wide+deep``: the two mixed as the bundle mixes them (the preset's finetune wide weight,
+  or ``--wide-weight``), from the saved probabilities of both, so any weight re-scores;
 - ``tf-idf baseline`` and ``rules baseline`` (training/baselines.py).
 
 Writes ``crossval.json`` (per system: mean, std and per-fold values of macro/micro F1, exact
@@ -73,6 +74,24 @@ def pretrained_max_tokens(pretrained: Path) -> int:
     return modeling.max_tokens_of(LongformerConfig.from_pretrained(pretrained / MODEL_DIR))
 
 
+def finetune_config(config: CrossvalConfig, preset: str | Path | None, output_dir: Path) -> FinetuneConfig:
+    """The preset's finetune settings (the shipped configuration) for one fold's run."""
+    return build_config(
+        FinetuneConfig,
+        "finetune",
+        argparse.Namespace(
+            output_dir=output_dir,
+            pretrained=config.pretrained,
+            data_dir=config.data_dir,
+            data=config.data,
+            seed=config.seed,
+            device=config.device,
+            threads=config.threads,
+        ),
+        preset,
+    )
+
+
 def deep_probabilities(
     model_dir: Path, ids: dict[str, list[list[int]]], pad_id: int, config: CrossvalConfig
 ) -> dict[str, np.ndarray]:
@@ -103,20 +122,7 @@ def run_fold(
     out: dict[str, np.ndarray] = {}
 
     if not config.skip_model:
-        fine = build_config(
-            FinetuneConfig,
-            "finetune",
-            argparse.Namespace(
-                output_dir=folder / "finetune",
-                pretrained=config.pretrained,
-                data_dir=config.data_dir,
-                data=config.data,
-                seed=config.seed,
-                device=config.device,
-                threads=config.threads,
-            ),
-            preset,
-        )
+        fine = finetune_config(config, preset, folder / "finetune")
         summary = {"fold": k, "labels": label_counts(records[i] for i in train)}
         with fast_longformer():
             finetune.fit(fine, [records[i] for i in train], [records[i] for i in val], summary)
@@ -130,12 +136,8 @@ def run_fold(
 
     wide = WidePath(tokenizer, seed=config.seed)
     wide.fit([ids[i] for i in train], y[train])
-    wide_logits = {"val": wide.logits([ids[i] for i in val]), "test": wide.logits([ids[i] for i in test])}
-    for part in ("val", "test"):
-        out[f"wide/{part}"] = sigmoid(wide_logits[part])
-        if not config.skip_model:
-            deep_logits = to_logits(out[f"model/{part}"])
-            out[f"wide+deep/{part}"] = mix(deep_logits, wide_logits[part], config.wide_weight)
+    for part, rows in (("val", val), ("test", test)):
+        out[f"wide/{part}"] = sigmoid(wide.logits([ids[i] for i in rows]))
 
     tfidf = TfidfBaseline(tokenizer, config.seed)
     tfidf.fit([texts[i] for i in train], y[train], [texts[i] for i in val], y[val])
@@ -148,9 +150,27 @@ def run_fold(
     return out
 
 
-def score_fold(y: np.ndarray, split: tuple[list, list, list], probs: dict[str, np.ndarray]) -> dict:
-    """Test-fold metrics per system; thresholds tuned on the fold's validation records."""
+def with_mix(probs: dict[str, np.ndarray], wide_weight: float) -> dict[str, np.ndarray]:
+    """A fold's probabilities with wide+deep mixed from the saved model and wide ones (so a
+    finished fold is scored at any weight without training again)."""
+    if "model/test" not in probs:
+        return probs
+    mixed = {
+        f"wide+deep/{part}": mix(
+            to_logits(probs[f"model/{part}"]), to_logits(probs[f"wide/{part}"]), wide_weight
+        )
+        for part in ("val", "test")
+    }
+    return {**probs, **mixed}
+
+
+def score_fold(
+    y: np.ndarray, split: tuple[list, list, list], probs: dict[str, np.ndarray], wide_weight: float
+) -> dict:
+    """Test-fold metrics per system (wide+deep at ``wide_weight``); thresholds tuned on the
+    fold's validation records."""
     _, val, test = split
+    probs = with_mix(probs, wide_weight)
     scores = {}
     for system in SYSTEMS:
         if f"{system}/test" not in probs:
@@ -171,15 +191,10 @@ def weight_sweep(
     saved probabilities: how much each path is worth, without training again."""
     sweep = {}
     for weight in WEIGHTS:
-        scores = []
-        for split, probs in zip(splits, fold_probs, strict=True):
-            mixed = {
-                f"wide+deep/{part}": mix(
-                    to_logits(probs[f"model/{part}"]), to_logits(probs[f"wide/{part}"]), weight
-                )
-                for part in ("val", "test")
-            }
-            scores.append(score_fold(y, split, mixed)["wide+deep"]["macro_f1"])
+        scores = [
+            score_fold(y, split, probs, weight)["wide+deep"]["macro_f1"]
+            for split, probs in zip(splits, fold_probs, strict=True)
+        ]
         sweep[f"{weight:g}"] = {
             "mean": round(float(np.mean(scores)), 4),
             "std": round(float(np.std(scores)), 4),
@@ -207,9 +222,11 @@ def summarize(per_fold: list[dict]) -> dict:
     return systems
 
 
-def markdown(systems: dict, folds: int, samples: int, sweep: dict[str, dict]) -> str:
+def markdown(systems: dict, folds: int, samples: int, sweep: dict[str, dict], wide_weight: float) -> str:
     lines = [
         f"# {folds}-fold cross-validation ({samples} labelled projects, mean ± std over folds)",
+        "",
+        f"wide+deep mixes the logits at wide weight {wide_weight:g}.",
         "",
         "| system | macro-F1 | micro-F1 | exact match | label accuracy |",
         "|---|---|---|---|---|",
@@ -252,6 +269,9 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
     if len(records) < config.folds * 2:
         raise StageError(f"{len(records)} labelled records are too few for {config.folds} folds")
     tokenizer = load_tokenizer(tokenizer_path)
+    wide_weight = config.wide_weight
+    if wide_weight is None:
+        wide_weight = finetune_config(config, preset, config.output_dir).wide_weight
     max_tokens = pretrained_max_tokens(config.pretrained)
     texts = render([r.tree for r in records], max_tokens, line_counter(tokenizer))
     ids = encode_batch(tokenizer, texts, max_tokens)
@@ -276,11 +296,11 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
             saved.parent.mkdir(parents=True, exist_ok=True)
             np.savez(saved, **probs)
         fold_probs.append(probs)
-        scores = score_fold(y, split, probs)
+        scores = score_fold(y, split, probs, wide_weight)
         for system, m in scores.items():
             log.info("crossval: fold %d %-16s macro-F1 %.3f", k + 1, system, m["macro_f1"])
         per_fold.append(scores)
-        for name, p in probs.items():
+        for name, p in with_mix(probs, wide_weight).items():
             if name.endswith("/test"):
                 for row, i in enumerate(split[2]):
                     oof.setdefault(records[i].id, {"fold": k})[name.removesuffix("/test")] = p[row]
@@ -292,12 +312,13 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
         "samples": len(records),
         "label_counts": label_counts(records),
         "systems": systems,
+        "wide_weight": wide_weight,
         "wide_weight_sweep": sweep,
         "config": to_json(config),
         "preset": str(preset) if preset else None,
     }
     (config.output_dir / "crossval.json").write_text(json.dumps(result, indent=2) + "\n")
-    report = markdown(systems, config.folds, len(records), sweep)
+    report = markdown(systems, config.folds, len(records), sweep, wide_weight)
     (config.output_dir / "crossval.md").write_text(report)
     with open(config.output_dir / "predictions.jsonl", "w", encoding="utf-8") as handle:
         for record in records:

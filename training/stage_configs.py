@@ -224,7 +224,11 @@ class CrossvalConfig:
     validation_share: float = option(
         0.15, "share of each fold's training records held out to pick the epoch and the thresholds"
     )
-    wide_weight: float = option(0.5, "weight of the wide path's logits in wide+deep (0: deep only)")
+    wide_weight: float | None = option(
+        None,
+        "weight of the wide path's logits in wide+deep (0: deep only); default: the preset's "
+        "finetune --wide-weight, the mix the bundle ships",
+    )
     skip_model: bool = option(False, "score the baselines and the wide path only (no finetuning)")
     device: str = option(DEFAULT_DEVICE, ", ".join(DEVICES), choices=list(DEVICES))
     threads: int | None = option(None, "torch CPU threads")
@@ -235,5 +239,5 @@ class CrossvalConfig:
             raise UsageError(f"--folds must be at least 2, got {self.folds}")
         if not 0 < self.validation_share < 0.5:
             raise UsageError(f"--validation-share must be between 0 and 0.5, got {self.validation_share}")
-        if not 0 <= self.wide_weight <= 1:
+        if self.wide_weight is not None and not 0 <= self.wide_weight <= 1:
             raise UsageError(f"--wide-weight must be between 0 and 1, got {self.wide_weight}")
