@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 SYSTEMS = ("model", "wide", "wide+deep", "tf-idf baseline", "rules baseline")
 PREDICTIONS_FILE = "predictions.npz"
 SCORES = ("macro_f1", "micro_f1", "exact_match", "label_accuracy")
-WEIGHTS = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+WEIGHTS = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 """Wide weights the sweep scores (0: the Longformer alone, 1: the wide path alone)."""
 
 
