@@ -372,6 +372,10 @@ test("Suggest SAST Query Set opens the semgrep config and saves it to the worksp
   await page.locator(".quick-input-widget", { hasText: "SAST query set for sample-api" }).waitFor({ timeout: STEP_TIMEOUT_MS });
   await page.locator(".quick-input-widget input").fill("Semgrep");
   await page.keyboard.press("Enter");
+  // the path options (none ticked: every file, every finding), accepted as offered
+  await page.locator(".quick-input-widget", { hasText: "Semgrep paths" }).waitFor({ timeout: STEP_TIMEOUT_MS });
+  await page.locator(".quick-input-list .monaco-list-row", { hasText: "Leave out vendored" }).first().waitFor({ timeout: STEP_TIMEOUT_MS });
+  await page.keyboard.press("Enter");
   const editor = page.locator(".monaco-editor .view-lines", { hasText: "Treelens Semgrep query set" });
   await editor.first().waitFor({ timeout: STEP_TIMEOUT_MS });
   const toast = await notification(/Kept [\d,]+ of [\d,]+ Semgrep rules/);
