@@ -400,7 +400,9 @@ test("Suggest SAST Query Set opens the semgrep config and saves it to the worksp
 test("Send Feedback submits the pre-ticked labels with a comment", async () => {
   await runCommand("Treelens: Send Feedback");
   await page.locator(".quick-input-widget", { hasText: "Treelens feedback for sample-api" }).waitFor({ timeout: STEP_TIMEOUT_MS });
-  await page.locator(".quick-input-list .monaco-list-row[aria-checked]").first().waitFor({ timeout: STEP_TIMEOUT_MS });
+  // the widget is reused: wait until the previous pick's rows (the Semgrep path options) are gone
+  await page.locator(".quick-input-list .monaco-list-row", { hasText: "Leave out vendored" }).waitFor({ state: "detached", timeout: STEP_TIMEOUT_MS });
+  await page.locator(".quick-input-list .monaco-list-row[aria-checked]", { hasText: "frontend" }).first().waitFor({ timeout: STEP_TIMEOUT_MS });
   const ticked = await page
     .locator(".quick-input-list .monaco-list-row[aria-checked='true'] .label-name")
     .allInnerTexts();

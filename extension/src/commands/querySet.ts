@@ -38,16 +38,16 @@ export const SEMGREP_CATALOG_KEY = "treelens.semgrepCatalog";
 export const SEMGREP_SCOPE_KEY = "treelens.semgrepScope";
 type ScopeOption = "skipVendored" | "scopeComponents";
 /** The Semgrep path options, as `treelens suggest --skip-vendored --scope-components` names them. */
-export const SCOPE_OPTIONS: { value: ScopeOption; label: string; detail: string }[] = [
+export const SCOPE_OPTIONS: { value: ScopeOption; label: string; description: string }[] = [
   {
     value: "skipVendored",
     label: "Leave out vendored, generated and minified files",
-    detail: "Files the project's own tooling marks or never ships (--skip-vendored); findings there are not reported",
+    description: "--skip-vendored: findings there are not reported",
   },
   {
     value: "scopeComponents",
     label: "Scope each rule to the components of its language",
-    detail: "Monorepos: a Python rule skips the frontend/ (--scope-components; rules folders only)",
+    description: "--scope-components: monorepos, rules folders only",
   },
 ];
 
