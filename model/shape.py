@@ -17,17 +17,75 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-_CLI_LIBRARIES = re.compile(
-    r"\b(click|typer|docopt|fire|commander|yargs|oclif|meow|clap|structopt|picocli|thor|cobra|"
-    r"urfave/cli|kingpin|argh|cac|caporal|inquirer|ink|rich-click|cliff|gflags|spf13)\b",
-    re.IGNORECASE,
+_CLI_LIBRARIES = frozenset(
+    [
+        "click",
+        "typer",
+        "docopt",
+        "fire",
+        "commander",
+        "yargs",
+        "oclif",
+        "meow",
+        "clap",
+        "structopt",
+        "picocli",
+        "thor",
+        "cobra",
+        "kingpin",
+        "argh",
+        "cac",
+        "caporal",
+        "inquirer",
+        "ink",
+        "cliff",
+        "gflags",
+        "spf13",
+    ]
 )
-_GUI_LIBRARIES = re.compile(
-    r"\b(electron|tauri|pyqt5|pyqt6|pyside2|pyside6|wxpython|kivy|gtk|gi|javafx|avalonia|winforms|"
-    r"wpf|fyne|wails|flutter_desktop|nwjs|neutralino|qt|qml|tkinter|customtkinter|pygame|sdl2|raylib|"
-    r"imgui|egui|iced|druid|slint|swing|AppKit|Cocoa)\b",
-    re.IGNORECASE,
+_URFAVE_CLI = re.compile(r"\burfave/cli\b", re.IGNORECASE)
+_GUI_LIBRARIES = frozenset(
+    [
+        "electron",
+        "tauri",
+        "pyqt5",
+        "pyqt6",
+        "pyside2",
+        "pyside6",
+        "wxpython",
+        "kivy",
+        "gtk",
+        "gi",
+        "javafx",
+        "avalonia",
+        "winforms",
+        "wpf",
+        "fyne",
+        "wails",
+        "flutter_desktop",
+        "nwjs",
+        "neutralino",
+        "qt",
+        "qml",
+        "tkinter",
+        "customtkinter",
+        "pygame",
+        "sdl2",
+        "raylib",
+        "imgui",
+        "egui",
+        "iced",
+        "druid",
+        "slint",
+        "swing",
+        "appkit",
+        "cocoa",
+    ]
 )
+"""Library names matched as whole words of the manifests (``rich-click`` holds the word
+``click``), case-insensitively: a set look-up, where one regex alternation per fact took
+10 ms on a large monorepo's manifests."""
+_WORD = re.compile(r"\w+")
 _DESKTOP_SUFFIXES = (".desktop", ".xaml", ".ui", ".rc", ".qrc", ".glade", ".nib", ".xib")
 _DESKTOP_FILES = frozenset(
     {"tauri.conf.json", "electron-builder.yml", "electron-builder.json", "forge.config.js"}
@@ -43,6 +101,8 @@ class _Project:
     top: frozenset[str]
     manifests: str
     """Every manifest's path and text, one after the other."""
+    words: frozenset[str]
+    """The lower-cased words (``\\w+`` runs) of ``manifests``."""
 
 
 def _search(pattern: str, flags: int = 0) -> Callable[[_Project], bool]:
@@ -65,8 +125,10 @@ FACTS: dict[str, Callable[[_Project], bool]] = {
     "go-main-root": lambda p: "main.go" in p.paths,
     "bin-dir": lambda p: "bin" in p.top,
     "goreleaser": lambda p: any(".goreleaser" in name for name in p.names),
-    "cli-deps": lambda p: _CLI_LIBRARIES.search(p.manifests) is not None,
-    "gui-deps": lambda p: _GUI_LIBRARIES.search(p.manifests) is not None,
+    "cli-deps": lambda p: (
+        not _CLI_LIBRARIES.isdisjoint(p.words) or _URFAVE_CLI.search(p.manifests) is not None
+    ),
+    "gui-deps": lambda p: not _GUI_LIBRARIES.isdisjoint(p.words),
     "desktop-files": lambda p: (
         any(name.endswith(_DESKTOP_SUFFIXES) for name in p.names) or not _DESKTOP_FILES.isdisjoint(p.names)
     ),
@@ -91,11 +153,13 @@ def shape_facts(paths: Sequence[str], manifests: Mapping[str, str]) -> list[str]
     """Names of the facts that hold for a project (``paths``: its files; ``manifests``: the
     text of its selected manifests), in FACTS order."""
     lowered = [p.lower() for p in paths]
+    text = "\n".join(f"{path}\n{text}" for path, text in manifests.items())
     project = _Project(
         paths=lowered,
         names=frozenset(p.rsplit("/", 1)[-1] for p in lowered),
         top=frozenset(p.split("/", 1)[0] for p in lowered if "/" in p),
-        manifests="\n".join(f"{path}\n{text}" for path, text in manifests.items()),
+        manifests=text,
+        words=frozenset(_WORD.findall(text.lower())),
     )
     return [name for name, holds in FACTS.items() if holds(project)]
 
