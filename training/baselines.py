@@ -109,15 +109,21 @@ class TfidfBaseline:
             LogisticRegression(C=4.0, class_weight="balanced", max_iter=5000, random_state=seed)
         )
         self.thresholds = [UNTUNED_THRESHOLD] * len(LABELS)
+        self.validation_probabilities = np.zeros((0, len(LABELS)), dtype=np.float32)
 
     def _tokens(self, text: str) -> list[str]:
         tokens = self.tokenizer.encode(text, add_special_tokens=False).tokens
         return tokens + [f"{a} {b}" for a, b in itertools.pairwise(tokens)]
 
     def fit(self, texts: Sequence[str], y: np.ndarray, val_texts: Sequence[str], y_val: np.ndarray) -> None:
+        """Fit on ``texts``, tune thresholds on the validation texts (kept as
+        ``validation_probabilities``), then fit again on both: the wide path's treatment, so
+        the comparison stays like for like."""
         self.model.fit(self.vectorizer.fit_transform(texts), y)
-        tuned = tune_thresholds(y_val, self.probabilities(val_texts))
+        self.validation_probabilities = self.probabilities(val_texts)
+        tuned = tune_thresholds(y_val, self.validation_probabilities)
         self.thresholds = [tuned[name] for name in LABELS]
+        self.model.fit(self.vectorizer.fit_transform([*texts, *val_texts]), np.concatenate([y, y_val]))
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         return self.model.predict_proba(self.vectorizer.transform(texts))

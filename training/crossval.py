@@ -7,16 +7,20 @@ system tunes its per-label thresholds there, never on the test fold. Per fold it
 
 - ``model``: the Longformer finetuned from ``--pretrained`` with the preset's finetune
   settings (the shipped configuration);
-- ``wide``: logistic regression on the TF-IDF of the model text's token ids (training/wide.py);
+- ``wide``: logistic regression on the TF-IDF of the model text's token ids (training/wide.py),
+  thresholds from a fit on the training records, then refit on training + validation as
+  finetune ships it (the TF-IDF baseline is treated the same way);
 - ``wide+deep``: the two mixed as the bundle mixes them (the preset's finetune wide weight,
-  or ``--wide-weight``), from the saved probabilities of both, so any weight re-scores;
+  or ``--wide-weight``);
 - ``tf-idf baseline`` and ``rules baseline`` (training/baselines.py).
 
 Writes ``crossval.json`` (per system: mean, std and per-fold values of macro/micro F1, exact
 match, label accuracy and per-label F1), ``crossval.md`` (the same as tables),
 ``predictions.jsonl`` (out-of-fold probabilities of every system) and one ``fold-K/`` folder
-per fold. A killed run continues where it stopped: finished folds are kept, a fold's
-finetuning resumes from its checkpoint.
+per fold. A killed run continues where it stopped: a finished fold keeps its Longformer
+predictions (``fold-K/predictions.npz``), a fold's finetuning resumes from its checkpoint;
+the wide path and the baselines take seconds and are fit again on every run, so a change to
+them or to ``--wide-weight`` is scored without finetuning again.
 """
 
 from __future__ import annotations
@@ -104,50 +108,60 @@ def deep_probabilities(
         return {name: modeling.predict(model, x, pad_id, 8, ctx) for name, x in ids.items()}
 
 
-def run_fold(
+def deep_fold(
     k: int,
+    records: list[Record],
+    split: tuple[list, list, list],
+    pad_id: int,
+    ids: list[list[int]],
+    config: CrossvalConfig,
+    preset: str | Path | None,
+) -> dict[str, np.ndarray]:
+    """Finetune the Longformer on one fold; its validation and test probabilities (saved:
+    the hour of the run)."""
+    train, val, test = split
+    folder = config.output_dir / f"fold-{k}"
+    fine = finetune_config(config, preset, folder / "finetune")
+    summary = {"fold": k, "labels": label_counts(records[i] for i in train)}
+    with fast_longformer():
+        finetune.fit(fine, [records[i] for i in train], [records[i] for i in val], summary)
+    deep = deep_probabilities(
+        folder / "finetune" / MODEL_DIR,
+        {"val": [ids[i] for i in val], "test": [ids[i] for i in test]},
+        pad_id,
+        config,
+    )
+    return {"model/val": deep["val"], "model/test": deep["test"]}
+
+
+def quick_fold(
     records: list[Record],
     split: tuple[list, list, list],
     tokenizer: Tokenizer,
     ids: list[list[int]],
     texts: list[str],
-    config: CrossvalConfig,
-    preset: str | Path | None,
+    seed: int,
 ) -> dict[str, np.ndarray]:
-    """Train every system on one fold; returns validation and test probabilities per system."""
+    """The wide path and both baselines on one fold (seconds: fit again on every run).
+
+    Validation probabilities come from a fit on the training records (thresholds are tuned
+    on them); test probabilities from a fit on training + validation, as finetune ships it.
+    """
     train, val, test = split
-    folder = config.output_dir / f"fold-{k}"
-    pad_id = tokenizer.token_to_id(PAD)
     y = np.array([r.labels for r in records])
-    out: dict[str, np.ndarray] = {}
-
-    if not config.skip_model:
-        fine = finetune_config(config, preset, folder / "finetune")
-        summary = {"fold": k, "labels": label_counts(records[i] for i in train)}
-        with fast_longformer():
-            finetune.fit(fine, [records[i] for i in train], [records[i] for i in val], summary)
-        deep = deep_probabilities(
-            folder / "finetune" / MODEL_DIR,
-            {"val": [ids[i] for i in val], "test": [ids[i] for i in test]},
-            pad_id,
-            config,
-        )
-        out["model/val"], out["model/test"] = deep["val"], deep["test"]
-
-    wide = WidePath(tokenizer, seed=config.seed)
-    wide.fit([ids[i] for i in train], y[train])
-    for part, rows in (("val", val), ("test", test)):
-        out[f"wide/{part}"] = sigmoid(wide.logits([ids[i] for i in rows]))
-
-    tfidf = TfidfBaseline(tokenizer, config.seed)
+    wide = WidePath(tokenizer, seed=seed)
+    val_logits = wide.fit_then_refit([ids[i] for i in train], y[train], [ids[i] for i in val], y[val])
+    tfidf = TfidfBaseline(tokenizer, seed)
     tfidf.fit([texts[i] for i in train], y[train], [texts[i] for i in val], y[val])
-    out["tf-idf baseline/val"] = tfidf.probabilities([texts[i] for i in val])
-    out["tf-idf baseline/test"] = tfidf.probabilities([texts[i] for i in test])
-
-    out["rules baseline/test"] = np.array(
-        [rules_labels(analyze(records[i].tree)) for i in test], dtype=np.float32
-    )
-    return out
+    return {
+        "wide/val": sigmoid(val_logits),
+        "wide/test": sigmoid(wide.logits([ids[i] for i in test])),
+        "tf-idf baseline/val": tfidf.validation_probabilities,
+        "tf-idf baseline/test": tfidf.probabilities([texts[i] for i in test]),
+        "rules baseline/test": np.array(
+            [rules_labels(analyze(records[i].tree)) for i in test], dtype=np.float32
+        ),
+    }
 
 
 def with_mix(probs: dict[str, np.ndarray], wide_weight: float) -> dict[str, np.ndarray]:
@@ -269,6 +283,7 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
     if len(records) < config.folds * 2:
         raise StageError(f"{len(records)} labelled records are too few for {config.folds} folds")
     tokenizer = load_tokenizer(tokenizer_path)
+    pad_id = tokenizer.token_to_id(PAD)
     wide_weight = config.wide_weight
     if wide_weight is None:
         wide_weight = finetune_config(config, preset, config.output_dir).wide_weight
@@ -284,17 +299,20 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
     per_fold, oof, fold_probs = [], {}, []
     for k, split in enumerate(splits):
         saved = config.output_dir / f"fold-{k}" / PREDICTIONS_FILE
+        log.info(
+            "crossval: fold %d/%d: %d train, %d validation, %d test",
+            k + 1, config.folds, len(split[0]), len(split[1]), len(split[2]),
+        )  # fmt: skip
         if saved.is_file():
-            log.info("crossval: fold %d/%d already done, keeping %s", k + 1, config.folds, saved)
-            probs = dict(np.load(saved))
-        else:
             log.info(
-                "crossval: fold %d/%d: %d train, %d validation, %d test",
-                k + 1, config.folds, len(split[0]), len(split[1]), len(split[2]),
-            )  # fmt: skip
-            probs = run_fold(k, records, split, tokenizer, ids, texts, config, preset)
+                "crossval: fold %d/%d already done, keeping the Longformer's %s", k + 1, config.folds, saved
+            )
+            deep = {name: p for name, p in np.load(saved).items() if name.startswith("model/")}
+        else:
+            deep = {} if config.skip_model else deep_fold(k, records, split, pad_id, ids, config, preset)
             saved.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(saved, **probs)
+            np.savez(saved, **deep)
+        probs = {**deep, **quick_fold(records, split, tokenizer, ids, texts, config.seed)}
         fold_probs.append(probs)
         scores = score_fold(y, split, probs, wide_weight)
         for system, m in scores.items():

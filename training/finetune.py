@@ -291,10 +291,11 @@ def fit(
     if ctx.main:
         val_probs = modeling.predict(classifier, val_ids, pad_id, config.batch_size, ctx)
         train_probs = modeling.predict(classifier, train_ids, pad_id, config.batch_size, ctx)
-        if config.wide_weight > 0:  # the wide path, fit on the same records; thresholds on the mix
-            wide_path = wide.WidePath(tokenizer, seed=config.seed).fit(train_ids, y_train)
+        if config.wide_weight > 0:  # the wide path; thresholds on the mix, from a fit without validation
+            wide_path = wide.WidePath(tokenizer, seed=config.seed)
+            val_wide = wide_path.fit_then_refit(train_ids, y_train, val_ids, y_val)
             wide.save(config.output_dir, wide_path, config.wide_weight)
-            val_probs = wide.mix(wide.to_logits(val_probs), wide_path.logits(val_ids), config.wide_weight)
+            val_probs = wide.mix(wide.to_logits(val_probs), val_wide, config.wide_weight)
             train_probs = wide.mix(
                 wide.to_logits(train_probs), wide_path.logits(train_ids), config.wide_weight
             )

@@ -94,6 +94,19 @@ class WidePath:
     def logits(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
         return self.model.decision_function(self._features(ids, fit=False))
 
+    def fit_then_refit(
+        self, ids: Sequence[Sequence[int]], y: np.ndarray, val_ids: Sequence[Sequence[int]], y_val: np.ndarray
+    ) -> np.ndarray:
+        """Fit on the training records; return that fit's validation logits (to choose
+        thresholds on records it never saw); then fit again on training + validation records.
+
+        The extra 15 % of data is worth +0.012 macro-F1 to the shipped mix on every one of the
+        5 cross-validation folds (README, "Levers measured"); the thresholds stay honest.
+        """
+        val_logits = self.fit(ids, y).logits(val_ids)
+        self.fit([*ids, *val_ids], np.concatenate([y, y_val]))
+        return val_logits
+
     def weights(self) -> dict[str, np.ndarray]:
         """idf per segment (special ids zeroed), segment weights, coefficients (labels x
         segments * vocab) and intercepts, for WideHead."""
