@@ -43,6 +43,7 @@ from treelens.model.tokenizer import (
     PROBE_LINES,
     SEP,
     TokenizerError,
+    cut_segments,
     encode,
     line_counter,
     load_tokenizer,
@@ -373,18 +374,14 @@ class Classifier:
         A character split over several byte-level tokens is shown with the first of them
         (the others show ""), so the token texts put together give the text back.
         """
-        ids = self.encode(text)
         pieces = segments(text)
         encodings = self.tokenizer.encode_batch(list(pieces), add_special_tokens=False)
-        texts: dict[int, str] = {}  # position in ids -> the text its token shows
-        position = 1  # after [CLS]
-        for piece, encoding in zip(pieces, encodings, strict=True):
+        kept = cut_segments([encoding.ids for encoding in encodings], self.max_tokens)
+        tokens = [(self._cls_id, CLS)]
+        for piece, encoding, ids in zip(pieces, encodings, kept, strict=True):
             shown = 0
-            for token_id, (start, end) in zip(encoding.ids, encoding.offsets, strict=True):
-                if position >= len(ids) or ids[position] != token_id:
-                    break  # the segment was cut to the budget
-                texts[position] = piece[max(start, shown) : end]
-                shown, position = max(shown, end), position + 1
-            position += 1  # the segment's [SEP]
-        special = {self._cls_id: CLS, self._sep_id: SEP}
-        return [(token_id, texts.get(i, special.get(token_id, ""))) for i, token_id in enumerate(ids)]
+            for token_id, (start, end) in zip(ids, encoding.offsets, strict=False):  # ids: a prefix
+                tokens.append((token_id, piece[max(start, shown) : end]))
+                shown = max(shown, end)
+            tokens.append((self._sep_id, SEP))
+        return tokens

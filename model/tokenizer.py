@@ -79,22 +79,28 @@ def encode_batch(tokenizer: Tokenizer, texts: Sequence[str], max_tokens: int) ->
 
 
 def fit_segments(parts: Sequence[list[int]], max_tokens: int, cls_id: int, sep_id: int) -> list[int]:
-    """The ids of a text's three segments, each closed by [SEP], behind [CLS]; at most
-    ``max_tokens``.
+    """The ids of a text's three segments (``cut_segments``), each closed by [SEP], behind
+    [CLS]: at most ``max_tokens``."""
+    ids = [cls_id]
+    for segment in cut_segments(parts, max_tokens):
+        ids += [*segment, sep_id]
+    return ids
 
-    The one cutting rule of training, the export's parity check and the runtime. A text
-    that ``model.input.describe`` fitted with this tokenizer and budget always fits (its
-    budget counts the special tokens); a foreign or hand-made one is cut: each short
-    segment to an eighth of the budget, the text to what is left, so the model only ever
-    sees three closed segments.
+
+def cut_segments(parts: Sequence[list[int]], max_tokens: int) -> list[list[int]]:
+    """The token ids of a text's three segments, cut so that with [CLS] and three [SEP] they
+    take at most ``max_tokens``; each kept part is a prefix of its segment.
+
+    The one cutting rule of training, the export's parity check, the runtime and its
+    tokenization view. A text that ``model.input.describe`` fitted with this tokenizer and
+    budget always fits (its budget counts the special tokens); a foreign or hand-made one is
+    cut: each short segment to an eighth of the budget, the text to what is left, so the
+    model only ever sees three closed segments.
     """
     text, *short = parts
     short = [ids[: max_tokens // 8] for ids in short]
     room = max_tokens - 1 - len(short) - 1 - sum(len(ids) for ids in short)
-    ids = [cls_id, *text[:room], sep_id]
-    for segment in short:
-        ids += [*segment, sep_id]
-    return ids
+    return [text[:room], *short]
 
 
 def fit_ids(ids: list[int], max_tokens: int, sep_id: int) -> list[int]:

@@ -135,6 +135,7 @@ def test_training_and_runtime_cut_a_long_text_alike(classifier):
     sep_id = classifier.tokenizer.token_to_id(SEP)
     assert len(runtime) == classifier.max_tokens and runtime[-1] == sep_id
     assert training == runtime
+    assert [token_id for token_id, _piece in classifier.tokenize(text)] == runtime  # the view cuts alike
 
 
 def test_providers():
