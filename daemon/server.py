@@ -365,12 +365,13 @@ class TreelensServer(LanguageServer):
 
         classifier = await self.model_if_any()
         labels = None
-        async with folder.lock:
+        async with folder.lock:  # one tree for the labels, the analysis and the path scope
+            tree = folder.scanned_tree().snapshot()
             if classifier is not None:
                 text, found = await self._current(folder, classifier)
                 analysis, labels = text.analysis, ModelLabels(found.probabilities, found.thresholds, "")
             else:
-                analysis = await self.run(analyze, folder.scanned_tree().snapshot(), self.path_filter)
+                analysis = await self.run(analyze, tree, self.path_filter)
         try:
             loaded = await self.run(load_catalog, engine, catalog)
         except CatalogError as error:
@@ -378,8 +379,6 @@ class TreelensServer(LanguageServer):
         sets = await self.run(suggest_sets, analysis, {engine: loaded}, labels, folder.name, folder.root)
         query_set = sets[engine]
         if scope.components or scope.skip_vendored:
-            async with folder.lock:
-                tree = folder.scanned_tree().snapshot()
             query_set = await self.run(
                 scoped,
                 query_set,
