@@ -155,3 +155,21 @@ def test_install_gate_refuses_a_worse_bundle_unless_forced(tiny_bundle, tiny_dat
     assert check_gate(everything, nothing, records, force=False, threads=1)["candidate"] > 0
     assert check_gate(everything, everything, records, force=False, threads=1) is not None
     assert check_gate(nothing, tmp_path / "not-there", records, force=False, threads=1) is None
+
+
+def test_install_gate_judges_an_older_format_bundle_by_its_recorded_score(tiny_bundle, tiny_data, tmp_path):
+    """An installed bundle of another input format cannot run here; its manifest's test
+    macro-F1 on as many records still bars a worse candidate. Without a matching record
+    (another split, another count) there is nothing to compare with."""
+    records = labelled_splits(read_many([tiny_data]))["test"]
+    nothing = _bundle_with_thresholds(tiny_bundle, tmp_path / "nothing", 0.9999)
+    older = _bundle_with_thresholds(tiny_bundle, tmp_path / "older", 0.5)
+    manifest = json.loads((older / "manifest.json").read_text())
+    manifest["input_format"] -= 1
+    manifest["metrics"] = {"split": "test", "samples": len(records), "systems": {"model": {"macro_f1": 0.5}}}
+    (older / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(StageError, match=r"below the installed bundle's 0\.5000"):
+        check_gate(nothing, older, records, force=False, threads=1)
+    manifest["metrics"]["samples"] = len(records) + 1
+    (older / "manifest.json").write_text(json.dumps(manifest))
+    assert check_gate(nothing, older, records, force=False, threads=1) is None

@@ -35,6 +35,7 @@ from transformers import LongformerForSequenceClassification
 from treelens.model.bundle import (
     BUNDLE_FORMAT,
     GRAPH_INPUTS,
+    MANIFEST_FILE,
     BundleError,
     file_entries,
     load_bundle,
@@ -251,27 +252,55 @@ def held_out_macro_f1(bundle_dir: Path, records: list[Record], threads: int | No
     return multilabel_metrics(np.array([r.labels for r in records]), np.array(predicted))["macro_f1"]
 
 
+def recorded_macro_f1(target: Path, records: list[Record]) -> float | None:
+    """The test macro-F1 an installed bundle's manifest records, when it was measured on the
+    test split with as many records as ``records`` (the split is fixed by record id), else None.
+
+    A bundle of an older input format cannot run in this Treelens, but the score it recorded
+    on the same held-out records still bars a worse successor.
+    """
+    try:
+        metrics = json.loads((target / MANIFEST_FILE).read_text())["metrics"]
+        if metrics["split"] == "test" and metrics["samples"] == len(records):
+            return float(metrics["systems"]["model"]["macro_f1"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
 def check_gate(
     candidate: Path, target: Path, records: list[Record], force: bool, threads: int | None
 ) -> dict | None:
     """Refuse to replace a bundle that scores higher macro-F1 on the same held-out records.
 
-    Retraining on feedback must never make the shipped answers worse unnoticed. Returns
-    both scores (None when nothing usable is installed, so nothing to compare); raises
-    StageError when the candidate is lower, unless ``force``, which installs with a warning.
+    Retraining on feedback must never make the shipped answers worse unnoticed. The installed
+    bundle is run on the records; one this Treelens cannot run (another input format) is
+    judged by the score its manifest records on them. Returns both scores (None when
+    nothing is installed to compare with); raises StageError when the candidate is lower,
+    unless ``force``, which installs with a warning.
     """
     if not records:
         raise StageError("no held-out (test split) records to compare the bundles on; add labelled data")
     try:
         load_bundle(target)
+        installed, source = held_out_macro_f1(target, records, threads), "run"
     except BundleError as error:
+        recorded = recorded_macro_f1(target, records)
+        if recorded is None:
+            log.info(
+                "export: nothing usable installed at %s (%s); installing without a comparison", target, error
+            )
+            return None
         log.info(
-            "export: nothing usable installed at %s (%s); installing without a comparison", target, error
-        )
-        return None
+            "export: the installed bundle cannot run here (%s); comparing with the test macro-F1 its "
+            "manifest records on the same %d records",
+            error, len(records),
+        )  # fmt: skip
+        installed, source = recorded, "manifest"
     scores = {
         "candidate": held_out_macro_f1(candidate, records, threads),
-        "installed": held_out_macro_f1(target, records, threads),
+        "installed": installed,
+        "installed_from": source,
         "records": len(records),
     }
     drop = scores["installed"] - scores["candidate"]
