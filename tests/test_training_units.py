@@ -142,19 +142,24 @@ def test_wide_head_computes_the_wide_path_per_segment(tiny_run):
     assert not np.allclose(wide.head_logits(head, moved), wide.head_logits(head, ids[:1]), atol=1e-3)
 
 
-def test_wide_path_thresholds_from_a_fit_without_validation_then_a_refit_on_both(tiny_run):
-    """fit_then_refit: the validation logits come from a fit that never saw those records;
-    the path it leaves behind (the one finetune ships) is fit on training + validation."""
+def test_wide_path_out_of_fold_logits_then_a_fit_on_all(tiny_run):
+    """fit_out_of_fold: each record's logits come from an inner fit that never saw it; the
+    path it leaves behind (the one finetune ships) is fit on every record."""
     from treelens.model.tokenizer import encode_batch, load_tokenizer
     from treelens.training import wide
+    from treelens.training.metrics import inner_folds
 
     tokenizer = load_tokenizer(tiny_run / "tokenizer" / "tokenizer.json")
     texts = [
-        f"# tree\n{name}/main.py\n# project: {name}\n# facts: none\n" for name in ("cmd", "web", "lib", "app")
+        f"# tree\n{name}/main.py\n# project: {name}\n# facts: none\n"
+        for name in ("cmd", "web", "lib", "app", "api", "bin")
     ]
     ids = encode_batch(tokenizer, texts, 256)
-    y = np.array([[1, 0] * 4, [0, 1] * 4, [1, 1, 0, 0] * 2, [0, 0, 1, 1] * 2])
+    y = np.array([[1, 0] * 4, [0, 1] * 4, [1, 1, 0, 0] * 2, [0, 0, 1, 1] * 2, [1, 0] * 4, [0, 1] * 4])
     path = wide.WidePath(tokenizer)
-    val_logits = path.fit_then_refit(ids[:3], y[:3], ids[3:], y[3:])
-    np.testing.assert_allclose(val_logits, wide.WidePath(tokenizer).fit(ids[:3], y[:3]).logits(ids[3:]))
+    oof = path.fit_out_of_fold(ids, y, folds=3)
+    for fit_on, score in inner_folds(len(ids), 3, seed=0):
+        inner = wide.WidePath(tokenizer).fit([ids[i] for i in fit_on], y[fit_on])
+        np.testing.assert_allclose(oof[score], inner.logits([ids[i] for i in score]), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(oof, path.logits(ids), atol=1e-3)
     np.testing.assert_allclose(path.logits(ids), wide.WidePath(tokenizer).fit(ids, y).logits(ids))

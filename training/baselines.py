@@ -21,7 +21,7 @@ from tokenizers import Tokenizer
 
 from treelens.model.input import Analysis
 from treelens.model.labels import LABELS, UNTUNED_THRESHOLD
-from treelens.training.metrics import apply_thresholds, tune_thresholds
+from treelens.training.metrics import apply_thresholds, inner_folds, tune_thresholds
 
 SERVER = {
     "django", "flask", "fastapi", "pyramid", "express", "koa", "nestjs", "spring", "rails", "sinatra",
@@ -108,22 +108,28 @@ class TfidfBaseline:
         self.model = OneVsRestClassifier(
             LogisticRegression(C=4.0, class_weight="balanced", max_iter=5000, random_state=seed)
         )
+        self.seed = seed
         self.thresholds = [UNTUNED_THRESHOLD] * len(LABELS)
-        self.validation_probabilities = np.zeros((0, len(LABELS)), dtype=np.float32)
+        self.out_of_fold_probabilities = np.zeros((0, len(LABELS)), dtype=np.float32)
 
     def _tokens(self, text: str) -> list[str]:
         tokens = self.tokenizer.encode(text, add_special_tokens=False).tokens
         return tokens + [f"{a} {b}" for a, b in itertools.pairwise(tokens)]
 
-    def fit(self, texts: Sequence[str], y: np.ndarray, val_texts: Sequence[str], y_val: np.ndarray) -> None:
-        """Fit on ``texts``, tune thresholds on the validation texts (kept as
-        ``validation_probabilities``), then fit again on both: the wide path's treatment, so
-        the comparison stays like for like."""
-        self.model.fit(self.vectorizer.fit_transform(texts), y)
-        self.validation_probabilities = self.probabilities(val_texts)
-        tuned = tune_thresholds(y_val, self.validation_probabilities)
+    def fit(self, texts: Sequence[str], y: np.ndarray, folds: int = 5) -> None:
+        """Tune thresholds on out-of-fold probabilities over ``texts`` (kept as
+        ``out_of_fold_probabilities``), then fit on all of them: the wide path's treatment
+        (``WidePath.fit_out_of_fold``), so the comparison stays like for like."""
+        self.out_of_fold_probabilities = np.zeros(y.shape, dtype=np.float32)
+        for fit_on, score in inner_folds(len(texts), folds, self.seed):
+            self._fit([texts[i] for i in fit_on], y[fit_on])
+            self.out_of_fold_probabilities[score] = self.probabilities([texts[i] for i in score])
+        tuned = tune_thresholds(y, self.out_of_fold_probabilities)
         self.thresholds = [tuned[name] for name in LABELS]
-        self.model.fit(self.vectorizer.fit_transform([*texts, *val_texts]), np.concatenate([y, y_val]))
+        self._fit(texts, y)
+
+    def _fit(self, texts: Sequence[str], y: np.ndarray) -> None:
+        self.model.fit(self.vectorizer.fit_transform(texts), y)
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         return self.model.predict_proba(self.vectorizer.transform(texts))

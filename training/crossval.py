@@ -144,19 +144,20 @@ def quick_fold(
 ) -> dict[str, np.ndarray]:
     """The wide path and both baselines on one fold (seconds: fit again on every run).
 
-    Validation probabilities come from a fit on the training records (thresholds are tuned
-    on them); test probabilities from a fit on training + validation, as finetune ships it.
+    Both are fit on training + validation records, as finetune ships the wide path, and
+    keep out-of-fold probabilities over those records to tune their thresholds on.
     """
     train, val, test = split
     y = np.array([r.labels for r in records])
+    fit_on = train + val
     wide = WidePath(tokenizer, seed=seed)
-    val_logits = wide.fit_then_refit([ids[i] for i in train], y[train], [ids[i] for i in val], y[val])
+    oof_logits = wide.fit_out_of_fold([ids[i] for i in fit_on], y[fit_on])
     tfidf = TfidfBaseline(tokenizer, seed)
-    tfidf.fit([texts[i] for i in train], y[train], [texts[i] for i in val], y[val])
+    tfidf.fit([texts[i] for i in fit_on], y[fit_on])
     return {
-        "wide/val": sigmoid(val_logits),
+        "wide/oof": sigmoid(oof_logits),
         "wide/test": sigmoid(wide.logits([ids[i] for i in test])),
-        "tf-idf baseline/val": tfidf.validation_probabilities,
+        "tf-idf baseline/oof": tfidf.out_of_fold_probabilities,
         "tf-idf baseline/test": tfidf.probabilities([texts[i] for i in test]),
         "rules baseline/test": np.array(
             [rules_labels(analyze(records[i].tree)) for i in test], dtype=np.float32
@@ -166,24 +167,21 @@ def quick_fold(
 
 def with_mix(probs: dict[str, np.ndarray], wide_weight: float) -> dict[str, np.ndarray]:
     """A fold's probabilities with wide+deep mixed from the saved model and wide ones (so a
-    finished fold is scored at any weight without training again)."""
+    finished fold is scored at any weight without training again). The mix takes its
+    thresholds from the wide path's out-of-fold probabilities, as finetune does."""
     if "model/test" not in probs:
         return probs
-    mixed = {
-        f"wide+deep/{part}": mix(
-            to_logits(probs[f"model/{part}"]), to_logits(probs[f"wide/{part}"]), wide_weight
-        )
-        for part in ("val", "test")
-    }
-    return {**probs, **mixed}
+    mixed = mix(to_logits(probs["model/test"]), to_logits(probs["wide/test"]), wide_weight)
+    return {**probs, "wide+deep/test": mixed, "wide+deep/oof": probs["wide/oof"]}
 
 
 def score_fold(
     y: np.ndarray, split: tuple[list, list, list], probs: dict[str, np.ndarray], wide_weight: float
 ) -> dict:
-    """Test-fold metrics per system (wide+deep at ``wide_weight``); thresholds tuned on the
-    fold's validation records."""
-    _, val, test = split
+    """Test-fold metrics per system (wide+deep at ``wide_weight``). Thresholds are tuned on
+    out-of-fold probabilities over the training + validation records where a system has
+    them, else (the Longformer alone) on the validation records."""
+    train, val, test = split
     probs = with_mix(probs, wide_weight)
     scores = {}
     for system in SYSTEMS:
@@ -191,6 +189,9 @@ def score_fold(
             continue
         if system == "rules baseline":
             cut = [UNTUNED_THRESHOLD] * len(LABELS)
+        elif f"{system}/oof" in probs:
+            tuned = tune_thresholds(y[train + val], probs[f"{system}/oof"])
+            cut = [tuned[name] for name in LABELS]
         else:
             tuned = tune_thresholds(y[val], probs[f"{system}/val"])
             cut = [tuned[name] for name in LABELS]

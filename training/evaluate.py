@@ -154,14 +154,9 @@ def run(config: EvaluateConfig) -> dict:
     if config.baselines:
         predictions["rules"] = np.array([rules_labels(t.analysis) for t in texts])
         systems["rules baseline"] = multilabel_metrics(y, predictions["rules"])
-        fit_records = splits["train"][: config.max_train_samples]
+        fit_records = [*splits["train"][: config.max_train_samples], *splits["validation"]]
         tfidf = TfidfBaseline(model.tokenizer, config.seed)
-        tfidf.fit(
-            [model.describe(r).text for r in fit_records],
-            np.array([r.labels for r in fit_records]),
-            [model.describe(r).text for r in splits["validation"]],
-            np.array([r.labels for r in splits["validation"]]),
-        )
+        tfidf.fit([model.describe(r).text for r in fit_records], np.array([r.labels for r in fit_records]))
         predictions["tfidf"] = tfidf.predict([t.text for t in texts])
         systems["tf-idf baseline"] = multilabel_metrics(y, predictions["tfidf"])
 

@@ -5,7 +5,8 @@ Reads in run order: setup -> data (the report's split rule, the test split held 
 global attention) -> optimizer and schedule (the report's epoch rule) -> one epoch at a
 time: train with BCEWithLogitsLoss, evaluate on validation, check for overfitting
 (validation loss > 5x training loss), keep the best epoch by validation macro-F1, stop
-early, checkpoint -> tune per-label thresholds on validation -> save. Runs unchanged
+early, checkpoint -> tune per-label thresholds (on the wide path's out-of-fold predictions
+over training + validation records, or on validation without a wide path) -> save. Runs unchanged
 under ``torchrun --nproc_per_node N``; a killed run resumes from its last epoch.
 """
 
@@ -284,22 +285,26 @@ def fit(
     if epoch < epochs and ctx.main:
         log.info("finetune: early stop after epoch %d (best epoch %d)", epoch - 1, best_epoch)
 
-    # thresholds on validation, final metrics, save --------------------------------------------
+    # thresholds, final metrics, save --------------------------------------------
     classifier = modeling.unwrap(model)
     classifier.load_state_dict(best_state)
     model_dir = config.output_dir / MODEL_DIR
     if ctx.main:
         val_probs = modeling.predict(classifier, val_ids, pad_id, config.batch_size, ctx)
         train_probs = modeling.predict(classifier, train_ids, pad_id, config.batch_size, ctx)
-        if config.wide_weight > 0:  # the wide path; thresholds on the mix, from a fit without validation
+        if config.wide_weight > 0:
+            # The wide path, fit on training + validation records. The thresholds come from its
+            # out-of-fold logits on all of them (the Longformer has no out-of-fold predictions:
+            # that would take a finetune per inner fold); the metrics below mix each record's
+            # out-of-fold wide logits with the Longformer's, so validation stays unseen.
             wide_path = wide.WidePath(tokenizer, seed=config.seed)
-            val_wide = wide_path.fit_then_refit(train_ids, y_train, val_ids, y_val)
+            oof = wide_path.fit_out_of_fold([*train_ids, *val_ids], np.concatenate([y_train, y_val]))
             wide.save(config.output_dir, wide_path, config.wide_weight)
-            val_probs = wide.mix(wide.to_logits(val_probs), val_wide, config.wide_weight)
-            train_probs = wide.mix(
-                wide.to_logits(train_probs), wide_path.logits(train_ids), config.wide_weight
-            )
-        thresholds = tune_thresholds(y_val, val_probs)
+            thresholds = tune_thresholds(np.concatenate([y_train, y_val]), wide.sigmoid(oof))
+            train_probs = wide.mix(wide.to_logits(train_probs), oof[: len(train_ids)], config.wide_weight)
+            val_probs = wide.mix(wide.to_logits(val_probs), oof[len(train_ids) :], config.wide_weight)
+        else:
+            thresholds = tune_thresholds(y_val, val_probs)
         cut = [thresholds[name] for name in LABELS]
         classifier.save_pretrained(model_dir)
         shutil.copyfile(tokenizer_path, config.output_dir / TOKENIZER_FILE)

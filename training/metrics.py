@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from sklearn.metrics import f1_score, multilabel_confusion_matrix, precision_recall_fscore_support
+from sklearn.model_selection import KFold
 
 from treelens.model.labels import LABELS, UNTUNED_THRESHOLD
 
@@ -76,3 +77,10 @@ def tune_thresholds(
         pick = max(best, key=lambda k: (round(float(gaps[k]), 6), -abs(float(cuts[k]) - 0.5)))
         chosen[name] = round(float(cuts[pick]), 4)
     return chosen
+
+
+def inner_folds(count: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(fit on, score) index pairs of a shuffled k-fold split of ``count`` training records:
+    out-of-fold predictions to tune thresholds on every training record, not a small share."""
+    splitter = KFold(n_splits=min(folds, count), shuffle=True, random_state=seed)
+    return list(splitter.split(np.arange(count)))

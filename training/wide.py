@@ -19,11 +19,11 @@ import scipy.sparse as sp
 import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import KFold
 from sklearn.multiclass import OneVsRestClassifier
 from tokenizers import Tokenizer
 
 from treelens.model.tokenizer import SEP, SPECIAL_TOKENS
+from treelens.training.metrics import inner_folds
 
 WIDE_FILE = "wide.npz"
 T = TypeVar("T", np.ndarray, torch.Tensor)
@@ -57,6 +57,7 @@ class WidePath:
         seed: int = 0,
         segment_weights: Sequence[float] = SEGMENT_WEIGHTS,
     ) -> None:
+        self.tokenizer, self.c, self.seed = tokenizer, c, seed
         vocab_size = tokenizer.get_vocab_size()
         self.special = {i for i in map(tokenizer.token_to_id, SPECIAL_TOKENS) if i is not None}
         self.sep_id = tokenizer.token_to_id(SEP)
@@ -94,18 +95,20 @@ class WidePath:
     def logits(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
         return self.model.decision_function(self._features(ids, fit=False))
 
-    def fit_then_refit(
-        self, ids: Sequence[Sequence[int]], y: np.ndarray, val_ids: Sequence[Sequence[int]], y_val: np.ndarray
-    ) -> np.ndarray:
-        """Fit on the training records; return that fit's validation logits (to choose
-        thresholds on records it never saw); then fit again on training + validation records.
+    def fit_out_of_fold(self, ids: Sequence[Sequence[int]], y: np.ndarray, folds: int = 5) -> np.ndarray:
+        """Logits for every record from a fit that never saw it (``folds`` inner fits), then
+        a fit on all of them: the path finetune ships.
 
-        The extra 15 % of data is worth +0.012 macro-F1 to the shipped mix on every one of the
-        5 cross-validation folds (README, "Levers measured"); the thresholds stay honest.
+        Thresholds tuned on these out-of-fold logits rest on every training record, not on
+        the validation share alone (about 80 records, 9 desktop apps): +0.024 macro-F1 for
+        the wide path on the 5 cross-validation folds, and no fold worse (README).
         """
-        val_logits = self.fit(ids, y).logits(val_ids)
-        self.fit([*ids, *val_ids], np.concatenate([y, y_val]))
-        return val_logits
+        logits = np.zeros(y.shape, dtype=np.float32)
+        for fit_on, score in inner_folds(len(ids), folds, self.seed):
+            inner = WidePath(self.tokenizer, self.c, self.seed, self.segment_weights)
+            logits[score] = inner.fit([ids[i] for i in fit_on], y[fit_on]).logits([ids[i] for i in score])
+        self.fit(ids, y)
+        return logits
 
     def weights(self) -> dict[str, np.ndarray]:
         """idf per segment (special ids zeroed), segment weights, coefficients (labels x
@@ -171,12 +174,7 @@ def out_of_fold_probabilities(
     The teacher of ``--distill-weight``: a fit's own training records get near-certain,
     uninformative scores; k-fold predictions keep the wide path's honest doubts.
     """
-    probabilities = np.zeros(y.shape, dtype=np.float32)
-    splitter = KFold(n_splits=min(folds, len(ids)), shuffle=True, random_state=seed)
-    for fit_on, score in splitter.split(np.arange(len(ids))):
-        path = WidePath(tokenizer, seed=seed).fit([ids[i] for i in fit_on], y[fit_on])
-        probabilities[score] = sigmoid(path.logits([ids[i] for i in score]))
-    return probabilities
+    return sigmoid(WidePath(tokenizer, seed=seed).fit_out_of_fold(ids, y, folds))
 
 
 def mix_logits(deep_logits: T, wide_logits: T, wide_weight: float) -> T:
