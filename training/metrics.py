@@ -72,11 +72,22 @@ def tune_thresholds(
         values = np.unique(np.concatenate([[0.0, 1.0], probabilities[:, i]]))
         cuts = (values[:-1] + values[1:]) / 2  # the middle of every gap
         gaps = values[1:] - values[:-1]
-        scores = np.array([f1_score(y_true[:, i], probabilities[:, i] >= t, zero_division=0) for t in cuts])
+        scores = _f1_at_cuts(y_true[:, i], probabilities[:, i], cuts)
         best = np.flatnonzero(scores >= scores.max() - 1e-9)
         pick = max(best, key=lambda k: (round(float(gaps[k]), 6), -abs(float(cuts[k]) - 0.5)))
         chosen[name] = round(float(cuts[pick]), 4)
     return chosen
+
+
+def _f1_at_cuts(y: np.ndarray, p: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """F1 of ``p >= cut`` for every cut at once (sorted counts; one scikit-learn call per cut
+    took seconds for the few hundred cuts of out-of-fold predictions)."""
+    order = np.argsort(p, kind="stable")
+    above = np.concatenate([np.cumsum(y[order][::-1])[::-1], [0]])  # positives at or after index k
+    first = np.searchsorted(p[order], cuts, side="left")
+    predicted = len(p) - first
+    true_positives = above[first]
+    return 2 * true_positives / np.maximum(predicted + y.sum(), 1)
 
 
 def inner_folds(count: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
