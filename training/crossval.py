@@ -2,16 +2,16 @@
 same folds, in one run.
 
 Every labelled record lands in exactly one test fold. Inside a fold, a fixed share of the
-other records is held out as validation: the Longformer picks its best epoch there and every
-system tunes its per-label thresholds there, never on the test fold. Per fold it scores
+other records is held out as validation: the Longformer picks its best epoch there (and,
+scored alone, its thresholds). Nothing is tuned on the test fold. Per fold it scores
 
 - ``model``: the Longformer finetuned from ``--pretrained`` with the preset's finetune
   settings (the shipped configuration);
 - ``wide``: logistic regression on the TF-IDF of the model text's token ids (training/wide.py),
-  thresholds from a fit on the training records, then refit on training + validation as
-  finetune ships it (the TF-IDF baseline is treated the same way);
+  fit on training + validation with thresholds from inner 5-fold out-of-fold predictions
+  over them, as finetune ships it (the TF-IDF baseline is treated the same way);
 - ``wide+deep``: the two mixed as the bundle mixes them (the preset's finetune wide weight,
-  or ``--wide-weight``);
+  or ``--wide-weight``), with the wide path's thresholds;
 - ``tf-idf baseline`` and ``rules baseline`` (training/baselines.py).
 
 Writes ``crossval.json`` (per system: mean, std and per-fold values of macro/micro F1, exact

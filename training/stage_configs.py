@@ -222,7 +222,7 @@ class CrossvalConfig:
     data: list[Path] = option([], "data files (override --data-dir); labelled records are used")
     folds: int = option(5, "number of folds")
     validation_share: float = option(
-        0.15, "share of each fold's training records held out to pick the epoch and the thresholds"
+        0.15, "share of each fold's training records held out to pick the Longformer's epoch (and thresholds)"
     )
     wide_weight: float | None = option(
         None,
