@@ -16,7 +16,6 @@ import copy
 import json
 import logging
 import math
-import random
 import shutil
 import time
 from dataclasses import asdict
@@ -48,7 +47,7 @@ from treelens.training.run_layout import (
     write_metrics,
 )
 from treelens.training.stage_configs import FinetuneConfig
-from treelens.training.texts import drop_files, labelled_splits, load_records, render
+from treelens.training.texts import epoch_views, labelled_splits, load_records, render
 
 log = logging.getLogger(__name__)
 
@@ -197,20 +196,17 @@ def fit(
 
     # loop: one epoch at a time ------------------------------------------------------------
     started = time.perf_counter()
-    rng = random.Random(config.seed)  # noqa: S311 - augmentation, not security
+    train_trees = [r.tree for r in train_records]
     while epoch < epochs and epoch - best_epoch <= config.early_stopping_patience:
-        # augmentation: re-render some records from a tree with files dropped
-        rng.seed(config.seed * 7919 + epoch)
-        epoch_ids = list(train_ids)
-        if config.augment_drop > 0:
-            chosen = [i for i in range(len(train_records)) if rng.random() < config.augment_drop]
-            trees = [drop_files(train_records[i].tree, config.augment_drop_share, rng) for i in chosen]
-            for i, ids in zip(
-                chosen,
-                encode_batch(tokenizer, render(trees, max_tokens, counter), max_tokens),
-                strict=True,
-            ):
-                epoch_ids[i] = ids
+        epoch_ids = epoch_views(
+            train_trees,
+            train_ids,
+            (config.augment_drop, config.augment_drop_share),
+            config.seed * 7919 + epoch,
+            tokenizer,
+            max_tokens,
+            counter,
+        )
         batches = modeling.length_batches(
             [len(x) for x in epoch_ids], config.batch_size, config.seed, epoch, ctx
         )

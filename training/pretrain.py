@@ -29,6 +29,7 @@ from transformers import (
 )
 
 from treelens.model.tokenizer import encode_batch, line_counter, load_tokenizer
+from treelens.model.tree import ProjectTree
 from treelens.training import modeling
 from treelens.training.longformer_fast import fast_longformer
 from treelens.training.modeling import Architecture, RunContext, count
@@ -41,7 +42,14 @@ from treelens.training.run_layout import (
     write_metrics,
 )
 from treelens.training.stage_configs import PretrainConfig
-from treelens.training.texts import SubtreeRule, labelled_splits, load_records, pretraining_trees, render
+from treelens.training.texts import (
+    SubtreeRule,
+    epoch_views,
+    labelled_splits,
+    load_records,
+    pretraining_trees,
+    render,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +82,9 @@ def hf_tokenizer(tokenizer_path: Path) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_path), **HF_SPECIAL_TOKENS)
 
 
-def pretraining_texts(config: PretrainConfig, counter) -> tuple[list[str], list[str]]:
-    """Training texts (every record but the held-out splits, plus sub-trees) and eval texts.
+def pretraining_texts(config: PretrainConfig, counter) -> tuple[list[ProjectTree], list[str], list[str]]:
+    """Training trees (every record but the held-out splits, plus sub-trees), their texts,
+    and eval texts.
 
     The labelled validation and test splits are kept out: validation measures the MLM
     loss on unseen projects, and the test split is never seen by any stage but evaluate.
@@ -85,11 +94,12 @@ def pretraining_texts(config: PretrainConfig, counter) -> tuple[list[str], list[
     held_out = {r.id for r in splits["validation"] + splits["test"]}
     train_records = [r for r in records if r.id not in held_out]
     trees = pretraining_trees(train_records, SubtreeRule() if config.subtrees else None)
-    train = render(trees[: config.max_train_samples], config.max_tokens, counter)
+    trees = trees[: config.max_train_samples]
+    train = render(trees, config.max_tokens, counter)
     evaluation = render(
         [r.tree for r in splits["validation"]][: config.max_eval_samples], config.max_tokens, counter
     )
-    return train, evaluation
+    return trees, train, evaluation
 
 
 def evaluate_mlm(model, collator, ids: list[list[int]], config: PretrainConfig, ctx: RunContext) -> dict:
@@ -158,7 +168,7 @@ def _run(config: PretrainConfig) -> Path:
 
     # data -------------------------------------------------------------------------------
     counter = line_counter(tokenizer)
-    train_texts, eval_texts = pretraining_texts(config, counter)
+    train_trees, train_texts, eval_texts = pretraining_texts(config, counter)
     train_ids = encode_batch(tokenizer, train_texts, config.max_tokens)
     eval_ids = encode_batch(tokenizer, eval_texts, config.max_tokens)
     lengths = [len(x) for x in train_ids]
@@ -245,10 +255,21 @@ def _run(config: PretrainConfig) -> Path:
     progress = tqdm(total=total_steps, initial=step, desc="pretrain", disable=not ctx.main, mininterval=5)
     while epoch < config.epochs and step < total_steps:
         collator.mlm_probability = mlm_probability(config, epoch)
-        batches = modeling.length_batches(lengths, config.batch_size, config.seed, epoch, ctx)
+        epoch_ids = epoch_views(
+            train_trees,
+            train_ids,
+            (config.augment_drop, config.augment_drop_share),
+            config.seed * 7919 + epoch,
+            tokenizer,
+            config.max_tokens,
+            counter,
+        )
+        batches = modeling.length_batches(
+            [len(x) for x in epoch_ids], config.batch_size, config.seed, epoch, ctx
+        )
         for index, batch_indices in modeling.iterate(batches, skip):
             # forward one micro-batch; a non-finite loss on any process skips the batch everywhere
-            batch = collator([{"input_ids": train_ids[i]} for i in batch_indices])
+            batch = collator([{"input_ids": epoch_ids[i]} for i in batch_indices])
             batch = {k: v.to(ctx.device) for k, v in batch.items()}
             last_micro = (index + 1) % config.grad_accum == 0 or index + 1 == len(batches)
             with modeling.no_sync(model, not last_micro):

@@ -48,6 +48,8 @@ class PretrainConfig:
     data: list[Path] = option([], "data files (override --data-dir)")
     # data
     subtrees: bool = option(True, "add sub-trees of large repositories as extra samples")
+    augment_drop: float = option(0.5, "chance a training text is shown with some files dropped, per epoch")
+    augment_drop_share: float = option(0.25, "share of non-manifest files dropped then")
     max_train_samples: int | None = option(None, "use at most this many training texts (smoke runs)")
     max_eval_samples: int | None = option(None, "use at most this many evaluation texts")
     # model

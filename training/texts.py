@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tokenizers import Tokenizer
+
 from treelens.model.dataset import (
     DatasetError,
     Record,
@@ -26,6 +28,7 @@ from treelens.model.dataset import (
 )
 from treelens.model.input import TokenCounter, describe
 from treelens.model.manifests import is_manifest
+from treelens.model.tokenizer import encode_batch
 from treelens.model.tree import FileEntry, ProjectTree
 
 log = logging.getLogger(__name__)
@@ -102,9 +105,36 @@ def pretraining_trees(records: Sequence[Record], rule: SubtreeRule | None) -> li
 def drop_files(tree: ProjectTree, share: float, rng: random.Random) -> ProjectTree:
     """A copy of ``tree`` without a random ``share`` of its non-manifest files.
 
-    Augmentation for finetuning: the project keeps its labels (manifests stay, so the
+    Augmentation: the project keeps its labels (manifests stay, so the
     dependency evidence does), while the tree the model reads changes.
     """
     kept = [f for f in tree.files if is_manifest(f.path) or rng.random() >= share]
     kept_paths = {f.path for f in kept}
     return ProjectTree(kept, {p: t for p, t in tree.manifests.items() if p in kept_paths}, name=tree.name)
+
+
+def epoch_views(
+    trees: Sequence[ProjectTree],
+    ids: Sequence[list[int]],
+    augment: tuple[float, float],
+    seed: int,
+    tokenizer: Tokenizer,
+    max_tokens: int,
+    counter: TokenCounter,
+) -> list[list[int]]:
+    """One epoch's token ids: ``ids``, with each tree re-rendered without a share of its
+    files (``drop_files``) at the chance ``augment[0]``, ``augment[1]`` of its files dropped.
+
+    Seeded per epoch, so a resumed run shows the same views. Pretraining and finetuning
+    both see a project from several angles this way; a small data set repeats less.
+    """
+    chance, share = augment
+    views = list(ids)
+    if chance <= 0:
+        return views
+    rng = random.Random(seed)  # noqa: S311 - augmentation, not security
+    chosen = [i for i in range(len(trees)) if rng.random() < chance]
+    dropped = render([drop_files(trees[i], share, rng) for i in chosen], max_tokens, counter)
+    for i, view in zip(chosen, encode_batch(tokenizer, dropped, max_tokens), strict=True):
+        views[i] = view
+    return views
