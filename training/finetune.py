@@ -198,15 +198,7 @@ def fit(
     started = time.perf_counter()
     train_trees = [r.tree for r in train_records]
     while epoch < epochs and epoch - best_epoch <= config.early_stopping_patience:
-        epoch_ids = epoch_views(
-            train_trees,
-            train_ids,
-            (config.augment_drop, config.augment_drop_share),
-            config.seed * 7919 + epoch,
-            tokenizer,
-            max_tokens,
-            counter,
-        )
+        epoch_ids = epoch_views(train_trees, train_ids, config, epoch, tokenizer, max_tokens, counter)
         batches = modeling.length_batches(
             [len(x) for x in epoch_ids], config.batch_size, config.seed, epoch, ctx
         )

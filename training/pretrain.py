@@ -255,15 +255,7 @@ def _run(config: PretrainConfig) -> Path:
     progress = tqdm(total=total_steps, initial=step, desc="pretrain", disable=not ctx.main, mininterval=5)
     while epoch < config.epochs and step < total_steps:
         collator.mlm_probability = mlm_probability(config, epoch)
-        epoch_ids = epoch_views(
-            train_trees,
-            train_ids,
-            (config.augment_drop, config.augment_drop_share),
-            config.seed * 7919 + epoch,
-            tokenizer,
-            config.max_tokens,
-            counter,
-        )
+        epoch_ids = epoch_views(train_trees, train_ids, config, epoch, tokenizer, config.max_tokens, counter)
         batches = modeling.length_batches(
             [len(x) for x in epoch_ids], config.batch_size, config.seed, epoch, ctx
         )

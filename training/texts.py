@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from tokenizers import Tokenizer
 
@@ -113,28 +114,37 @@ def drop_files(tree: ProjectTree, share: float, rng: random.Random) -> ProjectTr
     return ProjectTree(kept, {p: t for p, t in tree.manifests.items() if p in kept_paths}, name=tree.name)
 
 
+class Augmentation(Protocol):
+    """The settings ``epoch_views`` reads (PretrainConfig and FinetuneConfig have them)."""
+
+    augment_drop: float
+    augment_drop_share: float
+    seed: int
+
+
 def epoch_views(
     trees: Sequence[ProjectTree],
     ids: Sequence[list[int]],
-    augment: tuple[float, float],
-    seed: int,
+    config: Augmentation,
+    epoch: int,
     tokenizer: Tokenizer,
     max_tokens: int,
     counter: TokenCounter,
 ) -> list[list[int]]:
     """One epoch's token ids: ``ids``, with each tree re-rendered without a share of its
-    files (``drop_files``) at the chance ``augment[0]``, ``augment[1]`` of its files dropped.
+    files (``drop_files``) at the chance ``config.augment_drop``, ``augment_drop_share``
+    of its non-manifest files dropped.
 
     Seeded per epoch, so a resumed run shows the same views. Pretraining and finetuning
     both see a project from several angles this way; a small data set repeats less.
     """
-    chance, share = augment
     views = list(ids)
-    if chance <= 0:
+    if config.augment_drop <= 0:
         return views
-    rng = random.Random(seed)  # noqa: S311 - augmentation, not security
-    chosen = [i for i in range(len(trees)) if rng.random() < chance]
-    dropped = render([drop_files(trees[i], share, rng) for i in chosen], max_tokens, counter)
-    for i, view in zip(chosen, encode_batch(tokenizer, dropped, max_tokens), strict=True):
+    rng = random.Random(config.seed * 7919 + epoch)  # noqa: S311 - augmentation, not security
+    chosen = [i for i in range(len(trees)) if rng.random() < config.augment_drop]
+    dropped = [drop_files(trees[i], config.augment_drop_share, rng) for i in chosen]
+    dropped_texts = render(dropped, max_tokens, counter)
+    for i, view in zip(chosen, encode_batch(tokenizer, dropped_texts, max_tokens), strict=True):
         views[i] = view
     return views
