@@ -4,9 +4,9 @@ Reads top to bottom in the order it runs: setup -> data -> model -> optimizer an
 schedule -> loop (this epoch's views, some trees with files dropped; mask, forward, skip
 non-finite losses, clip, step, log, evaluate and checkpoint every N steps) -> final
 evaluation -> save. The masking probability decays linearly from 0.38 to 0.08 across
-epochs (the seed report's schedule): early
-epochs make the model fill in most of a tree, later ones refine. A kill at any point
-loses at most ``checkpoint_steps`` steps: the run resumes from ``checkpoint.pt``.
+epochs (the seed report's schedule): early epochs make the model fill in most of a
+tree, later ones refine. A kill at any point loses at most ``checkpoint_steps`` steps:
+the run resumes from ``checkpoint.pt``.
 Runs unchanged under ``torchrun --nproc_per_node N`` (DistributedDataParallel).
 """
 
