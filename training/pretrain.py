@@ -83,9 +83,9 @@ def hf_tokenizer(tokenizer_path: Path) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_path), **HF_SPECIAL_TOKENS)
 
 
-def pretraining_texts(config: PretrainConfig, counter) -> tuple[list[ProjectTree], list[str], list[str]]:
-    """Training trees (every record but the held-out splits, plus sub-trees), their texts,
-    and eval texts.
+def pretraining_data(config: PretrainConfig, counter) -> tuple[list[ProjectTree], list[str]]:
+    """Training trees (every record but the held-out splits, plus sub-trees; each epoch
+    renders some of them again with files dropped) and eval texts.
 
     The labelled validation and test splits are kept out: validation measures the MLM
     loss on unseen projects, and the test split is never seen by any stage but evaluate.
@@ -95,12 +95,10 @@ def pretraining_texts(config: PretrainConfig, counter) -> tuple[list[ProjectTree
     held_out = {r.id for r in splits["validation"] + splits["test"]}
     train_records = [r for r in records if r.id not in held_out]
     trees = pretraining_trees(train_records, SubtreeRule() if config.subtrees else None)
-    trees = trees[: config.max_train_samples]
-    train = render(trees, config.max_tokens, counter)
     evaluation = render(
         [r.tree for r in splits["validation"]][: config.max_eval_samples], config.max_tokens, counter
     )
-    return trees, train, evaluation
+    return trees[: config.max_train_samples], evaluation
 
 
 def evaluate_mlm(model, collator, ids: list[list[int]], config: PretrainConfig, ctx: RunContext) -> dict:
@@ -169,8 +167,8 @@ def _run(config: PretrainConfig) -> Path:
 
     # data -------------------------------------------------------------------------------
     counter = line_counter(tokenizer)
-    train_trees, train_texts, eval_texts = pretraining_texts(config, counter)
-    train_ids = encode_batch(tokenizer, train_texts, config.max_tokens)
+    train_trees, eval_texts = pretraining_data(config, counter)
+    train_ids = encode_batch(tokenizer, render(train_trees, config.max_tokens, counter), config.max_tokens)
     eval_ids = encode_batch(tokenizer, eval_texts, config.max_tokens)
     lengths = [len(x) for x in train_ids]
     collator = DataCollatorForLanguageModeling(

@@ -131,9 +131,9 @@ def epoch_views(
     max_tokens: int,
     counter: TokenCounter,
 ) -> list[list[int]]:
-    """One epoch's token ids: ``ids``, with each tree re-rendered without a share of its
-    files (``drop_files``) at the chance ``config.augment_drop``, ``augment_drop_share``
-    of its non-manifest files dropped.
+    """One epoch's token ids: ``ids``, except that each tree is, at the chance
+    ``config.augment_drop``, rendered again without ``config.augment_drop_share`` of its
+    non-manifest files (``drop_files``).
 
     Seeded per epoch, so a resumed run shows the same views. Pretraining and finetuning
     both see a project from several angles this way; a small data set repeats less.
