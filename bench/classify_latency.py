@@ -116,10 +116,10 @@ def main() -> int:
 
     import onnxruntime
     import torch
-    from transformers import LongformerForSequenceClassification
     from transformers.utils import logging as transformers_logging
 
     from treelens.training import wide
+    from treelens.training.pooling import load_classifier
 
     transformers_logging.set_verbosity_error()
     torch.set_num_threads(THREADS)
@@ -129,7 +129,7 @@ def main() -> int:
         raise SystemExit(f"{fp32_dir} was not exported with {args.bundle}: different training runs")
     int8 = Classifier.load(args.bundle, device="cpu", threads=THREADS)
     fp32 = Classifier.load(fp32_dir, device="cpu", threads=THREADS)
-    eager = LongformerForSequenceClassification.from_pretrained(torch_dir).eval()
+    eager = load_classifier(torch_dir).eval()
     wide_path = wide.load(torch_dir.parent)  # the wide path beside the Longformer, when it has one
     thresholds = np.array([int8.thresholds[name] for name in int8.labels])
 

@@ -100,10 +100,10 @@ def deep_probabilities(
     model_dir: Path, ids: dict[str, list[list[int]]], pad_id: int, config: CrossvalConfig
 ) -> dict[str, np.ndarray]:
     """The finetuned Longformer's probabilities on each named list of token ids."""
-    from transformers import LongformerForSequenceClassification
+    from treelens.training.pooling import load_classifier
 
     ctx = modeling.setup_run(config.device, config.threads)
-    model = LongformerForSequenceClassification.from_pretrained(model_dir).to(ctx.device)
+    model = load_classifier(model_dir).to(ctx.device)
     with fast_longformer():
         return {name: modeling.predict(model, x, pad_id, 8, ctx) for name, x in ids.items()}
 

@@ -35,13 +35,11 @@ class TorchModel:
     """A finetune output folder: its tokenizer, thresholds and PyTorch classifier."""
 
     def __init__(self, folder: Path, config: EvaluateConfig) -> None:
-        from transformers import LongformerForSequenceClassification
+        from treelens.training.pooling import load_classifier
 
         self.ctx = modeling.setup_run(config.device, config.threads)
         self.tokenizer = load_tokenizer(folder / TOKENIZER_FILE)
-        self.model = LongformerForSequenceClassification.from_pretrained(folder / MODEL_DIR).to(
-            self.ctx.device
-        )
+        self.model = load_classifier(folder / MODEL_DIR).to(self.ctx.device)
         self.max_tokens = modeling.max_tokens_of(self.model.config)
         thresholds = json.loads((folder / THRESHOLDS_FILE).read_text())
         self.thresholds = [thresholds[name] for name in LABELS]

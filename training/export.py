@@ -30,7 +30,6 @@ import numpy as np
 import onnx
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
-from transformers import LongformerForSequenceClassification
 
 from treelens.model.bundle import (
     BUNDLE_FORMAT,
@@ -51,6 +50,7 @@ from treelens.training import modeling, wide
 from treelens.training.longformer_fast import ClassifierGraph
 from treelens.training.metrics import multilabel_metrics
 from treelens.training.options import StageError, prepare_output_dir, to_json
+from treelens.training.pooling import load_classifier
 from treelens.training.run_layout import (
     ALL_RESULTS_FILE,
     DATA_SUMMARY_FILE,
@@ -345,7 +345,7 @@ def run(config: ExportConfig) -> Path:
     tokenizer_path = config.model / TOKENIZER_FILE
     tokenizer = load_tokenizer(tokenizer_path)
     pad_id, sep_id = tokenizer.token_to_id(PAD), tokenizer.token_to_id(SEP)
-    model = LongformerForSequenceClassification.from_pretrained(config.model / MODEL_DIR).eval()
+    model = load_classifier(config.model / MODEL_DIR).eval()
     max_tokens = modeling.max_tokens_of(model.config)
     window = modeling.window_of(model)
     buckets = sorted(set(config.buckets))

@@ -34,7 +34,7 @@ from transformers import (
 from treelens.model.dataset import Record, label_counts
 from treelens.model.labels import LABELS, UNTUNED_THRESHOLD
 from treelens.model.tokenizer import PAD, encode_batch, line_counter, load_tokenizer
-from treelens.training import modeling, wide
+from treelens.training import modeling, pooling, wide
 from treelens.training.longformer_fast import fast_longformer
 from treelens.training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
 from treelens.training.options import StageError, to_json
@@ -142,9 +142,7 @@ def fit(
         targets_train = (1 - config.distill_weight) * y_train + config.distill_weight * teacher
 
     # model ------------------------------------------------------------------------------
-    model = LongformerForSequenceClassification.from_pretrained(
-        pretrained_model, **modeling.classifier_labels()
-    )
+    model = pooling.new_classifier(pretrained_model, config.pooling, **modeling.classifier_labels())
     if config.global_init != "random":
         init_global_attention(model, uniform=config.global_init == "mean")
     model.to(ctx.device)

@@ -12,8 +12,8 @@ exports wrong numbers, even at the traced length).
 
 ``ClassifierGraph`` is what gets exported: the classifier's logits, computing in the last
 layer only what the [CLS] output depends on (its global attention over all tokens, its
-feed-forward). Same function of the same weights; the export checks it against stock
-transformers eager at every bucket.
+feed-forward) when the head reads [CLS] alone. Same function of the same weights; the
+export checks it against stock transformers eager at every bucket.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from transformers import LongformerForSequenceClassification
 from transformers.models.longformer.modeling_longformer import LongformerSelfAttention
+
+from treelens.training.pooling import pooling_of
 
 _STOCK_FORWARD = LongformerSelfAttention.forward
 
@@ -131,8 +133,9 @@ class ClassifierGraph(nn.Module):
     """(input_ids, attention_mask) -> logits of a LongformerForSequenceClassification, for export.
 
     Inputs must be padded to a multiple of the attention window (the runtime pads to its
-    length buckets). [CLS] gets global attention, as the classifier gives it. The last
-    layer computes only the [CLS] row, the only one the classification head reads.
+    length buckets). [CLS] gets global attention, as the classifier gives it. With the stock
+    head the last layer computes only the [CLS] row, the only one the head reads; a
+    ``segments`` head (training/pooling.py) reads every token, so the last layer runs whole.
     """
 
     def __init__(self, model: LongformerForSequenceClassification) -> None:
@@ -148,8 +151,9 @@ class ClassifierGraph(nn.Module):
         is_index_masked, is_index_global = extended < 0, extended > 0
         hidden = longformer.embeddings(input_ids=input_ids)
         layers = longformer.encoder.layer
+        whole = pooling_of(self.model.config) == "segments"
         with fast_longformer():
-            for layer in layers[:-1]:
+            for layer in layers if whole else layers[:-1]:
                 hidden = layer(
                     hidden,
                     attention_mask=extended,
@@ -157,6 +161,8 @@ class ClassifierGraph(nn.Module):
                     is_index_global_attn=is_index_global,
                     is_global_attn=True,
                 )[0]
+        if whole:
+            return self.model.classifier(hidden, input_ids, attention_mask)
         last = layers[-1]
         cls = _global_output(last.attention.self, hidden, is_index_masked, None)
         attended = last.attention.output(cls, hidden[:, :1])

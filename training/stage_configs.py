@@ -123,6 +123,12 @@ class FinetuneConfig:
         "weight of the wide path (logistic regression on token counts, in the same graph) in the "
         "mixed logits; 0: the Longformer alone",
     )
+    pooling: str = option(
+        "cls",
+        "what the head reads: 'cls' the [CLS] state alone, 'segments' also the mean of each segment's "
+        "last hidden states (tree, project, facts; training/pooling.py)",
+        choices=["cls", "segments"],
+    )
     distill_weight: float = option(
         0.0,
         "share of each training target taken from the wide path's out-of-fold probabilities "

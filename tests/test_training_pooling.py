@@ -1,0 +1,94 @@
+"""``finetune --pooling segments``: the head reads [CLS] and the mean of each segment. The
+segments are the wide path's, the export graph computes what the eager model computes, and
+a model trained so is loaded, exported and run with the head it was trained with."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import LongformerConfig
+
+from treelens.model.runtime import Classifier
+from treelens.model.tree import FileEntry, ProjectTree
+from treelens.training.longformer_fast import ClassifierGraph
+from treelens.training.pooling import (
+    CONFIG_KEY,
+    SEGMENTS,
+    SegmentPooledClassifier,
+    load_classifier,
+    segment_ids,
+)
+from treelens.training.wide import split_segments
+
+SEP_ID = 2
+
+
+def test_segments_are_the_wide_paths():
+    """A token's segment is where the wide path's split puts it, [SEP] and overflow included."""
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        ids = rng.integers(3, 40, size=50)
+        ids[rng.choice(50, size=rng.integers(0, 5), replace=False)] = SEP_ID
+        expected = [k for k, part in enumerate(split_segments(ids.tolist(), SEP_ID, SEGMENTS)) for _ in part]
+        assert segment_ids(torch.tensor(ids)[None], SEP_ID)[0].tolist() == expected
+
+
+def test_export_graph_computes_what_the_eager_model_computes():
+    """The segments head runs the whole last layer in the export graph (the [CLS]-only
+    shortcut would drop the tokens it reads): equal to the eager model, padding included."""
+    config = LongformerConfig(
+        vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        attention_window=32, max_position_embeddings=1026, pad_token_id=1, bos_token_id=0,
+        sep_token_id=SEP_ID, num_labels=8, type_vocab_size=1,
+    )  # fmt: skip
+    setattr(config, CONFIG_KEY, "segments")
+    torch.manual_seed(0)
+    model = SegmentPooledClassifier(config).eval()
+    ids = torch.randint(5, 60, (2, 256))
+    ids[:, 0] = 0
+    ids[:, [150, 180, 200]] = SEP_ID
+    mask = torch.ones_like(ids)
+    mask[1, 190:] = 0
+    with torch.no_grad():
+        eager = model(input_ids=ids, attention_mask=mask).logits
+        graph = ClassifierGraph(model)(ids, mask)
+        facts_changed = ids.clone()
+        facts_changed[0, 185:200] = 7
+        moved = model(input_ids=facts_changed, attention_mask=mask).logits
+    torch.testing.assert_close(graph, eager, atol=1e-5, rtol=0)
+    assert not torch.allclose(moved[0], eager[0])  # the facts segment reaches the logits
+
+
+@pytest.fixture(scope="module")
+def segments_run(tiny_run: Path, tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny finetune with --pooling segments, then its export (parity checks included)."""
+    out = tmp_path_factory.mktemp("segments")
+    cli = (sys.executable, "-m", "treelens.training.cli")
+    for command in (
+        [*cli, "finetune", "--preset", "tiny", "--data", str(tiny_data), "--pooling", "segments"]
+        + ["--pretrained", str(tiny_run / "pretrain"), "--output-dir", str(out / "finetune")],
+        [*cli, "export", "--preset", "tiny", "--data", str(tiny_data)]
+        + ["--model", str(out / "finetune"), "--output-dir", str(out / "export")],
+    ):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def test_finetune_saves_the_pooling_and_loaders_honour_it(segments_run: Path):
+    config = json.loads((segments_run / "finetune" / "model" / "config.json").read_text())
+    assert config[CONFIG_KEY] == "segments"
+    assert isinstance(load_classifier(segments_run / "finetune" / "model"), SegmentPooledClassifier)
+
+
+def test_exported_bundle_classifies(segments_run: Path):
+    classifier = Classifier.load(segments_run / "export" / "bundle", device="cpu", threads=1)
+    tree = ProjectTree([FileEntry("app/main.py", 10, "file"), FileEntry("setup.py", 5, "file")], {})
+    result = classifier.classify(tree)
+    assert set(result.probabilities) == set(classifier.labels)

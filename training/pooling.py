@@ -1,0 +1,102 @@
+"""The classifier's pooling: what the head reads from the Longformer's last layer.
+
+``cls`` is stock ``LongformerForSequenceClassification``: the head reads [CLS] alone, which
+sees the text through its global attention. ``segments`` also reads the mean of each
+segment's last hidden states (the model text is ``[CLS] tree [SEP] project [SEP] facts
+[SEP]``, ``model.input.segments``): through [CLS] alone the few tokens of the project name
+and the facts compete with thousands of path tokens for one attention, while a mean per
+segment keeps each in view, as the wide path weighs each segment apart. The choice is
+stored in the model's config (``treelens_pooling``), so every loader gets the head the
+model was trained with (``load_classifier``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import LongformerConfig, LongformerForSequenceClassification
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from treelens.model.input import SEGMENT_HEADS
+
+POOLINGS = ("cls", "segments")
+SEGMENTS = len(SEGMENT_HEADS) + 1  # the tree, then one segment per head line (project, facts)
+CONFIG_KEY = "treelens_pooling"
+
+
+def pooling_of(config: LongformerConfig) -> str:
+    """The pooling a saved model was trained with (models without the key: ``cls``)."""
+    return getattr(config, CONFIG_KEY, "cls")
+
+
+def segment_ids(input_ids: torch.Tensor, sep_id: int) -> torch.Tensor:
+    """Each token's segment: the number of [SEP] before it (a [SEP] ends its own segment),
+    as the wide path counts them (``wide.WideHead``)."""
+    sep = (input_ids == sep_id).long()
+    return (torch.cumsum(sep, dim=1) - sep).clamp(max=SEGMENTS - 1)
+
+
+class SegmentHead(nn.Module):
+    """[CLS] beside the mean of each segment's hidden states -> dense -> tanh -> labels
+    (the stock head's shape, on ``SEGMENTS + 1`` times the width)."""
+
+    def __init__(self, config: LongformerConfig) -> None:
+        super().__init__()
+        self.sep_id = config.sep_token_id
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dense = nn.Linear((SEGMENTS + 1) * config.hidden_size, config.hidden_size)
+        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(
+        self, hidden: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        segment = segment_ids(input_ids, self.sep_id)
+        parts = [hidden[:, 0]]
+        for k in range(SEGMENTS):
+            weight = ((segment == k) & (attention_mask > 0)).to(hidden.dtype).unsqueeze(-1)
+            parts.append((hidden * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0))
+        x = torch.tanh(self.dense(self.dropout(torch.cat(parts, dim=-1))))
+        return self.out_proj(self.dropout(x))
+
+
+class SegmentPooledClassifier(LongformerForSequenceClassification):
+    """LongformerForSequenceClassification whose head reads every segment (``SegmentHead``).
+
+    [CLS] keeps its global attention; loss and labels are the trainer's business (finetune
+    computes BCE itself), so ``forward`` returns logits only.
+    """
+
+    def __init__(self, config: LongformerConfig) -> None:
+        super().__init__(config)
+        self.classifier = SegmentHead(config)
+        self.post_init()
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: object
+    ) -> SequenceClassifierOutput:
+        global_mask = torch.zeros_like(input_ids)
+        global_mask[:, 0] = 1
+        hidden = self.longformer(
+            input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_mask
+        ).last_hidden_state
+        return SequenceClassifierOutput(logits=self.classifier(hidden, input_ids, attention_mask))
+
+
+def classifier_class(pooling: str) -> type[LongformerForSequenceClassification]:
+    return SegmentPooledClassifier if pooling == "segments" else LongformerForSequenceClassification
+
+
+def new_classifier(pretrained: Path, pooling: str, **config: object) -> LongformerForSequenceClassification:
+    """A classifier with a fresh head on the pretrained (MLM) Longformer in ``pretrained``;
+    ``config`` adds keys to its LongformerConfig (the labels)."""
+    model_config = LongformerConfig.from_pretrained(pretrained, **config)
+    setattr(model_config, CONFIG_KEY, pooling)
+    return classifier_class(pooling).from_pretrained(pretrained, config=model_config)
+
+
+def load_classifier(model_dir: Path) -> LongformerForSequenceClassification:
+    """A finetuned classifier, with the head it was trained with."""
+    config = LongformerConfig.from_pretrained(model_dir)
+    return classifier_class(pooling_of(config)).from_pretrained(model_dir)
