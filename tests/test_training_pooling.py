@@ -70,11 +70,11 @@ def segments_run(tiny_run: Path, tiny_data: Path, tmp_path_factory: pytest.TempP
     """A tiny finetune with --pooling segments, then its export (parity checks included)."""
     out = tmp_path_factory.mktemp("segments")
     cli = (sys.executable, "-m", "treelens.training.cli")
+    data = ("--preset", "tiny", "--data", str(tiny_data))
+    segments = ("--pretrained", str(tiny_run / "pretrain"), "--pooling", "segments")
     for command in (
-        [*cli, "finetune", "--preset", "tiny", "--data", str(tiny_data), "--pooling", "segments"]
-        + ["--pretrained", str(tiny_run / "pretrain"), "--output-dir", str(out / "finetune")],
-        [*cli, "export", "--preset", "tiny", "--data", str(tiny_data)]
-        + ["--model", str(out / "finetune"), "--output-dir", str(out / "export")],
+        [*cli, "finetune", *data, *segments, "--output-dir", str(out / "finetune")],
+        [*cli, "export", *data, "--model", str(out / "finetune"), "--output-dir", str(out / "export")],
     ):
         done = subprocess.run(command, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
@@ -85,6 +85,19 @@ def test_finetune_saves_the_pooling_and_loaders_honour_it(segments_run: Path):
     config = json.loads((segments_run / "finetune" / "model" / "config.json").read_text())
     assert config[CONFIG_KEY] == "segments"
     assert isinstance(load_classifier(segments_run / "finetune" / "model"), SegmentPooledClassifier)
+
+
+def test_resuming_with_another_pooling_is_refused(segments_run: Path, tiny_run: Path, tiny_data: Path):
+    """The checkpoint holds a segments head: resuming it as [CLS] would load the wrong weights."""
+    command = [
+        *(sys.executable, "-m", "treelens.training.cli", "finetune", "--preset", "tiny"),
+        *("--data", str(tiny_data), "--pretrained", str(tiny_run / "pretrain")),
+        *("--output-dir", str(segments_run / "finetune"), "--pooling", "cls"),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "was written with --pooling segments, not cls" in done.stderr
+    assert "--overwrite-output-dir" in done.stderr
 
 
 def test_exported_bundle_classifies(segments_run: Path):

@@ -154,6 +154,12 @@ def fit(
                 f"--pretrained {config.pretrained} holds {asdict(architecture)}; pass the same "
                 "--pretrained, or --overwrite-output-dir to start over"
             )
+        saved_pooling = state.get("config", {}).get("pooling", "cls")
+        if saved_pooling != config.pooling:
+            raise StageError(
+                f"{checkpoint_path} was written with --pooling {saved_pooling}, not {config.pooling}; "
+                "pass the same --pooling, or --overwrite-output-dir to start over"
+            )
         model.load_state_dict(state["model"])
     if ctx.distributed:
         model = torch.nn.parallel.DistributedDataParallel(model)
