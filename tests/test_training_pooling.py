@@ -22,9 +22,8 @@ from treelens.training.pooling import (
     SEGMENTS,
     SegmentPooledClassifier,
     load_classifier,
-    segment_ids,
 )
-from treelens.training.wide import split_segments
+from treelens.training.wide import segment_ids, split_segments
 
 SEP_ID = 2
 
@@ -36,7 +35,7 @@ def test_segments_are_the_wide_paths():
         ids = rng.integers(3, 40, size=50)
         ids[rng.choice(50, size=rng.integers(0, 5), replace=False)] = SEP_ID
         expected = [k for k, part in enumerate(split_segments(ids.tolist(), SEP_ID, SEGMENTS)) for _ in part]
-        assert segment_ids(torch.tensor(ids)[None], SEP_ID)[0].tolist() == expected
+        assert segment_ids(torch.tensor(ids)[None], SEP_ID, SEGMENTS)[0].tolist() == expected
 
 
 def test_export_graph_computes_what_the_eager_model_computes():

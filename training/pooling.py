@@ -20,8 +20,8 @@ from transformers import LongformerConfig, LongformerForSequenceClassification
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from treelens.model.input import SEGMENT_HEADS
+from treelens.training.wide import segment_ids
 
-POOLINGS = ("cls", "segments")
 SEGMENTS = len(SEGMENT_HEADS) + 1  # the tree, then one segment per head line (project, facts)
 CONFIG_KEY = "treelens_pooling"
 
@@ -29,13 +29,6 @@ CONFIG_KEY = "treelens_pooling"
 def pooling_of(config: LongformerConfig) -> str:
     """The pooling a saved model was trained with (models without the key: ``cls``)."""
     return getattr(config, CONFIG_KEY, "cls")
-
-
-def segment_ids(input_ids: torch.Tensor, sep_id: int) -> torch.Tensor:
-    """Each token's segment: the number of [SEP] before it (a [SEP] ends its own segment),
-    as the wide path counts them (``wide.WideHead``)."""
-    sep = (input_ids == sep_id).long()
-    return (torch.cumsum(sep, dim=1) - sep).clamp(max=SEGMENTS - 1)
 
 
 class SegmentHead(nn.Module):
@@ -52,7 +45,7 @@ class SegmentHead(nn.Module):
     def forward(
         self, hidden: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> torch.Tensor:
-        segment = segment_ids(input_ids, self.sep_id)
+        segment = segment_ids(input_ids, self.sep_id, SEGMENTS)
         parts = [hidden[:, 0]]
         for k in range(SEGMENTS):
             weight = ((segment == k) & (attention_mask > 0)).to(hidden.dtype).unsqueeze(-1)

@@ -85,6 +85,10 @@ class PretrainConfig:
             raise UsageError(f"--hidden {self.hidden} must be a multiple of --heads {self.heads}")
 
 
+POOLINGS = ("cls", "segments")
+"""What the classifier head reads (training/pooling.py); chosen by ``finetune --pooling``."""
+
+
 @dataclass
 class FinetuneConfig:
     # I/O
@@ -127,7 +131,7 @@ class FinetuneConfig:
         "cls",
         "what the head reads: 'cls' the [CLS] state alone, 'segments' also the mean of each segment's "
         "last hidden states (tree, project, facts; training/pooling.py)",
-        choices=["cls", "segments"],
+        choices=list(POOLINGS),
     )
     distill_weight: float = option(
         0.0,

@@ -46,6 +46,13 @@ def split_segments(ids: Sequence[int], sep_id: int, count: int) -> list[list[int
     return parts
 
 
+def segment_ids(input_ids: torch.Tensor, sep_id: int, count: int) -> torch.Tensor:
+    """``split_segments`` for a batch of id tensors: each token's segment is the number of
+    [SEP] before it (a [SEP] ends its own segment), ids past the last counted one in it."""
+    sep = (input_ids == sep_id).long()
+    return (torch.cumsum(sep, dim=1) - sep).clamp(max=count - 1)
+
+
 class WidePath:
     """Per segment TF-IDF over token ids (vocabulary = every id), side by side, then one-vs-rest
     logistic regression."""
@@ -161,9 +168,7 @@ class WideHead(torch.nn.Module):
         self.register_buffer("intercept", torch.tensor(intercept))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        sep = (input_ids == self.sep_id).long()
-        segment = (torch.cumsum(sep, dim=1) - sep).clamp(max=self.segments - 1)
-        index = segment * self.vocab_size + input_ids
+        index = segment_ids(input_ids, self.sep_id, self.segments) * self.vocab_size + input_ids
         counts = torch.zeros(input_ids.shape[0], self.idf.shape[0], device=input_ids.device)
         counts = counts.scatter_add(1, index, attention_mask.to(counts.dtype))
         tf = torch.where(counts > 0, 1.0 + torch.log(counts.clamp(min=1.0)), torch.zeros_like(counts))
