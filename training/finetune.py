@@ -47,6 +47,7 @@ from treelens.training.run_layout import (
     write_metrics,
 )
 from treelens.training.stage_configs import FinetuneConfig
+from treelens.training.summary import Summary
 from treelens.training.texts import epoch_views, labelled_splits, load_records, render
 
 log = logging.getLogger(__name__)
@@ -140,11 +141,16 @@ def fit(
     if config.distill_weight > 0:
         teacher = wide.out_of_fold_probabilities(tokenizer, train_ids, y_train, seed=config.seed)
         targets_train = (1 - config.distill_weight) * y_train + config.distill_weight * teacher
+    text_summary = Summary(tokenizer, train_ids, seed=config.seed) if config.summary_weight > 0 else None
 
     # model ------------------------------------------------------------------------------
     model = pooling.new_classifier(pretrained_model, config.pooling, **modeling.classifier_labels())
     if config.global_init != "random":
         init_global_attention(model, uniform=config.global_init == "mean")
+    # the summary's own output layer: trained beside the head, never saved with the model
+    summary_head = None
+    if text_summary is not None:
+        summary_head = torch.nn.Linear(model.config.hidden_size, text_summary.dimensions).to(ctx.device)
     model.to(ctx.device)
     state = modeling.load_checkpoint(checkpoint_path) if resume else None
     if state:
@@ -161,6 +167,8 @@ def fit(
                 "pass the same --pooling, or --overwrite-output-dir to start over"
             )
         model.load_state_dict(state["model"])
+        if summary_head is not None:
+            summary_head.load_state_dict(state["summary_head"])
     if ctx.distributed:
         model = torch.nn.parallel.DistributedDataParallel(model)
     positives = y_train.sum(axis=0)
@@ -173,7 +181,10 @@ def fit(
     lengths = [len(x) for x in train_ids]
     batches_per_epoch = len(modeling.length_batches(lengths, config.batch_size, config.seed, 0, ctx))
     total_steps = epochs * math.ceil(batches_per_epoch / config.grad_accum)
-    optimizer = torch.optim.AdamW(modeling.decay_groups(model, config.weight_decay), lr=config.learning_rate)
+    groups = modeling.decay_groups(model, config.weight_decay)
+    if summary_head is not None:
+        groups.extend(modeling.decay_groups(summary_head, config.weight_decay))
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(config.warmup_ratio * total_steps), total_steps
     )
@@ -206,6 +217,7 @@ def fit(
         batches = modeling.length_batches(
             [len(x) for x in epoch_ids], config.batch_size, config.seed, epoch, ctx
         )
+        summary_targets = text_summary.targets(epoch_ids) if text_summary else None
         model.train()
         losses = []
         for index, batch_indices in tqdm(
@@ -221,10 +233,12 @@ def fit(
             last_micro = (index + 1) % config.grad_accum == 0 or index + 1 == len(batches)
             with modeling.no_sync(model, not last_micro):
                 with ctx.autocast():
-                    logits = model(
-                        input_ids=input_ids.to(ctx.device), attention_mask=mask.to(ctx.device)
-                    ).logits
-                loss = loss_fn(logits.float(), targets)
+                    output = model(input_ids=input_ids.to(ctx.device), attention_mask=mask.to(ctx.device))
+                loss = loss_fn(output.logits.float(), targets)
+                if summary_head is not None:
+                    predicted = summary_head(output.hidden_states[0].float())
+                    wanted = torch.tensor(summary_targets[batch_indices], device=ctx.device)
+                    loss = loss + config.summary_weight * torch.nn.functional.mse_loss(predicted, wanted)
                 (loss / config.grad_accum).backward()
             losses.append(loss.item())
             if last_micro:
@@ -272,6 +286,7 @@ def fit(
                     "config": to_json(config),
                     "model_args": asdict(architecture),
                     "rng": modeling.rng_state(),
+                    **({"summary_head": summary_head.state_dict()} if summary_head is not None else {}),
                 },
             )
     if epoch < epochs and ctx.main:

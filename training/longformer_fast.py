@@ -162,7 +162,8 @@ class ClassifierGraph(nn.Module):
                     is_global_attn=True,
                 )[0]
         if whole:
-            return self.model.classifier(hidden, input_ids, attention_mask)
+            head = self.model.classifier
+            return head(head.features(hidden, input_ids, attention_mask))
         last = layers[-1]
         cls = _global_output(last.attention.self, hidden, is_index_masked, None)
         attended = last.attention.output(cls, hidden[:, :1])

@@ -42,23 +42,27 @@ class SegmentHead(nn.Module):
         self.dense = nn.Linear((SEGMENTS + 1) * config.hidden_size, config.hidden_size)
         self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
 
-    def forward(
+    def features(
         self, hidden: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> torch.Tensor:
+        """The pooled features the labels are read from (after dense and tanh)."""
         segment = segment_ids(input_ids, self.sep_id, SEGMENTS)
         parts = [hidden[:, 0]]
         for k in range(SEGMENTS):
             weight = ((segment == k) & (attention_mask > 0)).to(hidden.dtype).unsqueeze(-1)
             parts.append((hidden * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0))
-        x = torch.tanh(self.dense(self.dropout(torch.cat(parts, dim=-1))))
-        return self.out_proj(self.dropout(x))
+        return torch.tanh(self.dense(self.dropout(torch.cat(parts, dim=-1))))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.dropout(features))
 
 
 class SegmentPooledClassifier(LongformerForSequenceClassification):
     """LongformerForSequenceClassification whose head reads every segment (``SegmentHead``).
 
     [CLS] keeps its global attention; loss and labels are the trainer's business (finetune
-    computes BCE itself), so ``forward`` returns logits only.
+    computes BCE itself), so ``forward`` returns the logits and, as its one hidden state,
+    the head's pooled features (``finetune --summary-weight`` trains them too).
     """
 
     def __init__(self, config: LongformerConfig) -> None:
@@ -74,7 +78,8 @@ class SegmentPooledClassifier(LongformerForSequenceClassification):
         hidden = self.longformer(
             input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_mask
         ).last_hidden_state
-        return SequenceClassifierOutput(logits=self.classifier(hidden, input_ids, attention_mask))
+        features = self.classifier.features(hidden, input_ids, attention_mask)
+        return SequenceClassifierOutput(logits=self.classifier(features), hidden_states=(features,))
 
 
 def classifier_class(pooling: str) -> type[LongformerForSequenceClassification]:

@@ -138,6 +138,11 @@ class FinetuneConfig:
         "share of each training target taken from the wide path's out-of-fold probabilities "
         "(knowledge distillation); 0: the labels alone",
     )
+    summary_weight: float = option(
+        0.0,
+        "weight of a second loss: the pooled features also predict the text's TF-IDF summary "
+        "(64 SVD dimensions; training/summary.py); needs --pooling segments; 0: off",
+    )
     augment_drop: float = option(0.5, "chance a training record is shown with some files dropped, per epoch")
     augment_drop_share: float = option(0.25, "share of non-manifest files dropped then")
     # system
@@ -146,6 +151,10 @@ class FinetuneConfig:
     seed: int = option(0, "random seed")
 
     def validate(self) -> None:
+        if self.summary_weight < 0:
+            raise UsageError(f"--summary-weight must be at least 0, got {self.summary_weight}")
+        if self.summary_weight > 0 and self.pooling != "segments":
+            raise UsageError("--summary-weight needs --pooling segments (it trains that head's features)")
         if not 0 <= self.wide_weight < 1:
             raise UsageError(f"--wide-weight must be at least 0 and below 1, got {self.wide_weight}")
         if not 0 <= self.distill_weight <= 1:

@@ -86,7 +86,9 @@ class WidePath:
     def _ids(self, ids: Sequence[int]) -> list[int]:
         return [i for i in ids if i not in self.special]
 
-    def _features(self, ids: Sequence[Sequence[int]], fit: bool) -> sp.csr_matrix:
+    def features(self, ids: Sequence[Sequence[int]], fit: bool) -> sp.csr_matrix:
+        """The segments' TF-IDF vectors side by side, each L2-normed and weighted; ``fit``
+        learns the idf from ``ids`` first."""
         parts = [split_segments(x, self.sep_id, len(self.vectorizers)) for x in ids]
         blocks = []
         for k, (vectorizer, weight) in enumerate(zip(self.vectorizers, self.segment_weights, strict=True)):
@@ -96,11 +98,11 @@ class WidePath:
         return sp.hstack(blocks).tocsr()
 
     def fit(self, ids: Sequence[Sequence[int]], y: np.ndarray) -> WidePath:
-        self.model.fit(self._features(ids, fit=True), y)
+        self.model.fit(self.features(ids, fit=True), y)
         return self
 
     def logits(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
-        return self.model.decision_function(self._features(ids, fit=False))
+        return self.model.decision_function(self.features(ids, fit=False))
 
     def fit_out_of_fold(self, ids: Sequence[Sequence[int]], y: np.ndarray, folds: int = 5) -> np.ndarray:
         """Logits for every record from a fit that never saw it (``folds`` inner fits), then

@@ -1,0 +1,63 @@
+"""``finetune --summary-weight``: the segments head's pooled features also predict the text's
+TF-IDF summary. The target is standardised and follows the text; the extra output layer
+trains with the model and never ships with it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+from treelens.training.pooling import load_classifier
+from treelens.training.run_layout import CHECKPOINT_FILE
+from treelens.training.summary import Summary
+
+
+def _ids(count: int, seed: int) -> list[list[int]]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(10, 300, size=rng.integers(20, 60)).tolist() for _ in range(count)]
+
+
+def test_summary_is_standardised_and_follows_the_text(tiny_run: Path):
+    tokenizer = Tokenizer.from_file(str(tiny_run / "tokenizer" / "tokenizer.json"))
+    train = _ids(120, seed=0)
+    summary = Summary(tokenizer, train, seed=0)
+    targets = summary.targets(train)
+    assert targets.shape == (120, summary.dimensions) and targets.dtype == np.float32
+    assert np.allclose(targets.mean(axis=0), 0, atol=1e-4) and np.allclose(targets.std(axis=0), 1, atol=1e-3)
+    assert np.array_equal(Summary(tokenizer, train, seed=0).targets(train), targets)
+    other = summary.targets(_ids(5, seed=1))
+    assert not np.allclose(other[0], other[1]), "different texts got the same summary"
+    assert np.allclose(summary.targets([train[3]])[0], targets[3], atol=1e-5)
+
+
+def test_finetune_with_a_summary_target_through_the_cli(tiny_run: Path, tiny_data: Path, tmp_path: Path):
+    out = tmp_path / "fine"
+    command = [
+        *(sys.executable, "-m", "treelens.training.cli", "finetune", "--preset", "tiny"),
+        *("--data", str(tiny_data), "--pretrained", str(tiny_run / "pretrain")),
+        *("--output-dir", str(out), "--pooling", "segments", "--summary-weight", "1.0"),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    history = json.loads((out / "all_results.json").read_text())["history"]
+    assert history["config"]["summary_weight"] == 1.0
+    checkpoint = torch.load(out / CHECKPOINT_FILE, weights_only=False)
+    assert "summary_head" in checkpoint, "the summary layer is not in the checkpoint: a resume would lose it"
+    saved = load_classifier(out / "model").state_dict()
+    assert not any("summary" in key for key in saved), "the summary layer leaked into the shipped model"
+
+
+def test_summary_weight_without_segments_is_refused(tiny_run: Path, tiny_data: Path, tmp_path: Path):
+    command = [
+        *(sys.executable, "-m", "treelens.training.cli", "finetune", "--preset", "tiny"),
+        *("--data", str(tiny_data), "--pretrained", str(tiny_run / "pretrain")),
+        *("--output-dir", str(tmp_path / "o"), "--summary-weight", "1.0"),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "--summary-weight needs --pooling segments" in done.stderr
