@@ -4,13 +4,12 @@ path's out-of-fold probabilities. The teacher must never score a record it was f
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer
 
+from tests.tiny_model import finetune_cli
 from treelens.training.wide import out_of_fold_probabilities
 
 
@@ -39,12 +38,7 @@ def test_teacher_learns_a_shared_signal(tiny_run: Path):
 
 def test_finetune_with_distillation_through_the_cli(tiny_run: Path, tiny_data: Path, tmp_path: Path):
     out = tmp_path / "fine"
-    command = [
-        *(sys.executable, "-m", "treelens.training.cli", "finetune", "--preset", "tiny"),
-        *("--data", str(tiny_data), "--pretrained", str(tiny_run / "pretrain")),
-        *("--output-dir", str(out), "--distill-weight", "0.5"),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    done = finetune_cli(tiny_run, tiny_data, out, "--distill-weight", "0.5")
     assert done.returncode == 0, done.stderr
     history = json.loads((out / "all_results.json").read_text())["history"]
     assert history["config"]["distill_weight"] == 0.5
@@ -52,10 +46,5 @@ def test_finetune_with_distillation_through_the_cli(tiny_run: Path, tiny_data: P
 
 
 def test_distill_weight_out_of_range_is_refused(tiny_run: Path, tiny_data: Path, tmp_path: Path):
-    command = [
-        *(sys.executable, "-m", "treelens.training.cli", "finetune", "--preset", "tiny"),
-        *("--data", str(tiny_data), "--pretrained", str(tiny_run / "pretrain")),
-        *("--output-dir", str(tmp_path / "o"), "--distill-weight", "1.5"),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    done = finetune_cli(tiny_run, tiny_data, tmp_path / "o", "--distill-weight", "1.5")
     assert done.returncode != 0 and "--distill-weight must be between 0 and 1" in done.stderr

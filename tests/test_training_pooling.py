@@ -14,6 +14,7 @@ import pytest
 import torch
 from transformers import LongformerConfig
 
+from tests.tiny_model import finetune_cli
 from treelens.model.runtime import Classifier
 from treelens.model.tree import FileEntry, ProjectTree
 from treelens.training.longformer_fast import ClassifierGraph
@@ -68,15 +69,14 @@ def test_export_graph_computes_what_the_eager_model_computes():
 def segments_run(tiny_run: Path, tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny finetune with --pooling segments, then its export (parity checks included)."""
     out = tmp_path_factory.mktemp("segments")
-    cli = (sys.executable, "-m", "treelens.training.cli")
-    data = ("--preset", "tiny", "--data", str(tiny_data))
-    segments = ("--pretrained", str(tiny_run / "pretrain"), "--pooling", "segments")
-    for command in (
-        [*cli, "finetune", *data, *segments, "--output-dir", str(out / "finetune")],
-        [*cli, "export", *data, "--model", str(out / "finetune"), "--output-dir", str(out / "export")],
-    ):
-        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-3000:]
+    done = finetune_cli(tiny_run, tiny_data, out / "finetune", "--pooling", "segments")
+    assert done.returncode == 0, done.stderr[-3000:]
+    export = [
+        *(sys.executable, "-m", "treelens.training.cli", "export", "--preset", "tiny"),
+        *("--data", str(tiny_data), "--model", str(out / "finetune"), "--output-dir", str(out / "export")),
+    ]
+    done = subprocess.run(export, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
     return out
 
 
@@ -88,12 +88,7 @@ def test_finetune_saves_the_pooling_and_loaders_honour_it(segments_run: Path):
 
 def test_resuming_with_another_pooling_is_refused(segments_run: Path, tiny_run: Path, tiny_data: Path):
     """The checkpoint holds a segments head: resuming it as [CLS] would load the wrong weights."""
-    command = [
-        *(sys.executable, "-m", "treelens.training.cli", "finetune", "--preset", "tiny"),
-        *("--data", str(tiny_data), "--pretrained", str(tiny_run / "pretrain")),
-        *("--output-dir", str(segments_run / "finetune"), "--pooling", "cls"),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    done = finetune_cli(tiny_run, tiny_data, segments_run / "finetune", "--pooling", "cls")
     assert done.returncode != 0
     assert "was written with --pooling segments, not cls" in done.stderr
     assert "--overwrite-output-dir" in done.stderr

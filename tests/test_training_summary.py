@@ -5,14 +5,13 @@ trains with the model and never ships with it."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from tokenizers import Tokenizer
 
+from tests.tiny_model import finetune_cli
 from treelens.training.pooling import load_classifier
 from treelens.training.run_layout import CHECKPOINT_FILE
 from treelens.training.summary import Summary
@@ -38,12 +37,7 @@ def test_summary_is_standardised_and_follows_the_text(tiny_run: Path):
 
 def test_finetune_with_a_summary_target_through_the_cli(tiny_run: Path, tiny_data: Path, tmp_path: Path):
     out = tmp_path / "fine"
-    command = [
-        *(sys.executable, "-m", "treelens.training.cli", "finetune", "--preset", "tiny"),
-        *("--data", str(tiny_data), "--pretrained", str(tiny_run / "pretrain")),
-        *("--output-dir", str(out), "--pooling", "segments", "--summary-weight", "1.0"),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    done = finetune_cli(tiny_run, tiny_data, out, "--pooling", "segments", "--summary-weight", "1.0")
     assert done.returncode == 0, done.stderr
     history = json.loads((out / "all_results.json").read_text())["history"]
     assert history["config"]["summary_weight"] == 1.0
@@ -54,10 +48,5 @@ def test_finetune_with_a_summary_target_through_the_cli(tiny_run: Path, tiny_dat
 
 
 def test_summary_weight_without_segments_is_refused(tiny_run: Path, tiny_data: Path, tmp_path: Path):
-    command = [
-        *(sys.executable, "-m", "treelens.training.cli", "finetune", "--preset", "tiny"),
-        *("--data", str(tiny_data), "--pretrained", str(tiny_run / "pretrain")),
-        *("--output-dir", str(tmp_path / "o"), "--summary-weight", "1.0"),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    done = finetune_cli(tiny_run, tiny_data, tmp_path / "o", "--summary-weight", "1.0")
     assert done.returncode != 0 and "--summary-weight needs --pooling segments" in done.stderr

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -68,3 +70,14 @@ def build_tiny_run(root: Path, data: Path) -> Path:
         warnings.simplefilter("ignore")
         export.run(config(export.ExportConfig, "export", output_dir=root / "export", model=root / "finetune"))
     return root
+
+
+def finetune_cli(run: Path, data: Path, output_dir: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    """``treelens-train finetune`` with the tiny preset on the tiny run's pretrained model,
+    in a subprocess (the CLI as a user runs it)."""
+    command = [
+        *(sys.executable, "-m", "treelens.training.cli", "finetune", "--preset", PRESET),
+        *("--data", str(data), "--pretrained", str(run / "pretrain"), "--output-dir", str(output_dir)),
+        *flags,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
