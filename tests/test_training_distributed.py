@@ -28,8 +28,9 @@ def test_pretrain_and_finetune_under_torchrun(tiny_run, tiny_data, tmp_path):
         json.loads((tmp_path / "p" / "train_results.json").read_text())["steps"] == 1
     )  # 5 texts: 1 batch per rank
     fine = torchrun(
-        "finetune", *common, "--pretrained", str(tmp_path / "p"), "--output-dir", str(tmp_path / "f")
-    )
+        "finetune", *common, "--pretrained", str(tmp_path / "p"), "--output-dir", str(tmp_path / "f"),
+        "--pooling", "segments", "--summary-weight", "1.0",  # the shipped head and its second loss
+    )  # fmt: skip
     assert "world size 2" in fine.stderr
     assert (tmp_path / "f" / "model" / "model.safetensors").is_file()
     assert set(json.loads((tmp_path / "f" / "thresholds.json").read_text())) >= {"backend", "iac"}

@@ -45,6 +45,20 @@ def test_finetune_with_a_summary_target_through_the_cli(tiny_run: Path, tiny_dat
     assert "summary_head" in checkpoint, "the summary layer is not in the checkpoint: a resume would lose it"
     saved = load_classifier(out / "model").state_dict()
     assert not any("summary" in key for key in saved), "the summary layer leaked into the shipped model"
+    # resuming it without the summary loss would drop the layer and its optimizer state
+    again = finetune_cli(tiny_run, tiny_data, out, "--pooling", "segments")
+    assert again.returncode != 0
+    assert "was written with --summary-weight 1, not 0; pass the same --summary-weight" in again.stderr
+
+
+def test_resuming_without_a_summary_layer_into_a_summary_run_is_refused(
+    tiny_run: Path, tiny_data: Path, tmp_path: Path
+):
+    out = tmp_path / "plain"
+    assert finetune_cli(tiny_run, tiny_data, out, "--pooling", "segments").returncode == 0
+    done = finetune_cli(tiny_run, tiny_data, out, "--pooling", "segments", "--summary-weight", "0.5")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "was written with --summary-weight 0, not 0.5" in done.stderr
 
 
 def test_summary_weight_without_segments_is_refused(tiny_run: Path, tiny_data: Path, tmp_path: Path):

@@ -166,11 +166,21 @@ def fit(
                 f"{checkpoint_path} was written with --pooling {saved_pooling}, not {config.pooling}; "
                 "pass the same --pooling, or --overwrite-output-dir to start over"
             )
+        saved_summary = state.get("config", {}).get("summary_weight", 0.0)
+        if ("summary_head" in state) != (summary_head is not None):
+            raise StageError(
+                f"{checkpoint_path} was written with --summary-weight {saved_summary:g}, not "
+                f"{config.summary_weight:g}; pass the same --summary-weight, or --overwrite-output-dir "
+                "to start over"
+            )
         model.load_state_dict(state["model"])
         if summary_head is not None:
             summary_head.load_state_dict(state["summary_head"])
     if ctx.distributed:
+        # each trained module gets its own wrapper, so every rank's gradients are averaged
         model = torch.nn.parallel.DistributedDataParallel(model)
+        if summary_head is not None:
+            summary_head = torch.nn.parallel.DistributedDataParallel(summary_head)
     positives = y_train.sum(axis=0)
     weight = np.minimum((len(y_train) - positives) / np.maximum(positives, 1), MAX_POS_WEIGHT)
     loss_fn = torch.nn.BCEWithLogitsLoss(
@@ -231,7 +241,7 @@ def fit(
             )
             targets = torch.tensor(targets_train[batch_indices], device=ctx.device)
             last_micro = (index + 1) % config.grad_accum == 0 or index + 1 == len(batches)
-            with modeling.no_sync(model, not last_micro):
+            with modeling.no_sync(model, not last_micro), modeling.no_sync(summary_head, not last_micro):
                 with ctx.autocast():
                     output = model(input_ids=input_ids.to(ctx.device), attention_mask=mask.to(ctx.device))
                 loss = loss_fn(output.logits.float(), targets)
@@ -286,7 +296,11 @@ def fit(
                     "config": to_json(config),
                     "model_args": asdict(architecture),
                     "rng": modeling.rng_state(),
-                    **({"summary_head": summary_head.state_dict()} if summary_head is not None else {}),
+                    **(
+                        {"summary_head": modeling.unwrap(summary_head).state_dict()}
+                        if summary_head is not None
+                        else {}
+                    ),
                 },
             )
     if epoch < epochs and ctx.main:

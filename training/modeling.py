@@ -290,8 +290,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def no_sync(model: torch.nn.Module, skip_sync: bool) -> AbstractContextManager:
-    """DDP's no_sync for micro-batches that only accumulate gradients; a no-op otherwise."""
+def no_sync(model: torch.nn.Module | None, skip_sync: bool) -> AbstractContextManager:
+    """DDP's no_sync for micro-batches that only accumulate gradients; a no-op otherwise
+    (and for no module at all)."""
     if skip_sync and isinstance(model, torch.nn.parallel.DistributedDataParallel):
         return model.no_sync()
     return nullcontext()
