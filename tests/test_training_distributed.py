@@ -21,8 +21,9 @@ def test_pretrain_and_finetune_under_torchrun(tiny_run, tiny_data, tmp_path):
     common = ["--preset", "tiny", "--data", str(tiny_data)]
     tokenizer = str(tiny_run / "tokenizer" / "tokenizer.json")
     pre = torchrun(
-        "pretrain", *common, "--tokenizer", tokenizer, "--max-steps", "2", "--output-dir", str(tmp_path / "p")
-    )
+        "pretrain", *common, "--tokenizer", tokenizer, "--max-steps", "2",
+        "--output-dir", str(tmp_path / "p"), "--summary-weight", "1.0",
+    )  # fmt: skip
     assert "world size 2" in pre.stderr
     assert (
         json.loads((tmp_path / "p" / "train_results.json").read_text())["steps"] == 1

@@ -1,17 +1,21 @@
-"""``finetune --summary-weight``: the segments head's pooled features also predict the text's
-TF-IDF summary. The target is standardised and follows the text; the extra output layer
-trains with the model and never ships with it."""
+"""``--summary-weight``: in finetune the segments head's pooled features, in pretrain the
+mean of each segment's states, also predict the text's TF-IDF summary. The target is
+standardised and follows the text; the extra output layer trains with the model and never
+ships with it, and a resume that disagrees about it is refused."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 from tokenizers import Tokenizer
 
-from tests.tiny_model import finetune_cli
+from tests.tiny_model import PRESET, finetune_cli
 from treelens.training.pooling import load_classifier
 from treelens.training.run_layout import CHECKPOINT_FILE
 from treelens.training.summary import Summary
@@ -64,3 +68,26 @@ def test_resuming_without_a_summary_layer_into_a_summary_run_is_refused(
 def test_summary_weight_without_segments_is_refused(tiny_run: Path, tiny_data: Path, tmp_path: Path):
     done = finetune_cli(tiny_run, tiny_data, tmp_path / "o", "--summary-weight", "1.0")
     assert done.returncode != 0 and "--summary-weight needs --pooling segments" in done.stderr
+
+
+def pretrain_cli(run: Path, data: Path, output_dir: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        *(sys.executable, "-m", "treelens.training.cli", "pretrain", "--preset", PRESET, "--data", str(data)),
+        *("--tokenizer", str(run / "tokenizer" / "tokenizer.json"), "--output-dir", str(output_dir)),
+        *("--max-steps", "2", "--log-steps", "1", *flags),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def test_pretrain_with_a_summary_target_through_the_cli(tiny_run: Path, tiny_data: Path, tmp_path: Path):
+    out = tmp_path / "pre"
+    done = pretrain_cli(tiny_run, tiny_data, out, "--summary-weight", "1.0")
+    assert done.returncode == 0, done.stderr
+    assert "summary mse" in done.stderr, "the summary loss is not logged"
+    checkpoint = torch.load(out / CHECKPOINT_FILE, weights_only=False)
+    assert checkpoint["summary_head"]["weight"].shape[1] == 3 * checkpoint["model_args"]["hidden"]
+    saved = load_file(out / "model" / "model.safetensors")
+    assert not any("summary" in key for key in saved), "the summary layer leaked into the pretrained model"
+    again = pretrain_cli(tiny_run, tiny_data, out)
+    assert again.returncode != 0 and "Traceback" not in again.stderr
+    assert "was written with --summary-weight 1, not 0" in again.stderr

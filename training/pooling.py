@@ -31,6 +31,19 @@ def pooling_of(config: LongformerConfig) -> str:
     return getattr(config, CONFIG_KEY, "cls")
 
 
+def segment_means(
+    hidden: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, sep_id: int
+) -> torch.Tensor:
+    """The mean of each segment's hidden states (padding left out), side by side:
+    batch x (SEGMENTS * hidden)."""
+    segment = segment_ids(input_ids, sep_id, SEGMENTS)
+    parts = []
+    for k in range(SEGMENTS):
+        weight = ((segment == k) & (attention_mask > 0)).to(hidden.dtype).unsqueeze(-1)
+        parts.append((hidden * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0))
+    return torch.cat(parts, dim=-1)
+
+
 class SegmentHead(nn.Module):
     """[CLS] beside the mean of each segment's hidden states -> dense -> tanh -> labels
     (the stock head's shape, on ``SEGMENTS + 1`` times the width)."""
@@ -46,11 +59,7 @@ class SegmentHead(nn.Module):
         self, hidden: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> torch.Tensor:
         """The pooled features the labels are read from (after dense and tanh)."""
-        segment = segment_ids(input_ids, self.sep_id, SEGMENTS)
-        parts = [hidden[:, 0]]
-        for k in range(SEGMENTS):
-            weight = ((segment == k) & (attention_mask > 0)).to(hidden.dtype).unsqueeze(-1)
-            parts.append((hidden * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0))
+        parts = [hidden[:, 0], segment_means(hidden, input_ids, attention_mask, self.sep_id)]
         return torch.tanh(self.dense(self.dropout(torch.cat(parts, dim=-1))))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

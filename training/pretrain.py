@@ -6,7 +6,9 @@ non-finite losses, clip, step, log, evaluate and checkpoint every N steps) -> fi
 evaluation -> save. The masking probability decays linearly from 0.38 to 0.08 across
 epochs (the seed report's schedule): early epochs make the model fill in most of a
 tree, later ones refine. A kill at any point loses at most ``checkpoint_steps`` steps:
-the run resumes from ``checkpoint.pt``.
+the run resumes from ``checkpoint.pt``. With ``--summary-weight`` the mean of each segment's
+states also predicts the text's TF-IDF summary (training/summary.py), a second label-free
+loss beside the masked tokens.
 Runs unchanged under ``torchrun --nproc_per_node N`` (DistributedDataParallel).
 """
 
@@ -34,7 +36,8 @@ from treelens.model.tree import ProjectTree
 from treelens.training import modeling
 from treelens.training.longformer_fast import fast_longformer
 from treelens.training.modeling import Architecture, RunContext, count
-from treelens.training.options import to_json
+from treelens.training.options import StageError, to_json
+from treelens.training.pooling import SEGMENTS, segment_means
 from treelens.training.run_layout import (
     HF_SPECIAL_TOKENS,
     MODEL_DIR,
@@ -43,6 +46,7 @@ from treelens.training.run_layout import (
     write_metrics,
 )
 from treelens.training.stage_configs import PretrainConfig
+from treelens.training.summary import Summary
 from treelens.training.texts import (
     SubtreeRule,
     epoch_views,
@@ -117,7 +121,7 @@ def evaluate_mlm(model, collator, ids: list[list[int]], config: PretrainConfig, 
                 masked = int((batch["labels"] != -100).sum())
                 if masked == 0:
                     continue
-                loss = model(**{k: v.to(ctx.device) for k, v in batch.items()})
+                loss, _ = model(**{k: v.to(ctx.device) for k, v in batch.items()})
                 total += float(loss) * masked
                 weight += masked
     finally:  # training goes on with its own masking rate and mode
@@ -135,21 +139,38 @@ class MaskedLMObjective(torch.nn.Module):
     """LongformerForMaskedLM's loss, with its 8,000-way output layer run only on the masked
     positions (8-38% of tokens) instead of all of them: the same mean cross-entropy over
     masked tokens, at a fraction of the cost. DDP wraps this module, so its forward is
-    the training step's whole forward."""
+    the training step's whole forward.
 
-    def __init__(self, model: LongformerForMaskedLM) -> None:
+    With ``summary_dimensions``, a linear layer (``summary``, trained here and never saved
+    with the model) reads the mean of each segment's states and predicts the text's
+    summary; ``forward`` then also returns that mean squared error (0 without targets).
+    """
+
+    def __init__(self, model: LongformerForMaskedLM, summary_dimensions: int = 0) -> None:
         super().__init__()
         self.model = model
+        hidden = model.config.hidden_size
+        self.summary = torch.nn.Linear(SEGMENTS * hidden, summary_dimensions) if summary_dimensions else None
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
-    ) -> torch.Tensor:
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+        summary: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(masked-token cross-entropy, summary mean squared error)."""
         hidden = self.model.longformer(input_ids=input_ids, attention_mask=attention_mask)[0]
         masked = labels != -100
-        if not masked.any():
-            return hidden.sum() * 0.0
-        logits = self.model.lm_head(hidden[masked])
-        return torch.nn.functional.cross_entropy(logits.float(), labels[masked])
+        if masked.any():
+            logits = self.model.lm_head(hidden[masked])
+            mlm = torch.nn.functional.cross_entropy(logits.float(), labels[masked])
+        else:
+            mlm = hidden.sum() * 0.0
+        if self.summary is None or summary is None:
+            return mlm, mlm.new_zeros(())
+        pooled = segment_means(hidden, input_ids, attention_mask, self.model.config.sep_token_id)
+        return mlm, torch.nn.functional.mse_loss(self.summary(pooled).float(), summary)
 
 
 def run(config: PretrainConfig) -> Path:
@@ -171,6 +192,7 @@ def _run(config: PretrainConfig) -> Path:
     train_ids = encode_batch(tokenizer, render(train_trees, config.max_tokens, counter), config.max_tokens)
     eval_ids = encode_batch(tokenizer, eval_texts, config.max_tokens)
     lengths = [len(x) for x in train_ids]
+    text_summary = Summary(tokenizer, train_ids, seed=config.seed) if config.summary_weight > 0 else None
     collator = DataCollatorForLanguageModeling(
         hf_tokenizer(config.tokenizer),
         mlm_probability=config.mlm_probability_start,
@@ -184,10 +206,19 @@ def _run(config: PretrainConfig) -> Path:
         if state
         else build_architecture(config, tokenizer.get_vocab_size())
     )
-    mlm = LongformerForMaskedLM(architecture.longformer_config(tokenizer)).to(ctx.device)
+    mlm = LongformerForMaskedLM(architecture.longformer_config(tokenizer))
+    objective = MaskedLMObjective(mlm, text_summary.dimensions if text_summary else 0).to(ctx.device)
     if state:
+        if ("summary_head" in state) != (objective.summary is not None):
+            raise StageError(
+                f"{checkpoint_path} was written with --summary-weight "
+                f"{state['config'].get('summary_weight', 0.0):g}, not {config.summary_weight:g}; pass "
+                "the same --summary-weight, or --overwrite-output-dir to start over"
+            )
         mlm.load_state_dict(state["model"])
-    model: torch.nn.Module = MaskedLMObjective(mlm)
+        if objective.summary is not None:
+            objective.summary.load_state_dict(state["summary_head"])
+    model: torch.nn.Module = objective
     if ctx.distributed:
         # MLM gives no token global attention, so the global projections get no gradient
         model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
@@ -245,12 +276,17 @@ def _run(config: PretrainConfig) -> Path:
                     "nan_batches": nan_batches,
                     "rng": modeling.rng_state(),
                     "history": history,
+                    **(
+                        {"summary_head": objective.summary.state_dict()}
+                        if objective.summary is not None
+                        else {}
+                    ),
                 },
             )
 
     # loop -------------------------------------------------------------------------------
     model.train()
-    started, tokens_seen, losses = time.perf_counter(), 0, []
+    started, tokens_seen, losses, summary_losses = time.perf_counter(), 0, [], []
     progress = tqdm(total=total_steps, initial=step, desc="pretrain", disable=not ctx.main, mininterval=5)
     while epoch < config.epochs and step < total_steps:
         collator.mlm_probability = mlm_probability(config, epoch)
@@ -258,14 +294,18 @@ def _run(config: PretrainConfig) -> Path:
         batches = modeling.length_batches(
             [len(x) for x in epoch_ids], config.batch_size, config.seed, epoch, ctx
         )
+        summary_targets = text_summary.targets(epoch_ids) if text_summary else None
         for index, batch_indices in modeling.iterate(batches, skip):
             # forward one micro-batch; a non-finite loss on any process skips the batch everywhere
             batch = collator([{"input_ids": epoch_ids[i]} for i in batch_indices])
+            if summary_targets is not None:
+                batch["summary"] = torch.from_numpy(summary_targets[batch_indices])
             batch = {k: v.to(ctx.device) for k, v in batch.items()}
             last_micro = (index + 1) % config.grad_accum == 0 or index + 1 == len(batches)
             with modeling.no_sync(model, not last_micro):
                 with ctx.autocast():
-                    loss = model(**batch)
+                    mlm_loss, summary_loss = model(**batch)
+                    loss = mlm_loss + config.summary_weight * summary_loss
                 finite = all_finite(loss, ctx)
                 (loss / config.grad_accum if finite else modeling.zero_loss(model)).backward()
             if not finite:
@@ -273,7 +313,8 @@ def _run(config: PretrainConfig) -> Path:
                 optimizer.zero_grad(set_to_none=True)
                 continue
             tokens_seen += int(batch["attention_mask"].sum())
-            losses.append(loss.item())
+            losses.append(mlm_loss.item())
+            summary_losses.append(summary_loss.item())
             if not last_micro:
                 continue
             # optimizer step: clip, step, schedule
@@ -287,15 +328,18 @@ def _run(config: PretrainConfig) -> Path:
             if step % config.log_steps == 0 or step == total_steps:
                 rate = tokens_seen * ctx.world_size / (time.perf_counter() - started)
                 mean = sum(losses) / len(losses)
+                summary_mean = sum(summary_losses) / len(summary_losses)
                 progress.set_postfix(
                     loss=f"{mean:.3f}", tok_s=f"{rate:.0f}", mlm_p=f"{collator.mlm_probability:.2f}"
                 )
                 if ctx.main:
                     log.info(
-                        "pretrain: step %d/%d epoch %d loss %.4f lr %.2e %.0f tokens/s nan-skipped %d",
-                        step, total_steps, epoch, mean, scheduler.get_last_lr()[0], rate, nan_batches,
+                        "pretrain: step %d/%d epoch %d loss %.4f%s lr %.2e %.0f tokens/s nan-skipped %d",
+                        step, total_steps, epoch, mean,
+                        f" summary mse {summary_mean:.4f}" if text_summary else "",
+                        scheduler.get_last_lr()[0], rate, nan_batches,
                     )  # fmt: skip
-                losses = []
+                losses, summary_losses = [], []
             # evaluate and checkpoint
             if step % config.checkpoint_steps == 0:
                 if ctx.main:

@@ -49,6 +49,11 @@ class PretrainConfig:
     # data
     subtrees: bool = option(True, "add sub-trees of large repositories as extra samples")
     augment_drop: float = option(0.5, "chance a training text is shown with some files dropped, per epoch")
+    summary_weight: float = option(
+        0.0,
+        "weight of a second loss beside the masked tokens: the mean of each segment's states also "
+        "predicts the text's TF-IDF summary (64 SVD dimensions; training/summary.py); 0: off",
+    )
     augment_drop_share: float = option(0.25, "share of non-manifest files dropped then")
     max_train_samples: int | None = option(None, "use at most this many training texts (smoke runs)")
     max_eval_samples: int | None = option(None, "use at most this many evaluation texts")
@@ -83,6 +88,8 @@ class PretrainConfig:
             raise UsageError("need 0 < --mlm-probability-end <= --mlm-probability-start < 1")
         if self.hidden % self.heads:
             raise UsageError(f"--hidden {self.hidden} must be a multiple of --heads {self.heads}")
+        if self.summary_weight < 0:
+            raise UsageError(f"--summary-weight must be at least 0, got {self.summary_weight}")
 
 
 POOLINGS = ("cls", "segments")
