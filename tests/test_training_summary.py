@@ -6,8 +6,6 @@ ships with it, and a resume that disagrees about it is refused."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 from tokenizers import Tokenizer
 
-from tests.tiny_model import PRESET, finetune_cli
+from tests.tiny_model import finetune_cli, pretrain_cli
 from treelens.training.pooling import load_classifier
 from treelens.training.run_layout import CHECKPOINT_FILE
 from treelens.training.summary import Summary
@@ -68,15 +66,6 @@ def test_resuming_without_a_summary_layer_into_a_summary_run_is_refused(
 def test_summary_weight_without_segments_is_refused(tiny_run: Path, tiny_data: Path, tmp_path: Path):
     done = finetune_cli(tiny_run, tiny_data, tmp_path / "o", "--summary-weight", "1.0")
     assert done.returncode != 0 and "--summary-weight needs --pooling segments" in done.stderr
-
-
-def pretrain_cli(run: Path, data: Path, output_dir: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    command = [
-        *(sys.executable, "-m", "treelens.training.cli", "pretrain", "--preset", PRESET, "--data", str(data)),
-        *("--tokenizer", str(run / "tokenizer" / "tokenizer.json"), "--output-dir", str(output_dir)),
-        *("--max-steps", "2", "--log-steps", "1", *flags),
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
 def test_pretrain_with_a_summary_target_through_the_cli(tiny_run: Path, tiny_data: Path, tmp_path: Path):

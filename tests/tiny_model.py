@@ -81,3 +81,14 @@ def finetune_cli(run: Path, data: Path, output_dir: Path, *flags: str) -> subpro
         *flags,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def pretrain_cli(run: Path, data: Path, output_dir: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    """``treelens-train pretrain`` with the tiny preset and the tiny run's tokenizer, two
+    steps, in a subprocess."""
+    command = [
+        *(sys.executable, "-m", "treelens.training.cli", "pretrain", "--preset", PRESET, "--data", str(data)),
+        *("--tokenizer", str(run / "tokenizer" / "tokenizer.json"), "--output-dir", str(output_dir)),
+        *("--max-steps", "2", "--log-steps", "1", *flags),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)

@@ -166,13 +166,7 @@ def fit(
                 f"{checkpoint_path} was written with --pooling {saved_pooling}, not {config.pooling}; "
                 "pass the same --pooling, or --overwrite-output-dir to start over"
             )
-        saved_summary = state.get("config", {}).get("summary_weight", 0.0)
-        if ("summary_head" in state) != (summary_head is not None):
-            raise StageError(
-                f"{checkpoint_path} was written with --summary-weight {saved_summary:g}, not "
-                f"{config.summary_weight:g}; pass the same --summary-weight, or --overwrite-output-dir "
-                "to start over"
-            )
+        modeling.check_summary_layer(state, checkpoint_path, config.summary_weight)
         model.load_state_dict(state["model"])
         if summary_head is not None:
             summary_head.load_state_dict(state["summary_head"])

@@ -28,7 +28,7 @@ from transformers import LongformerConfig
 from treelens.model.errors import UsageError
 from treelens.model.labels import LABELS
 from treelens.model.tokenizer import CLS, PAD, SEP, UNK
-from treelens.training.options import prepare_output_dir
+from treelens.training.options import StageError, prepare_output_dir
 from treelens.training.run_layout import CHECKPOINT_FILE
 
 log = logging.getLogger(__name__)
@@ -279,6 +279,17 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def check_summary_layer(state: dict[str, Any], path: Path, summary_weight: float) -> None:
+    """Refuse a resume whose checkpoint disagrees about the summary layer (``--summary-weight``
+    on one side only): its weights and optimizer state would not fit the run."""
+    saved = state.get("config", {}).get("summary_weight", 0.0)
+    if ("summary_head" in state) != (summary_weight > 0):
+        raise StageError(
+            f"{path} was written with --summary-weight {saved:g}, not {summary_weight:g}; pass the "
+            "same --summary-weight, or --overwrite-output-dir to start over"
+        )
 
 
 def rng_state() -> dict[str, Any]:

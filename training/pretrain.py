@@ -36,7 +36,7 @@ from treelens.model.tree import ProjectTree
 from treelens.training import modeling
 from treelens.training.longformer_fast import fast_longformer
 from treelens.training.modeling import Architecture, RunContext, count
-from treelens.training.options import StageError, to_json
+from treelens.training.options import to_json
 from treelens.training.pooling import SEGMENTS, segment_means
 from treelens.training.run_layout import (
     HF_SPECIAL_TOKENS,
@@ -209,12 +209,7 @@ def _run(config: PretrainConfig) -> Path:
     mlm = LongformerForMaskedLM(architecture.longformer_config(tokenizer))
     objective = MaskedLMObjective(mlm, text_summary.dimensions if text_summary else 0).to(ctx.device)
     if state:
-        if ("summary_head" in state) != (objective.summary is not None):
-            raise StageError(
-                f"{checkpoint_path} was written with --summary-weight "
-                f"{state['config'].get('summary_weight', 0.0):g}, not {config.summary_weight:g}; pass "
-                "the same --summary-weight, or --overwrite-output-dir to start over"
-            )
+        modeling.check_summary_layer(state, checkpoint_path, config.summary_weight)
         mlm.load_state_dict(state["model"])
         if objective.summary is not None:
             objective.summary.load_state_dict(state["summary_head"])

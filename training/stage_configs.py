@@ -49,12 +49,12 @@ class PretrainConfig:
     # data
     subtrees: bool = option(True, "add sub-trees of large repositories as extra samples")
     augment_drop: float = option(0.5, "chance a training text is shown with some files dropped, per epoch")
+    augment_drop_share: float = option(0.25, "share of non-manifest files dropped then")
     summary_weight: float = option(
         0.0,
         "weight of a second loss beside the masked tokens: the mean of each segment's states also "
         "predicts the text's TF-IDF summary (64 SVD dimensions; training/summary.py); 0: off",
     )
-    augment_drop_share: float = option(0.25, "share of non-manifest files dropped then")
     max_train_samples: int | None = option(None, "use at most this many training texts (smoke runs)")
     max_eval_samples: int | None = option(None, "use at most this many evaluation texts")
     # model
