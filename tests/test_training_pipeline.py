@@ -220,3 +220,24 @@ def test_crossval_scores_every_system_on_the_same_folds(tiny_run, tiny_data, tmp
     assert again.returncode == 0 and again.stderr.count("already done") == 2, again.stderr[-3000:]
     rescored = json.loads((out / "crossval.json").read_text())["systems"]  # finished folds, a new mix
     assert rescored["wide+deep"]["macro_f1"]["folds"] == rescored["wide"]["macro_f1"]["folds"]
+
+
+def test_crossval_probe_scores_the_frozen_pretrained_model(tiny_run, tiny_data, tmp_path):
+    """--probe: the model row is a linear probe on the frozen pretrained Longformer, with
+    thresholds from inner out-of-fold predictions; nothing is finetuned or saved per fold."""
+    out = tmp_path / "cv"
+    command = [sys.executable, "-m", "treelens.training.cli", "crossval", "--preset", "tiny"]
+    command += ["--data", str(tiny_data), "--pretrained", str(tiny_run / "pretrain")]
+    command += ["--folds", "2", "--output-dir", str(out), "--probe"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((out / "crossval.json").read_text())
+    assert list(result["systems"]) == ["model", "wide", "wide+deep", "tf-idf baseline", "rules baseline"]
+    assert result["config"]["probe"] is True
+    assert "linear probe on the frozen pretrained Longformer" in (out / "crossval.md").read_text()
+    assert not list(out.glob("fold-*/finetune")) and not list(out.glob("fold-*/predictions.npz"))
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    probabilities = [p for row in rows for p in row["probabilities"]["model"].values()]
+    assert len(rows) == 10 and all(0 <= p <= 1 for p in probabilities) and len(set(probabilities)) > 8
+    refused = subprocess.run([*command, "--skip-model"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and "pass one" in refused.stderr

@@ -6,7 +6,8 @@ other records is held out as validation: the Longformer picks its best epoch the
 scored alone, its thresholds). Nothing is tuned on the test fold. Per fold it scores
 
 - ``model``: the Longformer finetuned from ``--pretrained`` with the preset's finetune
-  settings (the shipped configuration);
+  settings (the shipped configuration); with ``--probe``, a linear probe on the frozen
+  pretrained Longformer instead (training/probe.py: minutes, to judge a pretraining);
 - ``wide``: logistic regression on the TF-IDF of the model text's token ids (training/wide.py),
   fit on training + validation with thresholds from inner 5-fold out-of-fold predictions
   over them, as finetune ships it (the TF-IDF baseline is treated the same way);
@@ -38,7 +39,7 @@ from treelens.model.dataset import Record, label_counts
 from treelens.model.input import DEFAULT_MAX_TOKENS, analyze
 from treelens.model.labels import LABELS, UNTUNED_THRESHOLD
 from treelens.model.tokenizer import PAD, encode_batch, line_counter, load_tokenizer
-from treelens.training import finetune, modeling
+from treelens.training import finetune, modeling, probe
 from treelens.training.baselines import TfidfBaseline, rules_labels
 from treelens.training.longformer_fast import fast_longformer
 from treelens.training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
@@ -106,6 +107,13 @@ def deep_probabilities(
     model = load_classifier(model_dir).to(ctx.device)
     with fast_longformer():
         return {name: modeling.predict(model, x, pad_id, 8, ctx) for name, x in ids.items()}
+
+
+def probe_features(config: CrossvalConfig, ids: list[list[int]], pad_id: int) -> np.ndarray:
+    """The frozen pretrained Longformer's segment means of every record (``--probe``)."""
+    log.info("crossval: --probe: reading %d texts with the frozen pretrained Longformer", len(ids))
+    ctx = modeling.setup_run(config.device, config.threads)
+    return probe.frozen_features(config.pretrained / MODEL_DIR, ids, pad_id, ctx)
 
 
 def deep_fold(
@@ -237,11 +245,18 @@ def summarize(per_fold: list[dict]) -> dict:
     return systems
 
 
-def markdown(systems: dict, folds: int, samples: int, sweep: dict[str, dict], wide_weight: float) -> str:
+def markdown(
+    systems: dict, folds: int, samples: int, sweep: dict[str, dict], wide_weight: float, probe: bool = False
+) -> str:
+    model = (
+        "a linear probe on the frozen pretrained Longformer's segment means (--probe)"
+        if probe
+        else "the Longformer finetuned on each fold"
+    )
     lines = [
         f"# {folds}-fold cross-validation ({samples} labelled projects, mean ± std over folds)",
         "",
-        f"wide+deep mixes the logits at wide weight {wide_weight:g}.",
+        f"model: {model}; wide+deep mixes the logits at wide weight {wide_weight:g}.",
         "",
         "| system | macro-F1 | micro-F1 | exact match | label accuracy |",
         "|---|---|---|---|---|",
@@ -297,6 +312,7 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
         json.dumps([[records[i].id for i in test] for _, _, test in splits], indent=1) + "\n"
     )
 
+    frozen = probe_features(config, ids, pad_id) if config.probe else None
     per_fold, oof, fold_probs = [], {}, []
     for k, split in enumerate(splits):
         saved = config.output_dir / f"fold-{k}" / PREDICTIONS_FILE
@@ -304,13 +320,17 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
             "crossval: fold %d/%d: %d train, %d validation, %d test",
             k + 1, config.folds, len(split[0]), len(split[1]), len(split[2]),
         )  # fmt: skip
-        if saved.is_file():
+        if frozen is not None:
+            deep = probe.fold_probabilities(frozen, y, split[0] + split[1], split[2], config.seed)
+        elif saved.is_file():
             log.info(
                 "crossval: fold %d/%d already done, keeping the Longformer's %s", k + 1, config.folds, saved
             )
             deep = {name: p for name, p in np.load(saved).items() if name.startswith("model/")}
+        elif config.skip_model:
+            deep = {}
         else:
-            deep = {} if config.skip_model else deep_fold(k, records, split, pad_id, ids, config, preset)
+            deep = deep_fold(k, records, split, pad_id, ids, config, preset)
             saved.parent.mkdir(parents=True, exist_ok=True)
             np.savez(saved, **deep)
         probs = {**deep, **quick_fold(records, split, tokenizer, ids, texts, config.seed)}
@@ -337,7 +357,7 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
         "preset": str(preset) if preset else None,
     }
     (config.output_dir / "crossval.json").write_text(json.dumps(result, indent=2) + "\n")
-    report = markdown(systems, config.folds, len(records), sweep, wide_weight)
+    report = markdown(systems, config.folds, len(records), sweep, wide_weight, config.probe)
     (config.output_dir / "crossval.md").write_text(report)
     with open(config.output_dir / "predictions.jsonl", "w", encoding="utf-8") as handle:
         for record in records:

@@ -13,7 +13,7 @@ import logging
 import math
 import os
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,22 +204,38 @@ def seed_everything(seed: int) -> None:
 
 def predict(model, ids: list[list[int]], pad_id: int, batch_size: int, ctx: RunContext) -> np.ndarray:
     """Sigmoid probabilities of a classifier, one row per text (eval mode, no gradients)."""
+
+    def probabilities(input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(model(input_ids=input_ids, attention_mask=mask).logits.float())
+
+    return batched_rows(model, probabilities, ids, pad_id, batch_size, ctx)
+
+
+def batched_rows(
+    model: torch.nn.Module,
+    rows_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    ids: list[list[int]],
+    pad_id: int,
+    batch_size: int,
+    ctx: RunContext,
+) -> np.ndarray:
+    """``rows_of(input_ids, attention_mask)`` over every text, one float32 row per text in
+    ``ids`` order: texts of similar length batched together, eval mode, no gradients."""
     was_training = model.training
     model.eval()
     window = window_of(model)
-    rows = []
+    rows: dict[int, np.ndarray] = {}
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     with torch.no_grad(), ctx.autocast():
         for start in range(0, len(order), batch_size):
             part = order[start : start + batch_size]
             input_ids, mask = pad_batch([ids[i] for i in part], pad_id, window)
-            logits = model(input_ids=input_ids.to(ctx.device), attention_mask=mask.to(ctx.device)).logits
-            rows.extend(zip(part, torch.sigmoid(logits.float()).cpu().numpy(), strict=True))
+            out = rows_of(input_ids.to(ctx.device), mask.to(ctx.device))
+            rows.update(zip(part, out.float().cpu().numpy(), strict=True))
     model.train(was_training)
-    probabilities = np.zeros((len(ids), len(LABELS)), dtype=np.float32)
-    for i, row in rows:
-        probabilities[i] = row
-    return probabilities
+    if not rows:
+        return np.zeros((0, len(LABELS)), dtype=np.float32)
+    return np.stack([rows[i] for i in range(len(ids))]).astype(np.float32)
 
 
 def length_batches(
