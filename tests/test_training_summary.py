@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 from tokenizers import Tokenizer
@@ -80,3 +81,31 @@ def test_pretrain_with_a_summary_target_through_the_cli(tiny_run: Path, tiny_dat
     again = pretrain_cli(tiny_run, tiny_data, out)
     assert again.returncode != 0 and "Traceback" not in again.stderr
     assert "was written with --summary-weight 1, not 0" in again.stderr
+
+
+def test_pretrain_summary_reads_segments_of_the_unmasked_text(tiny_run: Path):
+    """A masked token's random replacement can be a [SEP]; the summary layer still pools
+    the segments of the text as written, not as masked."""
+    from transformers import LongformerForMaskedLM
+
+    from treelens.training.pooling import segment_means
+    from treelens.training.pretrain import MaskedLMObjective
+
+    torch.manual_seed(0)
+    objective = MaskedLMObjective(LongformerForMaskedLM.from_pretrained(tiny_run / "pretrain" / "model"), 4)
+    objective.eval()
+    sep = objective.model.config.sep_token_id
+    written = torch.tensor([[0, 40, 41, 42, sep, 43, 44, sep, 45, sep] + [46] * 54])
+    masked = written.clone()
+    masked[0, 2] = sep  # position 2 was picked for masking and replaced at random by [SEP]
+    labels = torch.full_like(written, -100)
+    labels[0, 2] = written[0, 2]
+    mask = torch.ones_like(written)
+    target = torch.zeros(1, 4)
+    with torch.no_grad():
+        _, mse = objective(masked, mask, labels, target)
+        hidden = objective.model.longformer(input_ids=masked, attention_mask=mask)[0]
+        expected = objective.summary(segment_means(hidden, written, mask, sep)).pow(2).mean()
+        misread = objective.summary(segment_means(hidden, masked, mask, sep)).pow(2).mean()
+    assert float(mse) == pytest.approx(float(expected), rel=1e-5)
+    assert abs(float(expected) - float(misread)) > 1e-6  # the test would see the difference

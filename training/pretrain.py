@@ -169,7 +169,9 @@ class MaskedLMObjective(torch.nn.Module):
             mlm = hidden.sum() * 0.0
         if self.summary is None or summary is None:
             return mlm, mlm.new_zeros(())
-        pooled = segment_means(hidden, input_ids, attention_mask, self.model.config.sep_token_id)
+        # segments from the unmasked text: a masked position's random replacement may be a [SEP]
+        original = torch.where(masked, labels, input_ids)
+        pooled = segment_means(hidden, original, attention_mask, self.model.config.sep_token_id)
         return mlm, torch.nn.functional.mse_loss(self.summary(pooled).float(), summary)
 
 
