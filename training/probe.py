@@ -49,8 +49,9 @@ def frozen_features(
 
 
 def probe_model(features: int, seed: int) -> Pipeline:
-    """Standardised features -> one-vs-rest logistic regression, balanced classes. C is 1 per
-    feature (each standardised feature counts 1/features, the one setting measured)."""
+    """Standardised features -> one-vs-rest logistic regression, balanced classes, C = 1 /
+    feature count (3 / count and 0.3 / count scored 0.741 and 0.722 macro-F1 on the five
+    folds, against 0.736: inside one standard deviation)."""
     return make_pipeline(
         StandardScaler(),
         OneVsRestClassifier(
