@@ -365,8 +365,13 @@ def cloud_decisions(
     return clouds
 
 
+CLOUD_RULE_WORDS = "# acl enable_https_traffic_only ip_configuration ipv4_enabled settings resource\n"
+"""Every word the fixture cloud rules' patterns need, in a comment: the words step (tested
+apart) keeps them, so these tests see what the providers decide."""
+
+
 def terraform_project(root: Path, **files: str) -> Path:
-    for name, text in files.items():
+    for name, text in {"words.tf": CLOUD_RULE_WORDS, **files}.items():
         (root / name).write_text(text)
     return root
 

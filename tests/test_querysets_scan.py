@@ -210,3 +210,43 @@ def test_rules_that_share_an_id_make_a_config_semgrep_runs(
     assert report["suggested"]["errors"] == [] and report["all"]["errors"] == []
     assert report["suggested"]["findings"] == report["all"]["findings"] == 2
     assert report["missed"] == []
+
+
+def test_rules_whose_words_no_file_holds_are_left_out_and_miss_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """semgrep runs a taint rule's dataflow on every file of its languages (the costliest
+    rules of the real-repository bench: `detect-non-literal-require` on a project with no
+    `require`). Its sink names `require`, which no file holds: the rule is left out with the
+    word in its reason, and nothing is missed. Once a file holds the word, it stays and fires."""
+    rules = tmp_path / "rules"
+    write_rules(
+        rules / "javascript" / "audit.yaml",
+        {
+            "id": "non-literal-require",
+            "languages": ["javascript"],
+            "message": "require of request data",
+            "mode": "taint",
+            "pattern-sources": [{"pattern": "$REQ.query"}],
+            "pattern-sinks": [{"pattern": "require(...)"}],
+        },
+        {"id": "eval-call", "languages": ["javascript"], "message": "eval", "pattern": "eval($X)"},
+    )
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "server.js").write_text("function handle(req) {\n  return eval(req.query.code);\n}\n")
+    assert (
+        main(
+            ["suggest", str(project), "--engine", "semgrep", "--catalog", str(rules), "--no-model", "--json"]
+        )
+        == 0
+    )
+    reason = json.loads(capsys.readouterr().out)["semgrep"]["reasons"]["javascript.non-literal-require"]
+    assert reason.startswith("cannot match: no javascript/typescript file holds") and "(require)" in reason
+    report = scan_compare(capsys, project, rules)
+    assert report["suggested"]["rules"] == 1 and report["missed"] == []
+    assert report["suggested"]["findings"] == report["all"]["findings"] == 1
+    (project / "loader.js").write_text("function load(req) {\n  return require(req.query.name);\n}\n")
+    report = scan_compare(capsys, project, rules)
+    assert report["suggested"]["rules"] == 2 and report["missed"] == []
+    assert report["suggested"]["findings"] == report["all"]["findings"] == 2

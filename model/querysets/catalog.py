@@ -16,6 +16,7 @@ from typing import Any
 
 from treelens.model.dataset import default_data_dir
 from treelens.model.errors import TreelensError
+from treelens.model.querysets.needs import Needs
 
 SHARED_SEMGREP_INDEX = default_data_dir() / "semgrep-rules-index.jsonl"
 """The default semgrep catalog: in the data folder ($TREELENS_DATA_DIR or ../shared/data)."""
@@ -56,6 +57,9 @@ class Query:
     patterns: str | None = None
     """The query's own patterns as lower-case text (semgrep rules folders), for the policy to
     see which libraries they name; None when the catalog has no bodies (an index)."""
+    needs: Needs | None = None
+    """Words one file of the query's languages must hold before it can match (semgrep rules
+    folders; model/querysets/needs.py); None when nothing is certain."""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     """Engine-specific facts (CodeQL kind, precision, tags, pack; bandit checks)."""
 

@@ -1,8 +1,8 @@
 """The query policy: which queries a project can trigger, and why the others were dropped.
 
 The rules themselves live in ``policy.yaml`` beside this module (one readable data file);
-this module loads them and applies them to one project in three steps (language, label
-gates, technology), each documented at the top of that file. Every decision carries a
+this module loads them and applies them to one project in four steps (language, words,
+label gates, technology), each documented at the top of that file. Every decision carries a
 reason: the drop reason of a dropped query, or the conservative rule that kept a query
 the plain rules would have dropped.
 """
@@ -32,6 +32,7 @@ from treelens.model.guards import read_beneath
 from treelens.model.input import Analysis
 from treelens.model.labels import UNCERTAIN_RATIO, UNTUNED_THRESHOLD, label_state
 from treelens.model.querysets.catalog import Query
+from treelens.model.querysets.needs import file_words, met, unmet_words
 
 DEFAULT_POLICY = Path(__file__).with_name("policy.yaml")
 DETECTABLE_LANGUAGES = frozenset(LANGUAGE_BY_EXTENSION.values()) | frozenset(LANGUAGE_BY_NAME.values())
@@ -43,6 +44,9 @@ only ones a ``decided_by_files`` family may name."""
 MAX_TERRAFORM_BYTES = 4 << 20
 """A larger HCL file is not read: the project's providers are then unknown (nothing is
 decided by files)."""
+MAX_WORDS_BYTES = 4 << 20
+"""A larger file is not read for words: its language's words are then unknown, and no rule
+of that language is dropped for a word it lacks."""
 _TF_PROVIDERS = re.compile(
     r"""^\s*(?:resource|data)\s+"?([A-Za-z0-9-]+)_|^\s*provider\s+"?([\w-]+)"""
     r"""|source\s*=\s*"(?:[\w.-]+/)?[\w-]+/([\w-]+)\"""",
@@ -311,6 +315,9 @@ class Project:
     ecosystems: frozenset[str]
     read_in_full: frozenset[str] = frozenset()
     """Ecosystems whose every file was read here (the names found are dependency names)."""
+    root: Path | None = None
+    """The project's folder, where the words of its files are read (None: they are not)."""
+    _words: dict[frozenset[str], frozenset[str] | None] = field(default_factory=dict, repr=False)
     _matches: dict[tuple[Any, ...], bool] = field(default_factory=dict, repr=False)
     _texts: dict[frozenset[str] | None, str] = field(default_factory=dict, repr=False)
 
@@ -335,6 +342,7 @@ class Project:
             dependency_names=frozenset(names),
             ecosystems=frozenset(analysis.dependencies),
             read_in_full=frozenset() if providers is None else frozenset({"terraform"}),
+            root=root,
         )
 
     def has_file(
@@ -381,6 +389,32 @@ class Project:
         if languages not in self._texts:
             self._texts[languages] = "\n".join(self._paths_of(languages))
         return self._texts[languages]
+
+    def words(self, languages: frozenset[str]) -> frozenset[str] | None:
+        """Every word (model/querysets/needs.py) of the files of ``languages`` and of every
+        extension-less file (a script is of its shebang's language), memoised; None when
+        they cannot all be read: no folder given, an unreadable file, one over MAX_WORDS_BYTES.
+        Links are passed over: semgrep does not scan them."""
+        if languages not in self._words:
+            self._words[languages] = self._read_words(languages)
+        return self._words[languages]
+
+    def _read_words(self, languages: frozenset[str]) -> frozenset[str] | None:
+        if self.root is None:
+            return None
+        words: set[str] = set()
+        for path in self.paths:
+            language = language_of(path)
+            if language not in languages and (language is not None or "." in path.rsplit("/", 1)[-1]):
+                continue
+            # a workspace may be hostile: no symlinks, FIFOs or devices, at most the cap read
+            data = read_beneath(self.root, path, MAX_WORDS_BYTES + 1)
+            if data is None and (self.root / path).is_symlink():
+                continue  # semgrep scans no linked file either
+            if data is None or len(data) > MAX_WORDS_BYTES:
+                return None
+            words |= file_words(data.decode("utf-8", "replace"))
+        return frozenset(words)
 
     def detected(self, family: Family) -> list[str]:
         return sorted(m for m in family.members if m in self.technologies or m in self.dependency_names)
@@ -449,8 +483,11 @@ class Decision:
 class Decider:
     """Applies a policy to one project (and optionally a model's labels), query by query."""
 
-    def __init__(self, policy: Policy, project: Project, engine: str, labels: Labels | None) -> None:
+    def __init__(
+        self, policy: Policy, project: Project, engine: str, labels: Labels | None, read_words: bool = True
+    ) -> None:
         self.policy = policy
+        self.read_words = read_words
         self.project = project
         self.labels = labels
         self.equivalents = policy.language_equivalents.get(engine, {})
@@ -475,7 +512,7 @@ class Decider:
     def decide(self, query: Query) -> Decision:
         languages = self.languages(query)
         generic = self._generic(languages)
-        drop = self._language(query, languages, generic)
+        drop = self._language(query, languages, generic) or self._words(query, languages, generic)
         if drop:
             return Decision(False, drop)
         notes: list[str] = []
@@ -525,6 +562,25 @@ class Decider:
         return ""
 
     # step 2 ----------------------------------------------------------------------------
+
+    def _words(self, query: Query, languages: list[str], generic: bool) -> str:
+        """The drop reason of the words step: '' unless a word the query's patterns need is in
+        no file it can scan (known only for code languages, with the project's folder)."""
+        if query.needs is None or not languages or generic or not self.read_words:
+            return ""
+        wanted: set[str] = set()
+        for lang in languages:
+            if lang in self.language_files or lang not in DETECTABLE_LANGUAGES:
+                return ""  # files recognised otherwise: their words are not read
+            wanted.update(self.equivalents.get(lang, (lang,)))
+        words = self.project.words(frozenset(wanted))
+        if words is None or met(query.needs, words):
+            return ""
+        missing = unmet_words(query.needs, words)
+        shown = ", ".join(missing[:6]) + (", ..." if len(missing) > 6 else "")
+        return f"cannot match: no {'/'.join(sorted(wanted))} file holds a word its patterns need ({shown})"
+
+    # step 3 ----------------------------------------------------------------------------
 
     def _tag_families(
         self, query: Query, languages: list[str], generic: bool, named_only: bool = False
@@ -582,7 +638,7 @@ class Decider:
             return Decision(False, f"{gate.name} query ({gate.why}); model: {absent}")
         return None
 
-    # step 3 ----------------------------------------------------------------------------
+    # step 4 ----------------------------------------------------------------------------
 
     def _technology(
         self, query: Query, languages: list[str], generic: bool, notes: list[str]
@@ -630,8 +686,10 @@ def decide_all(
     labels: Labels | None,
     policy: Policy,
     root: Path | None = None,
+    read_words: bool = True,
 ) -> list[tuple[Query, Decision]]:
     """Each query with its decision, in catalog order; ``root``, the project's folder, lets
-    the policy read its Terraform files (see Project.from_analysis)."""
-    decider = Decider(policy, Project.from_analysis(analysis, policy, root), engine, labels)
+    the policy read its Terraform files (see Project.from_analysis) and, unless
+    ``read_words`` is off (the bench measures that step on its own), every file's words."""
+    decider = Decider(policy, Project.from_analysis(analysis, policy, root), engine, labels, read_words)
     return [(q, decider.decide(q)) for q in queries]

@@ -44,6 +44,7 @@ from treelens.model.querysets.catalog import (
     cwe_numbers,
     unique_ids,
 )
+from treelens.model.querysets.needs import rule_needs
 from treelens.model.querysets.policy import DETECTABLE_LANGUAGES, Policy, literal_of
 from treelens.model.tree import ProjectTree
 
@@ -133,6 +134,7 @@ def _rule_query(rule: dict[str, Any], rel: str) -> Query:
         languages=tuple(lang.lower() for lang in as_strings(rule.get("languages"))),
         technologies=tuple(t.lower() for t in as_strings(metadata.get("technology"))),
         patterns=json.dumps({k: v for k, v in rule.items() if k not in NOT_PATTERNS}).lower(),
+        needs=rule_needs(rule),
         category=category.lower() if isinstance(category, str) else None,
         subcategory=tuple(s.lower() for s in as_strings(metadata.get("subcategory"))),
         cwe=cwe_numbers(as_strings(metadata.get("cwe"))),

@@ -187,11 +187,13 @@ def suggest(
     note: str = "",
     name: str = "project",
     root: Path | None = None,
+    read_words: bool = True,
 ) -> QuerySet:
     """The query set of ``engine`` worth running on the analysed project.
 
     With ``root``, the project's folder, the policy also reads what the analysis cannot
-    show (every Terraform file's providers), which lets it drop more without a miss.
+    show (every Terraform file's providers, the words of every file: ``read_words`` False
+    skips that step), which lets it drop more without a miss.
 
     With ``probabilities`` (a model's, per label) the label gates apply, read against
     ``thresholds`` (the untuned 0.5 where a label has none) and the uncertainty band of
@@ -211,7 +213,7 @@ def suggest(
     selected: list[Query] = []
     reasons: dict[str, str] = {}
     conservative: dict[str, str] = {}
-    for query, decision in decide_all(catalog.queries, analysis, engine, labels, policy, root):
+    for query, decision in decide_all(catalog.queries, analysis, engine, labels, policy, root, read_words):
         if decision.kept:
             selected.append(query)
             if decision.reason:
