@@ -1,12 +1,14 @@
 """How much semgrep time the suggested query set saves, like for like, and what it misses.
 
-Six arms on each project, every one written the same way (one merged JSON rules file,
+Seven arms on each project, every one written the same way (one merged JSON rules file,
 the fastest form semgrep reads, with semgrep's own check ids), each saving measured on
 its own:
 
 - ``all``: every rule of the catalog;
 - ``languages``: the languages-present filter (every rule whose language occurs in the
   project: the ten lines a user would write first);
+- ``nowords``: the set ``treelens suggest`` keeps without its words step (the policy's
+  step 2: rules whose patterns name a word no file holds), to measure that step on its own;
 - ``suggested``: the set ``treelens suggest`` keeps (selection only);
 - ``scoped``: the same set, each rule excluded from the components (top-level and
   manifest folders) that hold no file of its languages (lossless by construction);
@@ -52,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.scan_fixtures import PROJECTS, write_project
 from treelens.daemon.scan import scan
 from treelens.model.input import Analysis, analyze
-from treelens.model.pipeline import model_labels, suggest_sets
+from treelens.model.pipeline import model_labels
 from treelens.model.querysets import Catalog, QuerySet, load_catalog
 from treelens.model.querysets.compare import (
     DEFAULT_TIMEOUT_S,
@@ -65,7 +67,7 @@ from treelens.model.querysets.compare import (
     write_arms,
 )
 from treelens.model.querysets.semgrep import merged_rules, path_scope, semgrep_id
-from treelens.model.querysets.suggest import default_policy
+from treelens.model.querysets.suggest import default_policy, suggest
 from treelens.model.tree import ProjectTree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,10 +122,13 @@ def machine() -> str:
     )
 
 
-ARMS = ("all", "languages", "suggested", "scoped", "skipped", "fired")
+ARMS = ("all", "languages", "nowords", "suggested", "scoped", "skipped", "fired")
+TREELENS_ARMS = ("nowords", "suggested", "scoped", "skipped")
+"""The arms of Treelens' selection: a finding they lose is a miss."""
 NAMES = {
     "all": "every rule",
     "languages": "languages present",
+    "nowords": "Treelens without the words step",
     "suggested": "Treelens",
     "scoped": "Treelens + scoping",
     "skipped": "+ skip-vendored",
@@ -132,13 +137,26 @@ NAMES = {
 
 
 def suggest_for(
-    name: str, project: Path, catalog: Catalog, use_model: bool
+    name: str, project: Path, catalog: Catalog, use_model: bool, read_words: bool = True
 ) -> tuple[ProjectTree, Analysis, QuerySet]:
-    """What the project holds and what Treelens keeps of ``catalog`` for it: the Treelens arm."""
+    """What the project holds and what Treelens keeps of ``catalog`` for it: the Treelens
+    arm (``read_words`` False: without the policy's words step), as the CLI decides it."""
     tree = scan(project).tree
     analysis = analyze(tree)
     labels = model_labels(tree) if use_model else None
-    query_set = suggest_sets(analysis, {catalog.engine: catalog}, labels, name, project)[catalog.engine]
+    probabilities, thresholds = (labels.probabilities, labels.thresholds) if labels else (None, None)
+    note = labels.note if labels else ""
+    query_set = suggest(
+        analysis,
+        catalog.engine,
+        catalog,
+        probabilities,
+        thresholds,
+        note=note,
+        name=name,
+        root=project,
+        read_words=read_words,
+    )
     return tree, analysis, query_set
 
 
@@ -154,12 +172,15 @@ def measure(
     """Every arm ``reps`` times, rotating which goes first; medians, findings, misses."""
     catalog = load_catalog("semgrep", catalog_dir)
     tree, analysis, query_set = suggest_for(name, project, catalog, use_model)
+    nowords = suggest_for(name, project, catalog, use_model, read_words=False)[2]
     folder = root / f"{name}-configs"
     folder.mkdir()
     policy = default_policy()
     skip = path_scope(tree, project, policy, skip_vendored=True)
     scopes = {"scoped": path_scope(tree, project, policy), "skipped": skip}
     configs = write_arms(folder, catalog, query_set, analysis, scopes)
+    configs["nowords"] = (folder / "nowords.json", len(nowords.selected))
+    configs["nowords"][0].write_text(merged_rules(catalog, nowords.selected), encoding="utf-8")
     times: dict[str, list[float]] = {arm: [] for arm in ARMS}
     cpu: dict[str, list[float]] = {arm: [] for arm in ARMS}
     findings: dict[str, set[Finding]] = {arm: set() for arm in ARMS}
@@ -230,19 +251,20 @@ def ratio(row: dict, slow: str, fast: str) -> str:
 def table(rows: list[dict]) -> str:
     """Per project: time of every rule, each arm's speed-up (wall, CPU), findings and misses."""
     lines = [
-        "| project | files | rules all / languages / Treelens / fired | all rules: wall, CPU s |"
-        " languages present | Treelens | + scoping | + skip-vendored | ceiling (rules that fired) |"
-        " Treelens vs languages | best vs languages |"
-        " findings all / languages / Treelens / scoped / skipped / fired (+ in vendored files) | missed |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| project | files | rules all / languages / no words / Treelens / fired | all rules: wall, CPU s |"
+        " languages present | Treelens without words | Treelens | + scoping | + skip-vendored |"
+        " ceiling (rules that fired) | Treelens vs languages | best vs languages |"
+        " findings all / languages / no words / Treelens / scoped / skipped / fired (+ in vendored files)"
+        " | missed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         rules, found, cpu = r["rules"], r["findings"], r["cpuSeconds"]
-        missed = sum(len(r["missedBy"][arm]) for arm in ("suggested", "scoped", "skipped"))
+        missed = sum(len(r["missedBy"][arm]) for arm in TREELENS_ARMS)
         cells = [
             r["project"],
             str(r["files"]),
-            f"{rules['all']} / {rules['languages']} / {rules['suggested']} / {rules['fired']}",
+            " / ".join(str(rules[arm]) for arm in ("all", "languages", "nowords", "suggested", "fired")),
             f"{r['seconds']['all']:.1f}, {cpu['all']:.1f}",
             *(ratio(r, "all", arm) for arm in ARMS[1:]),
             ratio(r, "languages", "suggested"),
@@ -358,7 +380,7 @@ def main() -> int:
             print(f"ceiling: no rule fired on {row['project']}: an empty rules list, semgrep start-up alone")
         for error in row["errors"]:
             print(f"semgrep error: {row['project']}: {error}")
-    if not any(row["missedBy"][arm] for row in rows for arm in ("suggested", "scoped", "skipped")):
+    if not any(row["missedBy"][arm] for row in rows for arm in TREELENS_ARMS):
         print("\nmissed findings (Treelens arms): none")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
