@@ -110,10 +110,14 @@ def test_project_words_read_the_languages_files_and_scripts_but_not_links(tmp_pa
     assert Project(["server.js"], *[frozenset()] * 4).words(frozenset({"javascript"})) is None, "no folder"
 
 
+@pytest.mark.parametrize("cap", ["MAX_WORDS_BYTES", "MAX_WORDS_TOTAL_BYTES"])
 def test_a_file_that_cannot_be_read_in_full_makes_the_words_unknown(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap: str
 ) -> None:
+    """One file over the cap, or the files of the languages over the total: unknown, so
+    no rule is dropped for a word it lacks."""
     (tmp_path / "small.js").write_text("eval(x)\n")
     (tmp_path / "large.js").write_text("x" * 64)
-    monkeypatch.setattr(policy, "MAX_WORDS_BYTES", 32)
+    assert project_at(tmp_path).words(frozenset({"javascript"})) == {"eval", "x", "x" * 64}
+    monkeypatch.setattr(policy, cap, 32 if cap == "MAX_WORDS_BYTES" else 70)
     assert project_at(tmp_path).words(frozenset({"javascript"})) is None

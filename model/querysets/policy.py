@@ -47,6 +47,9 @@ decided by files)."""
 MAX_WORDS_BYTES = 4 << 20
 """A larger file is not read for words: its language's words are then unknown, and no rule
 of that language is dropped for a word it lacks."""
+MAX_WORDS_TOTAL_BYTES = 64 << 20
+"""At most this much of a project's files is read for the words of one set of languages
+(about 3 s on one core); a larger code base keeps its words unknown, as above."""
 _TF_PROVIDERS = re.compile(
     r"""^\s*(?:resource|data)\s+"?([A-Za-z0-9-]+)_|^\s*provider\s+"?([\w-]+)"""
     r"""|source\s*=\s*"(?:[\w.-]+/)?[\w-]+/([\w-]+)\"""",
@@ -393,7 +396,8 @@ class Project:
     def words(self, languages: frozenset[str]) -> frozenset[str] | None:
         """Every word (model/querysets/needs.py) of the files of ``languages`` and of every
         extension-less file (a script is of its shebang's language), memoised; None when
-        they cannot all be read: no folder given, an unreadable file, one over MAX_WORDS_BYTES.
+        they cannot all be read: no folder given, an unreadable file, one over MAX_WORDS_BYTES,
+        more than MAX_WORDS_TOTAL_BYTES in all.
         Links are passed over: semgrep does not scan them."""
         if languages not in self._words:
             self._words[languages] = self._read_words(languages)
@@ -403,6 +407,7 @@ class Project:
         if self.root is None:
             return None
         words: set[str] = set()
+        total = 0
         for path in self.paths:
             language = language_of(path)
             if language not in languages and (language is not None or "." in path.rsplit("/", 1)[-1]):
@@ -411,7 +416,8 @@ class Project:
             data = read_beneath(self.root, path, MAX_WORDS_BYTES + 1)
             if data is None and (self.root / path).is_symlink():
                 continue  # semgrep scans no linked file either
-            if data is None or len(data) > MAX_WORDS_BYTES:
+            total += 0 if data is None else len(data)
+            if data is None or len(data) > MAX_WORDS_BYTES or total > MAX_WORDS_TOTAL_BYTES:
                 return None
             words |= file_words(data.decode("utf-8", "replace"))
         return frozenset(words)
