@@ -25,7 +25,8 @@ its own:
 They run interleaved, ``--reps`` times each, in one process; the table gives rules, the
 median wall time of each arm, speed-ups against every rule and against the filter,
 findings of each, and every finding a selection missed. Any config error semgrep reports
-is printed: an invalid config cannot pass unnoticed.
+is printed: an invalid config cannot pass unnoticed. ``treelens suggest`` itself (scan,
+labels, policy) is timed with and without the words step, which reads the project's files.
 
 Projects: real repositories given as paths (``--repo PATH``, repeatable; fetched outside
 this repository) or, without any, the six fixture projects of bench/scan_fixtures.py.
@@ -46,6 +47,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -171,8 +173,14 @@ def measure(
 ) -> dict:
     """Every arm ``reps`` times, rotating which goes first; medians, findings, misses."""
     catalog = load_catalog("semgrep", catalog_dir)
-    tree, analysis, query_set = suggest_for(name, project, catalog, use_model)
-    nowords = suggest_for(name, project, catalog, use_model, read_words=False)[2]
+    suggest_seconds: dict[str, list[float]] = {"nowords": [], "suggested": []}
+    sets: dict[str, QuerySet] = {}
+    for _ in range(2):  # alternating, the faster of two each: the first call warms the file cache
+        for arm, read_words in (("nowords", False), ("suggested", True)):
+            start = time.perf_counter()
+            tree, analysis, sets[arm] = suggest_for(name, project, catalog, use_model, read_words)
+            suggest_seconds[arm].append(time.perf_counter() - start)
+    query_set, nowords = sets["suggested"], sets["nowords"]
     folder = root / f"{name}-configs"
     folder.mkdir()
     policy = default_policy()
@@ -208,6 +216,7 @@ def measure(
         "languages": list(analysis.languages),
         "basis": query_set.basis,
         "note": query_set.note,
+        "suggestSeconds": {arm: min(times) for arm, times in suggest_seconds.items()},
         "rules": {arm: configs[arm][1] for arm in ARMS},
         "seconds": {arm: statistics.median(times[arm]) for arm in ARMS},
         "times": times,
@@ -300,6 +309,11 @@ def summary(rows: list[dict]) -> str:
             f"{medians['languages', 'seconds']:.2f}x wall, {medians['languages', 'cpuSeconds']:.2f}x CPU; "
             f"{missed} findings missed"
         )
+    made = {arm: statistics.median(r["suggestSeconds"][arm] for r in rows) for arm in TREELENS_ARMS[:2]}
+    lines.append(
+        f"  treelens suggest itself (scan, labels, policy): median {made['suggested']:.2f} s, "
+        f"without the words step {made['nowords']:.2f} s"
+    )
     vendored = sum(r["vendoredFindings"] for r in rows)
     lines.append(f"  findings in vendored files (opt-in skipped, not misses): {vendored}")
     return "\n".join(lines)
@@ -352,7 +366,12 @@ def main() -> int:
             times = ", ".join(
                 f"{arm} {row['seconds'][arm]:.2f} s ({row['cpuSeconds'][arm]:.1f} CPU)" for arm in ARMS
             )
-            print(f"{name}: {times}, {len(row['missed'])} missed", file=sys.stderr)
+            made = row["suggestSeconds"]
+            print(
+                f"{name}: {times}, {len(row['missed'])} missed; suggest (scan, labels, policy) "
+                f"{made['suggested']:.2f} s, without the words step {made['nowords']:.2f} s",
+                file=sys.stderr,
+            )
             rows.append(row)
             if args.json:  # after each project: a long run that is stopped keeps what it measured
                 args.json.write_text(json.dumps(rows, indent=2))

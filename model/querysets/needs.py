@@ -60,11 +60,15 @@ SEARCH_KEYS = ("pattern", "patterns", "pattern-either", "pattern-inside")
 
 @dataclass(frozen=True)
 class AllOf:
+    """Every part is needed (the items of ``patterns``; a taint rule's source and sink)."""
+
     parts: tuple[Needs, ...]
 
 
 @dataclass(frozen=True)
 class AnyOf:
+    """One part is enough (the alternatives of ``pattern-either``; a taint rule's sources)."""
+
     parts: tuple[Needs, ...]
 
 
