@@ -48,8 +48,8 @@ MAX_WORDS_BYTES = 4 << 20
 """A larger file is not read for words: its language's words are then unknown, and no rule
 of that language is dropped for a word it lacks."""
 MAX_WORDS_TOTAL_BYTES = 64 << 20
-"""At most this much of a project's files is read for the words of one set of languages
-(about 3 s on one core); a larger code base keeps its words unknown, as above."""
+"""At most this much of a project's files of one language is read for words (about 3 s on
+one core); a larger code base keeps that language's words unknown, as above."""
 _TF_PROVIDERS = re.compile(
     r"""^\s*(?:resource|data)\s+"?([A-Za-z0-9-]+)_|^\s*provider\s+"?([\w-]+)"""
     r"""|source\s*=\s*"(?:[\w.-]+/)?[\w-]+/([\w-]+)\"""",
@@ -321,6 +321,8 @@ class Project:
     root: Path | None = None
     """The project's folder, where the words of its files are read (None: they are not)."""
     _words: dict[frozenset[str], frozenset[str] | None] = field(default_factory=dict, repr=False)
+    _group_words: dict[str, frozenset[str] | None] = field(default_factory=dict, repr=False)
+    _files: dict[str, list[str]] = field(default_factory=dict, repr=False)
     _matches: dict[tuple[Any, ...], bool] = field(default_factory=dict, repr=False)
     _texts: dict[frozenset[str] | None, str] = field(default_factory=dict, repr=False)
 
@@ -396,22 +398,35 @@ class Project:
     def words(self, languages: frozenset[str]) -> frozenset[str] | None:
         """Every word (model/querysets/needs.py) of the files of ``languages`` and of every
         extension-less file (a script is of its shebang's language), memoised; None when
-        they cannot all be read: no folder given, an unreadable file, one over MAX_WORDS_BYTES,
-        more than MAX_WORDS_TOTAL_BYTES in all.
+        they cannot all be read: no folder given, an unreadable file, one over
+        MAX_WORDS_BYTES, more than MAX_WORDS_TOTAL_BYTES of one language's files.
         Links are passed over: semgrep does not scan them."""
         if languages not in self._words:
-            self._words[languages] = self._read_words(languages)
+            found = [self._language_words(group) for group in (*sorted(languages), "")]
+            known = [w for w in found if w is not None]
+            self._words[languages] = frozenset().union(*known) if len(known) == len(found) else None
         return self._words[languages]
 
-    def _read_words(self, languages: frozenset[str]) -> frozenset[str] | None:
+    def _language_words(self, group: str) -> frozenset[str] | None:
+        """The words of one language's files ("": the extension-less ones), read once."""
+        if group not in self._group_words:
+            self._group_words[group] = self._read_words(self._files_by_language().get(group, []))
+        return self._group_words[group]
+
+    def _files_by_language(self) -> dict[str, list[str]]:
+        if not self._files:
+            for path in self.paths:
+                language = language_of(path) or ("" if "." not in path.rsplit("/", 1)[-1] else None)
+                if language is not None:
+                    self._files.setdefault(language, []).append(path)
+        return self._files
+
+    def _read_words(self, paths: list[str]) -> frozenset[str] | None:
         if self.root is None:
             return None
         words: set[str] = set()
         total = 0
-        for path in self.paths:
-            language = language_of(path)
-            if language not in languages and (language is not None or "." in path.rsplit("/", 1)[-1]):
-                continue
+        for path in paths:
             # a workspace may be hostile: no symlinks, FIFOs or devices, at most the cap read
             data = read_beneath(self.root, path, MAX_WORDS_BYTES + 1)
             if data is None and (self.root / path).is_symlink():
