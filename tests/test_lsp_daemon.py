@@ -340,6 +340,33 @@ async def test_suggest_query_set_carries_the_scope_asked_for(ws: Workspace, tmp_
     assert error.value.code == types.ErrorCodes.InvalidParams and "'skipVendored'" in error.value.message
 
 
+async def test_suggest_query_set_reads_the_words_of_the_files_as_they_are(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """With a rules folder, a rule whose patterns name a word no file holds cannot match and
+    is left out, the word in its reason; the files are read at each request, so once the
+    file holds the word the rule is back."""
+    site = tmp_path / "words-site"
+    write_files(site, {"package.json": '{"name": "site"}\n', "app.js": "eval(req.query.code)\n"})
+    rules = tmp_path / "rules" / "javascript"
+    rules.mkdir(parents=True)
+    (rules / "audit.yaml").write_text(
+        "rules:\n"
+        "  - {id: eval-call, languages: [javascript], severity: INFO, message: m, pattern: eval($X)}\n"
+        "  - {id: dynamic-require, languages: [javascript], severity: INFO, message: m,\n"
+        "     pattern: require($X)}\n"
+    )
+    added = types.WorkspaceFoldersChangeEvent(added=[types.WorkspaceFolder(uri(site), site.name)], removed=[])
+    ws.daemon.workspace_did_change_workspace_folders(types.DidChangeWorkspaceFoldersParams(event=added))
+    asked = {"folder": uri(site), "engine": "semgrep", "catalog": str(tmp_path / "rules")}
+    result = await ws.daemon.call(SUGGEST_QUERY_SET, asked)
+    assert result["selected"] == ["javascript.eval-call"]
+    assert result["reasons"]["javascript.dynamic-require"].startswith("cannot match: no javascript")
+    (site / "app.js").write_text("eval(req.query.code)\nrequire(req.query.name)\n")
+    result = await ws.daemon.call(SUGGEST_QUERY_SET, asked)
+    assert result["selected"] == ["javascript.eval-call", "javascript.dynamic-require"]
+
+
 async def test_suggest_query_set_from_the_model_and_the_project(ws: Workspace) -> None:
     index = DATA_DIR / "semgrep-rules-index.jsonl"
     if not index.is_file():
