@@ -90,6 +90,13 @@ def test_pretrain_resumes_after_a_kill(tiny_run, tiny_data, tmp_path):
     pretrain.run(build_config(PretrainConfig, "pretrain", args, "tiny"))
     same_weights(killed, whole)
 
+    # a finished run (which `all` keeps) is not redone, and its results keep their real figures
+    results = (whole / "train_results.json").read_text()
+    again = run_cli(["pretrain", *common, *flags, "--output-dir", str(whole)])
+    assert "already finished at step 24" in again.stderr
+    assert (whole / "train_results.json").read_text() == results
+    same_weights(killed, whole)
+
 
 def test_finetune_resumes_after_a_kill(tiny_run, tiny_data, tmp_path):
     common = ["--preset", "tiny", "--data", str(tiny_data), "--pretrained", str(tiny_run / "pretrain")]

@@ -257,6 +257,13 @@ def _run(config: PretrainConfig) -> Path:
             ),
         )
 
+    model_dir = config.output_dir / MODEL_DIR
+    if step >= total_steps and model_dir.is_dir():  # a finished run (`all` keeps one): nothing to redo
+        if ctx.main:
+            log.info("pretrain: already finished at step %d; %s and its results are kept", step, model_dir)
+        modeling.teardown_run(ctx)
+        return model_dir
+
     def checkpoint(next_epoch: int, next_batch: int) -> None:
         if ctx.main:
             modeling.save_checkpoint(
@@ -352,7 +359,6 @@ def _run(config: PretrainConfig) -> Path:
 
     # final evaluation and save ------------------------------------------------------------
     seconds = time.perf_counter() - started
-    model_dir = config.output_dir / MODEL_DIR
     if ctx.main:
         checkpoint(epoch, 0)
         final = evaluate_mlm(modeling.unwrap(model), collator, eval_ids, config, ctx)
