@@ -56,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.scan_fixtures import PROJECTS, write_project
 from treelens.daemon.scan import scan
 from treelens.model.input import Analysis, analyze
-from treelens.model.pipeline import model_labels
+from treelens.model.pipeline import model_labels, suggest_sets
 from treelens.model.querysets import Catalog, QuerySet, load_catalog
 from treelens.model.querysets.compare import (
     DEFAULT_TIMEOUT_S,
@@ -69,7 +69,7 @@ from treelens.model.querysets.compare import (
     write_arms,
 )
 from treelens.model.querysets.semgrep import merged_rules, path_scope, semgrep_id
-from treelens.model.querysets.suggest import default_policy, suggest
+from treelens.model.querysets.suggest import default_policy
 from treelens.model.tree import ProjectTree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,20 +146,8 @@ def suggest_for(
     tree = scan(project).tree
     analysis = analyze(tree)
     labels = model_labels(tree) if use_model else None
-    probabilities, thresholds = (labels.probabilities, labels.thresholds) if labels else (None, None)
-    note = labels.note if labels else ""
-    query_set = suggest(
-        analysis,
-        catalog.engine,
-        catalog,
-        probabilities,
-        thresholds,
-        note=note,
-        name=name,
-        root=project,
-        read_words=read_words,
-    )
-    return tree, analysis, query_set
+    sets = suggest_sets(analysis, {catalog.engine: catalog}, labels, name, project, read_words)
+    return tree, analysis, sets[catalog.engine]
 
 
 def measure(
@@ -309,7 +297,9 @@ def summary(rows: list[dict]) -> str:
             f"{medians['languages', 'seconds']:.2f}x wall, {medians['languages', 'cpuSeconds']:.2f}x CPU; "
             f"{missed} findings missed"
         )
-    made = {arm: statistics.median(r["suggestSeconds"][arm] for r in rows) for arm in TREELENS_ARMS[:2]}
+    made = {
+        arm: statistics.median(r["suggestSeconds"][arm] for r in rows) for arm in ("suggested", "nowords")
+    }
     lines.append(
         f"  treelens suggest itself (scan, labels, policy): median {made['suggested']:.2f} s, "
         f"without the words step {made['nowords']:.2f} s"

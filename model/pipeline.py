@@ -97,10 +97,11 @@ def suggest_sets(
     labels: ModelLabels | None,
     name: str,
     root: Path | None = None,
+    read_words: bool = True,
 ) -> dict[str, QuerySet]:
     """The query set of each engine's catalog for the analysed project, gated by the
     model's ``labels`` when there are any (None: languages and technologies alone);
-    ``root`` is the project's folder (see ``suggest``)."""
+    ``root`` is the project's folder and ``read_words`` its policy step (see ``suggest``)."""
     return {
         engine: suggest(
             analysis,
@@ -111,6 +112,7 @@ def suggest_sets(
             note=labels.note if labels else "",
             name=name,
             root=root,
+            read_words=read_words,
         )
         for engine, catalog in catalogs.items()
     }

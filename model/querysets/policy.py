@@ -322,7 +322,6 @@ class Project:
     """The project's folder, where the words of its files are read (None: they are not)."""
     _words: dict[frozenset[str], frozenset[str] | None] = field(default_factory=dict, repr=False)
     _group_words: dict[str, frozenset[str] | None] = field(default_factory=dict, repr=False)
-    _files: dict[str, list[str]] = field(default_factory=dict, repr=False)
     _matches: dict[tuple[Any, ...], bool] = field(default_factory=dict, repr=False)
     _texts: dict[frozenset[str] | None, str] = field(default_factory=dict, repr=False)
 
@@ -401,44 +400,48 @@ class Project:
         they cannot all be read: no folder given, an unreadable file, one over
         MAX_WORDS_BYTES, more than MAX_WORDS_TOTAL_BYTES of one language's files.
         Links are passed over: semgrep does not scan them."""
+        if self.root is None:
+            return None
         if languages not in self._words:
-            found = [self._language_words(group) for group in (*sorted(languages), "")]
+            found = [self._language_words(self.root, group) for group in (*sorted(languages), "")]
             known = [w for w in found if w is not None]
             self._words[languages] = frozenset().union(*known) if len(known) == len(found) else None
         return self._words[languages]
 
-    def _language_words(self, group: str) -> frozenset[str] | None:
+    def _language_words(self, root: Path, group: str) -> frozenset[str] | None:
         """The words of one language's files ("": the extension-less ones), read once."""
         if group not in self._group_words:
-            self._group_words[group] = self._read_words(self._files_by_language().get(group, []))
+            self._group_words[group] = read_words(root, self._files_by_language.get(group, []))
         return self._group_words[group]
 
+    @cached_property
     def _files_by_language(self) -> dict[str, list[str]]:
-        if not self._files:
-            for path in self.paths:
-                language = language_of(path) or ("" if "." not in path.rsplit("/", 1)[-1] else None)
-                if language is not None:
-                    self._files.setdefault(language, []).append(path)
-        return self._files
-
-    def _read_words(self, paths: list[str]) -> frozenset[str] | None:
-        if self.root is None:
-            return None
-        words: set[str] = set()
-        total = 0
-        for path in paths:
-            # a workspace may be hostile: no symlinks, FIFOs or devices, at most the cap read
-            data = read_beneath(self.root, path, MAX_WORDS_BYTES + 1)
-            if data is None and (self.root / path).is_symlink():
-                continue  # semgrep scans no linked file either
-            total += 0 if data is None else len(data)
-            if data is None or len(data) > MAX_WORDS_BYTES or total > MAX_WORDS_TOTAL_BYTES:
-                return None
-            words |= file_words(data.decode("utf-8", "replace"))
-        return frozenset(words)
+        files: dict[str, list[str]] = {}
+        for path in self.paths:
+            language = language_of(path) or ("" if "." not in path.rsplit("/", 1)[-1] else None)
+            if language is not None:
+                files.setdefault(language, []).append(path)
+        return files
 
     def detected(self, family: Family) -> list[str]:
         return sorted(m for m in family.members if m in self.technologies or m in self.dependency_names)
+
+
+def read_words(root: Path, paths: Iterable[str]) -> frozenset[str] | None:
+    """The words of the files at ``paths`` below ``root``, or None when one cannot be read
+    in full (links are passed over) or they hold more than MAX_WORDS_TOTAL_BYTES."""
+    words: set[str] = set()
+    total = 0
+    for path in paths:
+        # a workspace may be hostile: no symlinks, FIFOs or devices, at most the cap read
+        data = read_beneath(root, path, MAX_WORDS_BYTES + 1)
+        if data is None and (root / path).is_symlink():
+            continue  # semgrep scans no linked file either
+        total += 0 if data is None else len(data)
+        if data is None or len(data) > MAX_WORDS_BYTES or total > MAX_WORDS_TOTAL_BYTES:
+            return None
+        words |= file_words(data.decode("utf-8", "replace"))
+    return frozenset(words)
 
 
 def terraform_providers(root: Path, paths: Iterable[str]) -> frozenset[str] | None:
