@@ -46,7 +46,9 @@ SKIP_DIRS: frozenset[str] = frozenset(
         "bower_components",
         "jspm_packages",
         "Pods",
+        "Carthage",
         ".bundle",
+        "vendor",  # Go modules, Composer, Bundler; semgrep and GitHub linguist skip it too
         # virtualenvs and tool caches
         ".venv",
         "venv",

@@ -177,13 +177,13 @@ def test_nested_repository_is_one_entry_in_a_git_work_tree(tmp_path: Path) -> No
     make_git_repo(tmp_path)
     tree = FolderTree(tmp_path, PathFilter())
     tree.rescan()
-    write_files(tmp_path, {"vendor/lib/a.py": "", "vendor/lib/b.py": ""})
-    make_git_repo(tmp_path / "vendor" / "lib")
-    tree.apply({"vendor"})
+    write_files(tmp_path, {"libs/lib/a.py": "", "libs/lib/b.py": ""})
+    make_git_repo(tmp_path / "libs" / "lib")
+    tree.apply({"libs"})
     assert _record(tree) == _scanned(tmp_path, PathFilter())
-    assert tree.files["vendor/lib"].kind == "submodule"
-    (tmp_path / "vendor" / "lib" / "c.py").write_text("")
-    assert not tree.apply({"vendor/lib/c.py"})
+    assert tree.files["libs/lib"].kind == "submodule"
+    (tmp_path / "libs" / "lib" / "c.py").write_text("")
+    assert not tree.apply({"libs/lib/c.py"})
 
 
 def test_deleted_root_is_a_scan_error(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The canonical model text (input format 3): golden files, determinism, budget,
+"""The canonical model text (input format 4): golden files, determinism, budget,
 manifests first, and the same text for a folder and for the record made from it.
 
 Golden files live in tests/golden/. After an intended change of the format, bump
@@ -37,7 +37,7 @@ def golden_name(record_id: str, max_tokens: int) -> str:
 
 
 def test_input_format_is_pinned() -> None:
-    assert INPUT_FORMAT == 3
+    assert INPUT_FORMAT == 4
 
 
 @pytest.mark.parametrize(("record_id", "max_tokens"), GOLDEN_CASES)
@@ -106,6 +106,15 @@ def test_noise_is_filtered_but_counted_for_languages() -> None:
     files = [FileEntry(p) for p in ["docs/guide.md", "README.md", "logo.png", "0001_initial.py", "app.py"]]
     result = describe(ProjectTree(files))
     assert result.text.startswith("# tree\napp.py\n# languages: python\n")
+
+
+def test_vendored_dependencies_are_not_part_of_the_project() -> None:
+    """gotty commits its Go dependencies under vendor/ (105 of its 169 files): they are
+    installed code, as node_modules is, and said nothing about gotty but "Go library"."""
+    text = describe(ProjectTree.from_record(record("yudai/gotty"))).text
+    assert "vendor/" not in text
+    assert "server/\n  asset.go" in text
+    assert "# languages: go typescript " in text
 
 
 def test_minimum_budget_is_enforced() -> None:

@@ -136,14 +136,16 @@ def test_extra_ignores_and_default_skips(tmp_path: Path) -> None:
         tmp_path,
         {
             "src/main.go": "",
-            "vendor/lib.go": "",
+            "third_party/lib.go": "",
+            "vendor/modules.txt": "",
+            "vendor/github.com/gin-gonic/gin/gin.go": "",
             "dist/bundle.js": "",
             ".venv/lib/x.py": "",
             "target/classes/A.class": "",
         },
     )
-    assert paths_of(tmp_path, use_git=False) == {"src/main.go", "vendor/lib.go"}
-    flt = PathFilter(extra_ignores=("vendor/",))
+    assert paths_of(tmp_path, use_git=False) == {"src/main.go", "third_party/lib.go"}
+    flt = PathFilter(extra_ignores=("third_party/",))
     assert paths_of(tmp_path, use_git=False, path_filter=flt) == {"src/main.go"}
 
 
