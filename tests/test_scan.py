@@ -139,6 +139,7 @@ def test_extra_ignores_and_default_skips(tmp_path: Path) -> None:
             "third_party/lib.go": "",
             "vendor/modules.txt": "",
             "vendor/github.com/gin-gonic/gin/gin.go": "",
+            "Carthage/Checkouts/Alamofire/Source/Alamofire.swift": "",
             "dist/bundle.js": "",
             ".venv/lib/x.py": "",
             "target/classes/A.class": "",
