@@ -38,9 +38,10 @@ def positive(text: str, rule_id: str) -> bool:
     return re.search(rf"ruleid:[^\n]*(?<![\w.-]){re.escape(rule_id)}(?![\w.-])", text) is not None
 
 
-def check(catalog: Path) -> tuple[int, int, list[str]]:
-    """(rules with needs, rules checked on a positive test file, unsound rules)."""
-    queries: list[Query] = [q for q in read_rules_dir(catalog).queries if q.needs is not None]
+def check(catalog: Path) -> tuple[int, int, int, list[str]]:
+    """(rules, rules with needs, rules checked on a positive test file, unsound rules)."""
+    rules = read_rules_dir(catalog).queries
+    queries: list[Query] = [q for q in rules if q.needs is not None]
     checked, unsound = 0, []
     for query in queries:
         for test in test_files(catalog / query.source):
@@ -50,15 +51,14 @@ def check(catalog: Path) -> tuple[int, int, list[str]]:
             checked += 1
             if not met(query.needs, file_words(ANNOTATION.sub(" ", text))):  # type: ignore[arg-type]
                 unsound.append(f"{query.id}: needs not met by {test.relative_to(catalog)}")
-    return len(queries), checked, unsound
+    return len(rules), len(queries), checked, unsound
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--catalog", type=Path, required=True, help="a semgrep rules folder with test files")
     args = parser.parse_args()
-    with_needs, checked, unsound = check(args.catalog)
-    total = len(read_rules_dir(args.catalog).queries)
+    total, with_needs, checked, unsound = check(args.catalog)
     print(f"{total} rules, {with_needs} with needs, {checked} (rule, positive test file) pairs checked")
     for line in unsound:
         print(f"UNSOUND {line}")
