@@ -127,6 +127,20 @@ def test_blocked_attention_computes_what_transformers_computes(small_longformer,
     assert LongformerSelfAttention.forward is not blocked_attention  # restored after the block
 
 
+def test_blocked_attention_trains_under_bf16_autocast(small_longformer):
+    """The GPU path: under bf16 autocast the scores are bf16 while the hidden states stay
+    float32; masking with float32's lowest value overflowed bf16 and stopped every GPU run.
+    CPU autocast takes the same route."""
+    classifier, mlm = small_longformer
+    ids = torch.randint(5, 60, (2, 128))
+    mask = torch.ones(2, 128, dtype=torch.long)
+    mask[1, 90:] = 0
+    with fast_longformer(), torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = mlm(input_ids=ids, attention_mask=mask, labels=ids).loss
+        logits = classifier(input_ids=ids, attention_mask=mask).logits
+    assert torch.isfinite(loss) and torch.isfinite(logits).all()
+
+
 def _bundle_with_thresholds(source: Path, target: Path, value: float) -> Path:
     """A copy of a bundle whose every threshold is ``value`` (the manifest is not hashed)."""
     shutil.copytree(source, target)

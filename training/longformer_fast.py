@@ -80,7 +80,6 @@ def blocked_attention(
         )  # fmt: skip
     batch, length, embed = hidden_states.shape
     heads, dim, w = self.num_heads, self.head_dim, self.one_sided_attn_window_size
-    lowest = torch.finfo(hidden_states.dtype).min
 
     def split(x: torch.Tensor) -> torch.Tensor:  # (B, S, E) -> (B, H, S, d)
         return x.view(batch, length, heads, dim).transpose(1, 2)
@@ -99,6 +98,7 @@ def blocked_attention(
     row = torch.arange(w, device=query.device)[:, None]
     column = torch.arange(3 * w, device=query.device)[None, :]
     band = (column - w - row).abs() <= w  # (w, 3w)
+    lowest = torch.finfo(scores.dtype).min  # bf16 under GPU autocast, whatever the hidden states' dtype
     scores = scores.masked_fill(~(local_key[:, None, :, None, :] & band), lowest)
     if is_global_attn:  # every token also attends to [CLS], through its local key
         cls_scores = torch.matmul(query_blocks, key[:, :, :1, None, :].transpose(-1, -2))  # (B, H, S/w, w, 1)
