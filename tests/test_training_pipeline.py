@@ -222,6 +222,25 @@ def test_crossval_scores_every_system_on_the_same_folds(tiny_run, tiny_data, tmp
     assert rescored["wide+deep"]["macro_f1"]["folds"] == rescored["wide"]["macro_f1"]["folds"]
 
 
+def test_crossval_fold_runs_one_fold_that_a_full_run_keeps(tiny_run, tiny_data, tmp_path):
+    """--fold K finetunes fold K alone (so folds can run side by side on a GPU) and writes
+    no summary; the run without --fold keeps that fold and finetunes only the other."""
+    out = tmp_path / "cv"
+    command = [sys.executable, "-m", "treelens.training.cli", "crossval", "--preset", "tiny"]
+    command += ["--data", str(tiny_data), "--pretrained", str(tiny_run / "pretrain")]
+    command += ["--folds", "2", "--output-dir", str(out)]
+    done = subprocess.run([*command, "--fold", "1"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (out / "fold-1" / "predictions.npz").is_file() and not (out / "fold-0").exists()
+    assert not (out / "crossval.json").exists() and "without --fold scores every system" in done.stderr
+    full = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert full.returncode == 0, full.stderr[-3000:]
+    assert full.stderr.count("already done") == 1 and "fold 2/2 already done" in full.stderr
+    assert (out / "fold-0" / "predictions.npz").is_file() and (out / "crossval.json").is_file()
+    refused = subprocess.run([*command, "--fold", "2"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and "--fold must be between 0 and --folds - 1 (1), got 2" in refused.stderr
+
+
 def test_crossval_probe_scores_the_frozen_pretrained_model(tiny_run, tiny_data, tmp_path):
     """--probe: the model row is a linear probe on the frozen pretrained Longformer, with
     thresholds from inner out-of-fold predictions; nothing is finetuned or saved per fold."""

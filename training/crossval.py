@@ -21,7 +21,9 @@ match, label accuracy and per-label F1), ``crossval.md`` (the same as tables),
 per fold. A killed run continues where it stopped: a finished fold keeps its Longformer
 predictions (``fold-K/predictions.npz``), a fold's finetuning resumes from its checkpoint;
 the wide path and the baselines take seconds and are fit again on every run, so a change to
-them or to ``--wide-weight`` is scored without finetuning again.
+them or to ``--wide-weight`` is scored without finetuning again. ``--fold K`` finetunes fold
+K alone and stops, so the folds can run side by side (five processes share one GPU well);
+a run without it then keeps them all and scores.
 """
 
 from __future__ import annotations
@@ -140,6 +142,27 @@ def deep_fold(
         config,
     )
     return {"model/val": deep["val"], "model/test": deep["test"]}
+
+
+def fold_longformer(
+    k: int,
+    records: list[Record],
+    split: tuple[list, list, list],
+    pad_id: int,
+    ids: list[list[int]],
+    config: CrossvalConfig,
+    preset: str | Path | None,
+) -> dict[str, np.ndarray]:
+    """Fold K's Longformer probabilities: the saved ones of a finished fold, else finetuned
+    now and saved (``--fold K`` runs only this, so folds can run side by side)."""
+    saved = config.output_dir / f"fold-{k}" / PREDICTIONS_FILE
+    if saved.is_file():
+        log.info("crossval: fold %d/%d already done, keeping the Longformer's %s", k + 1, config.folds, saved)
+        return {name: p for name, p in np.load(saved).items() if name.startswith("model/")}
+    deep = deep_fold(k, records, split, pad_id, ids, config, preset)
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(saved, **deep)
+    return deep
 
 
 def quick_fold(
@@ -312,27 +335,23 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
         json.dumps([[records[i].id for i in test] for _, _, test in splits], indent=1) + "\n"
     )
 
+    if config.fold is not None:
+        fold_longformer(config.fold, records, splits[config.fold], pad_id, ids, config, preset)
+        log.info("crossval: fold %d saved; a run without --fold scores every system", config.fold + 1)
+        return {"fold": config.fold}
     frozen = probe_features(config, ids, pad_id) if config.probe else None
     per_fold, oof, fold_probs = [], {}, []
     for k, split in enumerate(splits):
-        saved = config.output_dir / f"fold-{k}" / PREDICTIONS_FILE
         log.info(
             "crossval: fold %d/%d: %d train, %d validation, %d test",
             k + 1, config.folds, len(split[0]), len(split[1]), len(split[2]),
         )  # fmt: skip
         if frozen is not None:
             deep = probe.fold_probabilities(frozen, y, split[0] + split[1], split[2], config.seed)
-        elif saved.is_file():
-            log.info(
-                "crossval: fold %d/%d already done, keeping the Longformer's %s", k + 1, config.folds, saved
-            )
-            deep = {name: p for name, p in np.load(saved).items() if name.startswith("model/")}
         elif config.skip_model:
             deep = {}
         else:
-            deep = deep_fold(k, records, split, pad_id, ids, config, preset)
-            saved.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(saved, **deep)
+            deep = fold_longformer(k, records, split, pad_id, ids, config, preset)
         probs = {**deep, **quick_fold(records, split, tokenizer, ids, texts, config.seed)}
         fold_probs.append(probs)
         scores = score_fold(y, split, probs, wide_weight)

@@ -263,11 +263,20 @@ class CrossvalConfig:
         "score the pretrained Longformer by a linear probe on its frozen segment means instead of "
         "finetuning it on every fold: minutes instead of an hour, to judge a pretraining (README)",
     )
+    fold: int | None = option(
+        None,
+        "finetune and save fold K's Longformer only (0 to --folds - 1), then stop: folds run side by "
+        "side on a GPU this way; a run without --fold then keeps them and scores every system",
+    )
     device: str = option(DEFAULT_DEVICE, ", ".join(DEVICES), choices=list(DEVICES))
     threads: int | None = option(None, "torch CPU threads")
     seed: int = option(0, "random seed of the folds and of every system")
 
     def validate(self) -> None:
+        if self.fold is not None and not 0 <= self.fold < self.folds:
+            raise UsageError(f"--fold must be between 0 and --folds - 1 ({self.folds - 1}), got {self.fold}")
+        if self.fold is not None and (self.probe or self.skip_model):
+            raise UsageError("--fold finetunes one fold's Longformer; --probe and --skip-model finetune none")
         if self.folds < 2:
             raise UsageError(f"--folds must be at least 2, got {self.folds}")
         if not 0 < self.validation_share < 0.5:
