@@ -118,32 +118,6 @@ def probe_features(config: CrossvalConfig, ids: list[list[int]], pad_id: int) ->
     return probe.frozen_features(config.pretrained / MODEL_DIR, ids, pad_id, ctx)
 
 
-def deep_fold(
-    k: int,
-    records: list[Record],
-    split: tuple[list, list, list],
-    pad_id: int,
-    ids: list[list[int]],
-    config: CrossvalConfig,
-    preset: str | Path | None,
-) -> dict[str, np.ndarray]:
-    """Finetune the Longformer on one fold; its validation and test probabilities (saved:
-    the hour of the run)."""
-    train, val, test = split
-    folder = config.output_dir / f"fold-{k}"
-    fine = finetune_config(config, preset, folder / "finetune")
-    summary = {"fold": k, "labels": label_counts(records[i] for i in train)}
-    with fast_longformer():
-        finetune.fit(fine, [records[i] for i in train], [records[i] for i in val], summary)
-    deep = deep_probabilities(
-        folder / "finetune" / MODEL_DIR,
-        {"val": [ids[i] for i in val], "test": [ids[i] for i in test]},
-        pad_id,
-        config,
-    )
-    return {"model/val": deep["val"], "model/test": deep["test"]}
-
-
 def fold_longformer(
     k: int,
     records: list[Record],
@@ -153,14 +127,26 @@ def fold_longformer(
     config: CrossvalConfig,
     preset: str | Path | None,
 ) -> dict[str, np.ndarray]:
-    """Fold K's Longformer probabilities: the saved ones of a finished fold, else finetuned
-    now and saved (``--fold K`` runs only this, so folds can run side by side)."""
-    saved = config.output_dir / f"fold-{k}" / PREDICTIONS_FILE
+    """Fold K's Longformer validation and test probabilities: the saved ones of a finished
+    fold, else finetuned now and saved (the hour of the run; ``--fold K`` runs only this,
+    so folds can run side by side)."""
+    folder = config.output_dir / f"fold-{k}"
+    saved = folder / PREDICTIONS_FILE
     if saved.is_file():
         log.info("crossval: fold %d/%d already done, keeping the Longformer's %s", k + 1, config.folds, saved)
         return {name: p for name, p in np.load(saved).items() if name.startswith("model/")}
-    deep = deep_fold(k, records, split, pad_id, ids, config, preset)
-    saved.parent.mkdir(parents=True, exist_ok=True)
+    train, val, test = split
+    fine = finetune_config(config, preset, folder / "finetune")
+    summary = {"fold": k, "labels": label_counts(records[i] for i in train)}
+    with fast_longformer():
+        finetune.fit(fine, [records[i] for i in train], [records[i] for i in val], summary)
+    probabilities = deep_probabilities(
+        folder / "finetune" / MODEL_DIR,
+        {"val": [ids[i] for i in val], "test": [ids[i] for i in test]},
+        pad_id,
+        config,
+    )
+    deep = {"model/val": probabilities["val"], "model/test": probabilities["test"]}
     np.savez(saved, **deep)
     return deep
 
