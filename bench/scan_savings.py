@@ -1,6 +1,6 @@
 """How much semgrep time the suggested query set saves, like for like, and what it misses.
 
-Seven arms on each project, every one written the same way (one merged JSON rules file,
+Eight arms on each project, every one written the same way (one merged JSON rules file,
 the fastest form semgrep reads, with semgrep's own check ids), each saving measured on
 its own:
 
@@ -9,6 +9,9 @@ its own:
   project: the ten lines a user would write first);
 - ``nowords``: the set ``treelens suggest`` keeps without its words step (the policy's
   step 2: rules whose patterns name a word no file holds), to measure that step on its own;
+- ``anyfile``: that set with the words step checked over the whole project instead of file
+  by file (the rules it drops only because their words are spread over several files put
+  back), to measure the one-file check on its own;
 - ``suggested``: the set ``treelens suggest`` keeps (selection only);
 - ``scoped``: the same set, each rule excluded from the components (top-level and
   manifest folders) that hold no file of its languages (lossless by construction);
@@ -68,6 +71,7 @@ from treelens.model.querysets.compare import (
     speedup,
     write_arms,
 )
+from treelens.model.querysets.policy import WORDS_APART
 from treelens.model.querysets.semgrep import merged_rules, path_scope, semgrep_id
 from treelens.model.querysets.suggest import default_policy
 from treelens.model.tree import ProjectTree
@@ -124,13 +128,14 @@ def machine() -> str:
     )
 
 
-ARMS = ("all", "languages", "nowords", "suggested", "scoped", "skipped", "fired")
-TREELENS_ARMS = ("nowords", "suggested", "scoped", "skipped")
+ARMS = ("all", "languages", "nowords", "anyfile", "suggested", "scoped", "skipped", "fired")
+TREELENS_ARMS = ("nowords", "anyfile", "suggested", "scoped", "skipped")
 """The arms of Treelens' selection: a finding they lose is a miss."""
 NAMES = {
     "all": "every rule",
     "languages": "languages present",
     "nowords": "Treelens without the words step",
+    "anyfile": "Treelens, words in any file",
     "suggested": "Treelens",
     "scoped": "Treelens + scoping",
     "skipped": "+ skip-vendored",
@@ -175,8 +180,12 @@ def measure(
     skip = path_scope(tree, project, policy, skip_vendored=True)
     scopes = {"scoped": path_scope(tree, project, policy), "skipped": skip}
     configs = write_arms(folder, catalog, query_set, analysis, scopes)
-    configs["nowords"] = (folder / "nowords.json", len(nowords.selected))
-    configs["nowords"][0].write_text(merged_rules(catalog, nowords.selected), encoding="utf-8")
+    apart = {q.id for q in catalog.queries if WORDS_APART in query_set.reasons.get(q.id, "")}
+    kept = {q.id for q in query_set.selected} | apart
+    anyfile = [q for q in catalog.queries if q.id in kept]
+    for arm, selected in (("nowords", nowords.selected), ("anyfile", anyfile)):
+        configs[arm] = (folder / f"{arm}.json", len(selected))
+        configs[arm][0].write_text(merged_rules(catalog, selected), encoding="utf-8")
     times: dict[str, list[float]] = {arm: [] for arm in ARMS}
     cpu: dict[str, list[float]] = {arm: [] for arm in ARMS}
     findings: dict[str, set[Finding]] = {arm: set() for arm in ARMS}
@@ -248,12 +257,13 @@ def ratio(row: dict, slow: str, fast: str) -> str:
 def table(rows: list[dict]) -> str:
     """Per project: time of every rule, each arm's speed-up (wall, CPU), findings and misses."""
     lines = [
-        "| project | files | rules all / languages / no words / Treelens / fired | all rules: wall, CPU s |"
-        " languages present | Treelens without words | Treelens | + scoping | + skip-vendored |"
+        "| project | files | rules all / languages / no words / any file / Treelens / fired |"
+        " all rules: wall, CPU s | languages present | Treelens without words | words in any file |"
+        " Treelens | + scoping | + skip-vendored |"
         " ceiling (rules that fired) | Treelens vs languages | best vs languages |"
-        " findings all / languages / no words / Treelens / scoped / skipped / fired (+ in vendored files)"
-        " | missed |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " findings all / languages / no words / any file / Treelens / scoped / skipped / fired"
+        " (+ in vendored files) | missed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         rules, found, cpu = r["rules"], r["findings"], r["cpuSeconds"]
@@ -261,7 +271,7 @@ def table(rows: list[dict]) -> str:
         cells = [
             r["project"],
             str(r["files"]),
-            " / ".join(str(rules[arm]) for arm in ("all", "languages", "nowords", "suggested", "fired")),
+            " / ".join(str(rules[arm]) for arm in ARMS if arm not in ("scoped", "skipped")),
             f"{r['seconds']['all']:.1f}, {cpu['all']:.1f}",
             *(ratio(r, "all", arm) for arm in ARMS[1:]),
             ratio(r, "languages", "suggested"),
@@ -296,6 +306,12 @@ def summary(rows: list[dict]) -> str:
             f"{medians['all', 'cpuSeconds']:.2f}x CPU; over the languages-present filter "
             f"{medians['languages', 'seconds']:.2f}x wall, {medians['languages', 'cpuSeconds']:.2f}x CPU; "
             f"{missed} findings missed"
+        )
+    for slow, step in (("nowords", "the words step"), ("anyfile", "its one-file check")):
+        steps = sorted(speedup(r["seconds"][slow], r["seconds"]["suggested"]) for r in rows)
+        lines.append(
+            f"  {step} on its own ({NAMES[slow]} -> Treelens): median {statistics.median(steps):.2f}x wall "
+            f"({steps[0]:.2f}-{steps[-1]:.2f}x)"
         )
     made = {
         arm: statistics.median(r["suggestSeconds"][arm] for r in rows) for arm in ("suggested", "nowords")

@@ -1,6 +1,6 @@
 """What a semgrep rule needs in a file before it can match (model/querysets/needs.py), and
-the words a project's files hold (policy.Project.words). Real semgrep confirms the drops in
-tests/test_querysets_scan.py."""
+where a project's files hold them (policy.Project.word_files). Real semgrep confirms the
+drops in tests/test_querysets_scan.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 from treelens.model.querysets import policy
-from treelens.model.querysets.needs import AllOf, AnyOf, file_words, met, pattern_words, rule_needs
+from treelens.model.querysets.needs import (
+    AllOf,
+    AnyOf,
+    file_words,
+    files_meeting,
+    met,
+    needed_words,
+    pattern_words,
+    rule_needs,
+)
 from treelens.model.querysets.policy import Project
 
 
@@ -88,9 +97,24 @@ def test_file_words_are_every_identifier_in_lower_case() -> None:
     }
 
 
-def project_at(root: Path) -> Project:
+def test_a_rule_is_met_only_where_one_file_holds_what_it_needs() -> None:
+    """Bit i of a mask is file i: a taint rule's source and sink must meet in one file."""
+    needs = AllOf((AnyOf(("query", "body")), "exec"))
+    assert needed_words(needs) == {"query", "body", "exec"}
+    assert files_meeting(needs, {"query": 0b001, "body": 0b100, "exec": 0b110}) == 0b100
+    assert files_meeting(needs, {"query": 0b001, "exec": 0b010}) == 0, "source and sink apart"
+    assert files_meeting(needs, {"query": 0b001}) == 0 and files_meeting("exec", {"exec": 0b10}) == 0b10
+
+
+def project_at(root: Path, vocabulary: frozenset[str] | None = None) -> Project:
     paths = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink())
-    return Project(paths, frozenset(), frozenset(), frozenset(), frozenset(), root=root)
+    return Project(paths, *[frozenset()] * 4, root=root, vocabulary=vocabulary)
+
+
+def words_of(project: Project, languages: set[str]) -> frozenset[str] | None:
+    """Every word the files of ``languages`` hold, or None when they are unknown."""
+    groups = project.word_files(frozenset(languages))
+    return None if groups is None else frozenset().union(*groups)
 
 
 def test_project_words_read_the_languages_files_and_scripts_but_not_links(tmp_path: Path) -> None:
@@ -103,11 +127,16 @@ def test_project_words_read_the_languages_files_and_scripts_but_not_links(tmp_pa
     (root / "app.py").write_text("import pickle\n")
     (tmp_path / "outside.js").write_text("require(x)\n")
     (root / "linked.js").symlink_to(tmp_path / "outside.js")
-    words = project_at(root).words(frozenset({"javascript", "typescript"}))
+    words = words_of(project_at(root), {"javascript", "typescript"})
     assert words is not None and {"eval", "query", "spawnsync"} <= words
     assert "require" not in words and "pickle" not in words
-    assert project_at(root).words(frozenset({"python"})) >= {"pickle"}  # type: ignore[operator]
-    assert Project(["server.js"], *[frozenset()] * 4).words(frozenset({"javascript"})) is None, "no folder"
+    assert words_of(project_at(root), {"python"}) >= {"pickle"}  # type: ignore[operator]
+    assert words_of(Project(["server.js"], *[frozenset()] * 4), {"javascript"}) is None, "no folder"
+    javascript, scripts = project_at(root, frozenset({"eval", "spawnsync", "pickle"})).word_files(
+        frozenset({"javascript"})
+    )  # type: ignore[misc]
+    # only the vocabulary's words, each with its files (linked.js is bit 0, server.js bit 1)
+    assert javascript == {"eval": 0b10} and scripts == {"spawnsync": 0b1}
 
 
 @pytest.mark.parametrize("cap", ["MAX_WORDS_BYTES", "MAX_WORDS_TOTAL_BYTES"])
@@ -118,6 +147,6 @@ def test_a_file_that_cannot_be_read_in_full_makes_the_words_unknown(
     no rule is dropped for a word it lacks."""
     (tmp_path / "small.js").write_text("eval(x)\n")
     (tmp_path / "large.js").write_text("x" * 64)
-    assert project_at(tmp_path).words(frozenset({"javascript"})) == {"eval", "x", "x" * 64}
+    assert words_of(project_at(tmp_path), {"javascript"}) == {"eval", "x", "x" * 64}
     monkeypatch.setattr(policy, cap, 32 if cap == "MAX_WORDS_BYTES" else 70)
-    assert project_at(tmp_path).words(frozenset({"javascript"})) is None
+    assert words_of(project_at(tmp_path), {"javascript"}) is None

@@ -250,3 +250,41 @@ def test_rules_whose_words_no_file_holds_are_left_out_and_miss_nothing(
     report = scan_compare(capsys, project, rules)
     assert report["suggested"]["rules"] == 2 and report["missed"] == []
     assert report["suggested"]["findings"] == report["all"]["findings"] == 2
+
+
+def test_rules_whose_source_and_sink_meet_in_no_one_file_are_left_out_and_miss_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """semgrep follows a taint rule's data within one file: a source in one file and a sink
+    in another never make a finding. The rule is left out saying its words are in no one
+    file together, and real semgrep finds nothing it would have; once one file holds both,
+    the rule stays and fires."""
+    rules = tmp_path / "rules"
+    write_rules(
+        rules / "javascript" / "audit.yaml",
+        {
+            "id": "query-to-exec",
+            "languages": ["javascript"],
+            "message": "request data reaches exec",
+            "mode": "taint",
+            "pattern-sources": [{"pattern": "$REQ.query"}],
+            "pattern-sinks": [{"pattern": "exec(...)"}],
+        },
+    )
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "handler.js").write_text("function handle(req) {\n  return run(req.query.cmd);\n}\n")
+    (project / "shell.js").write_text("function run(cmd) {\n  return exec(cmd);\n}\n")
+    command = ["suggest", str(project), "--engine", "semgrep", "--catalog", str(rules), "--no-model"]
+    command.append("--json")
+    assert main(command) == 0
+    reason = json.loads(capsys.readouterr().out)["semgrep"]["reasons"]["javascript.query-to-exec"]
+    assert reason == (
+        "cannot match: no javascript/typescript file holds the words its patterns need together (exec, query)"
+    )
+    report = scan_compare(capsys, project, rules)
+    assert report["suggested"]["rules"] == 0 and report["all"]["findings"] == 0 and report["missed"] == []
+    (project / "inline.js").write_text("function handle(req) {\n  return exec(req.query.cmd);\n}\n")
+    report = scan_compare(capsys, project, rules)
+    assert report["suggested"]["rules"] == 1 and report["missed"] == []
+    assert report["suggested"]["findings"] == report["all"]["findings"] == 1

@@ -221,13 +221,14 @@ def test_bench_reports_vendored_findings_apart_and_each_arm_on_its_own(tmp_path:
 
     project = write_tree(tmp_path / "site", {**VENDORED, **MONOREPO})
     row = measure("site", project, tmp_path, catalog, reps=1, use_model=False)
-    assert ARMS == ("all", "languages", "nowords", "suggested", "scoped", "skipped", "fired")
+    assert ARMS == ("all", "languages", "nowords", "anyfile", "suggested", "scoped", "skipped", "fired")
+    assert row["rules"]["nowords"] >= row["rules"]["anyfile"] >= row["rules"]["suggested"]
     assert row["findings"]["scoped"] == row["findings"]["suggested"] == row["findings"]["all"]
     assert row["findings"]["fired"] == row["findings"]["all"], "the ceiling loses nothing"
     assert 0 < row["rules"]["fired"] <= row["rules"]["all"]
     assert row["vendoredFindings"] == 6  # one eval in each of four JS files, two rules on the migration
     assert row["findings"]["skipped"] == row["findings"]["all"] - 6
-    treelens_arms = ("nowords", "suggested", "scoped", "skipped")
+    treelens_arms = ("nowords", "anyfile", "suggested", "scoped", "skipped")
     assert all(row["missedBy"][arm] == [] for arm in treelens_arms), "vendored findings are not misses"
     assert len(row["skipped"]["skipped"]) == 5
     assert row["errors"] == []

@@ -20,8 +20,10 @@ own positive test file.
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,6 +152,26 @@ def met(needs: Needs, words: frozenset[str]) -> bool:
     if isinstance(needs, AllOf):
         return all(met(part, words) for part in needs.parts)
     return any(met(part, words) for part in needs.parts)
+
+
+def files_meeting(needs: Needs, files: Mapping[str, int]) -> int:
+    """The files that can meet ``needs``, as a bit mask: ``files`` maps each word to the
+    mask of the files holding it (bit i: file i). A rule matches inside one file, a taint
+    rule's source and sink too (semgrep's open-source engine follows data within a file),
+    so words spread over several files meet nothing."""
+    if isinstance(needs, str):
+        return files.get(needs, 0)
+    masks = [files_meeting(part, files) for part in needs.parts]
+    if isinstance(needs, AllOf):
+        return functools.reduce(operator.and_, masks)
+    return functools.reduce(operator.or_, masks)
+
+
+def needed_words(needs: Needs) -> frozenset[str]:
+    """Every word ``needs`` names."""
+    if isinstance(needs, str):
+        return frozenset({needs})
+    return frozenset().union(*(needed_words(part) for part in needs.parts))
 
 
 def unmet_words(needs: Needs, words: frozenset[str]) -> list[str]:

@@ -32,7 +32,7 @@ from treelens.model.guards import read_beneath
 from treelens.model.input import Analysis
 from treelens.model.labels import UNCERTAIN_RATIO, UNTUNED_THRESHOLD, label_state
 from treelens.model.querysets.catalog import Query
-from treelens.model.querysets.needs import file_words, met, unmet_words
+from treelens.model.querysets.needs import file_words, files_meeting, needed_words, unmet_words
 
 DEFAULT_POLICY = Path(__file__).with_name("policy.yaml")
 DETECTABLE_LANGUAGES = frozenset(LANGUAGE_BY_EXTENSION.values()) | frozenset(LANGUAGE_BY_NAME.values())
@@ -50,6 +50,9 @@ of that language is dropped for a word it lacks."""
 MAX_WORDS_TOTAL_BYTES = 64 << 20
 """At most this much of a project's files of one language is read for words (about 3 s on
 one core); a larger code base keeps that language's words unknown, as above."""
+WORDS_APART = "holds the words its patterns need together"
+"""The words step's reason where every needed word is in some file but no one file holds
+them all (the bench measures this check on its own)."""
 _TF_PROVIDERS = re.compile(
     r"""^\s*(?:resource|data)\s+"?([A-Za-z0-9-]+)_|^\s*provider\s+"?([\w-]+)"""
     r"""|source\s*=\s*"(?:[\w.-]+/)?[\w-]+/([\w-]+)\"""",
@@ -320,13 +323,20 @@ class Project:
     """Ecosystems whose every file was read here (the names found are dependency names)."""
     root: Path | None = None
     """The project's folder, where the words of its files are read (None: they are not)."""
-    _words: dict[frozenset[str], frozenset[str] | None] = field(default_factory=dict, repr=False)
-    _group_words: dict[str, frozenset[str] | None] = field(default_factory=dict, repr=False)
+    vocabulary: frozenset[str] | None = None
+    """The words worth finding in files (those the catalog's rules need); None: every word."""
+    _word_files: dict[str, dict[str, int] | None] = field(default_factory=dict, repr=False)
     _matches: dict[tuple[Any, ...], bool] = field(default_factory=dict, repr=False)
     _texts: dict[frozenset[str] | None, str] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_analysis(cls, analysis: Analysis, policy: Policy, root: Path | None = None) -> Project:
+    def from_analysis(
+        cls,
+        analysis: Analysis,
+        policy: Policy,
+        root: Path | None = None,
+        vocabulary: frozenset[str] | None = None,
+    ) -> Project:
         """The project as the analysis describes it. With ``root`` (the project's folder),
         every HCL file is read for the Terraform providers it uses: the analysis parsed at
         most MAX_MANIFESTS manifests, each cut at 32 KiB, and no resource type prefix."""
@@ -347,6 +357,7 @@ class Project:
             ecosystems=frozenset(analysis.dependencies),
             read_in_full=frozenset() if providers is None else frozenset({"terraform"}),
             root=root,
+            vocabulary=vocabulary,
         )
 
     def has_file(
@@ -394,25 +405,24 @@ class Project:
             self._texts[languages] = "\n".join(self._paths_of(languages))
         return self._texts[languages]
 
-    def words(self, languages: frozenset[str]) -> frozenset[str] | None:
-        """Every word (model/querysets/needs.py) of the files of ``languages`` and of every
-        extension-less file (a script is of its shebang's language), memoised; None when
+    def word_files(self, languages: frozenset[str]) -> list[dict[str, int]] | None:
+        """Where the words (model/querysets/needs.py) of the files of ``languages`` and of
+        every extension-less file (a script is of its shebang's language) are: per language,
+        each word's bit mask of the files holding it (read_word_files), memoised. None when
         they cannot all be read: no folder given, an unreadable file, one over
-        MAX_WORDS_BYTES, more than MAX_WORDS_TOTAL_BYTES of one language's files.
-        Links are passed over: semgrep does not scan them."""
+        MAX_WORDS_BYTES, more than MAX_WORDS_TOTAL_BYTES of one language's files. Links are
+        passed over: semgrep does not scan them."""
         if self.root is None:
             return None
-        if languages not in self._words:
-            found = [self._language_words(self.root, group) for group in (*sorted(languages), "")]
-            known = [w for w in found if w is not None]
-            self._words[languages] = frozenset().union(*known) if len(known) == len(found) else None
-        return self._words[languages]
+        found = [self._language_word_files(self.root, group) for group in (*sorted(languages), "")]
+        return None if any(files is None for files in found) else found  # type: ignore[return-value]
 
-    def _language_words(self, root: Path, group: str) -> frozenset[str] | None:
-        """The words of one language's files ("": the extension-less ones), read once."""
-        if group not in self._group_words:
-            self._group_words[group] = read_words(root, self._files_by_language.get(group, []))
-        return self._group_words[group]
+    def _language_word_files(self, root: Path, group: str) -> dict[str, int] | None:
+        """One language's word masks ("": the extension-less files), read once."""
+        if group not in self._word_files:
+            paths = self._files_by_language.get(group, [])
+            self._word_files[group] = read_word_files(root, paths, self.vocabulary)
+        return self._word_files[group]
 
     @cached_property
     def _files_by_language(self) -> dict[str, list[str]]:
@@ -427,12 +437,16 @@ class Project:
         return sorted(m for m in family.members if m in self.technologies or m in self.dependency_names)
 
 
-def read_words(root: Path, paths: Iterable[str]) -> frozenset[str] | None:
-    """The words of the files at ``paths`` below ``root``, or None when one cannot be read
-    in full (links are passed over) or they hold more than MAX_WORDS_TOTAL_BYTES."""
-    words: set[str] = set()
+def read_word_files(
+    root: Path, paths: Iterable[str], vocabulary: frozenset[str] | None = None
+) -> dict[str, int] | None:
+    """Each word of the files at ``paths`` below ``root`` (only those of ``vocabulary``,
+    when given) with the bit mask of the files holding it (bit i: the i-th path), or None
+    when one cannot be read in full (links are passed over) or they hold more than
+    MAX_WORDS_TOTAL_BYTES."""
+    files: dict[str, int] = {}
     total = 0
-    for path in paths:
+    for bit, path in enumerate(paths):
         # a workspace may be hostile: no symlinks, FIFOs or devices, at most the cap read
         data = read_beneath(root, path, MAX_WORDS_BYTES + 1)
         if data is None and (root / path).is_symlink():
@@ -440,8 +454,10 @@ def read_words(root: Path, paths: Iterable[str]) -> frozenset[str] | None:
         total += 0 if data is None else len(data)
         if data is None or len(data) > MAX_WORDS_BYTES or total > MAX_WORDS_TOTAL_BYTES:
             return None
-        words |= file_words(data.decode("utf-8", "replace"))
-    return frozenset(words)
+        words = file_words(data.decode("utf-8", "replace"))
+        for word in words if vocabulary is None else words & vocabulary:
+            files[word] = files.get(word, 0) | 1 << bit
+    return files
 
 
 def terraform_providers(root: Path, paths: Iterable[str]) -> frozenset[str] | None:
@@ -588,8 +604,9 @@ class Decider:
     # step 2 ----------------------------------------------------------------------------
 
     def _words(self, query: Query, languages: list[str], generic: bool) -> str:
-        """The drop reason of the words step: '' unless a word the query's patterns need is in
-        no file it can scan (known only for code languages, with the project's folder)."""
+        """The drop reason of the words step: '' unless no one file the query can scan holds
+        the words its patterns need, whether a word is in no file or the words are spread
+        over several (known only for code languages, with the project's folder)."""
         if query.needs is None or not languages or generic or not self.read_words:
             return ""
         wanted: set[str] = set()
@@ -597,12 +614,15 @@ class Decider:
             if lang in self.language_files or lang not in DETECTABLE_LANGUAGES:
                 return ""  # files recognised otherwise: their words are not read
             wanted.update(self.equivalents.get(lang, (lang,)))
-        words = self.project.words(frozenset(wanted))
-        if words is None or met(query.needs, words):
+        groups = self.project.word_files(frozenset(wanted))
+        if groups is None or any(files_meeting(query.needs, files) for files in groups):
             return ""
-        missing = unmet_words(query.needs, words)
-        shown = ", ".join(missing[:6]) + (", ..." if len(missing) > 6 else "")
-        return f"cannot match: no {'/'.join(sorted(wanted))} file holds a word its patterns need ({shown})"
+        kinds = "/".join(sorted(wanted))
+        missing = unmet_words(query.needs, frozenset().union(*groups))
+        if missing:
+            return f"cannot match: no {kinds} file holds a word its patterns need ({_listed(missing)})"
+        needed = _listed(sorted(needed_words(query.needs)))
+        return f"cannot match: no {kinds} file {WORDS_APART} ({needed})"
 
     # step 3 ----------------------------------------------------------------------------
 
@@ -715,5 +735,13 @@ def decide_all(
     """Each query with its decision, in catalog order; ``root``, the project's folder, lets
     the policy read its Terraform files (see Project.from_analysis) and, unless
     ``read_words`` is off (the bench measures that step on its own), every file's words."""
-    decider = Decider(policy, Project.from_analysis(analysis, policy, root), engine, labels, read_words)
+    queries = list(queries)
+    vocabulary = frozenset().union(*(needed_words(q.needs) for q in queries if q.needs is not None))
+    project = Project.from_analysis(analysis, policy, root, vocabulary)
+    decider = Decider(policy, project, engine, labels, read_words)
     return [(q, decider.decide(q)) for q in queries]
+
+
+def _listed(words: list[str]) -> str:
+    """At most six words of a reason, then an ellipsis."""
+    return ", ".join(words[:6]) + (", ..." if len(words) > 6 else "")
