@@ -415,7 +415,8 @@ class Project:
         if self.root is None:
             return None
         found = [self._language_word_files(self.root, group) for group in (*sorted(languages), "")]
-        return None if any(files is None for files in found) else found  # type: ignore[return-value]
+        known = [files for files in found if files is not None]
+        return known if len(known) == len(found) else None
 
     def _language_word_files(self, root: Path, group: str) -> dict[str, int] | None:
         """One language's word masks ("": the extension-less files), read once."""
