@@ -17,6 +17,7 @@ from pygls.exceptions import JsonRpcException
 from tests.daemon_client import Daemon, start_daemon, uri
 from tests.folders import make_git_repo, write_files
 from tests.shared_data import DATA_DIR
+from tests.test_runtime import RESULT_KEYS as RUNTIME_KEYS
 from treelens.daemon.protocol import CLASSIFY, CLASSIFY_TREE, SUGGEST_QUERY_SET, TOKENIZE
 from treelens.model.labels import LABELS
 
@@ -25,20 +26,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 DEBOUNCE_MS = 100
 QUIET_S = 1.5
 """How long 'nothing happens' is watched for: 15 debounce periods."""
-RESULT_KEYS = {
-    "folder",
-    "labels",
-    "uncertain",
-    "noProjectFiles",
-    "probabilities",
-    "thresholds",
-    "tokenCount",
-    "truncated",
-    "modelVersion",
-    "languages",
-    "technologies",
-    "elapsedMs",
-}
+RESULT_KEYS = RUNTIME_KEYS | {"folder", "elapsedMs"}
+"""The daemon's classify result: the runtime's, and which folder it is of and how long it took."""
 WEB = {
     ".gitignore": "generated/\n*.log\n",
     "package.json": '{"dependencies": {"express": "^4.19.0"}}',

@@ -5,9 +5,10 @@ Reads in run order: setup -> data (the report's split rule, the test split held 
 global attention) -> optimizer and schedule (the report's epoch rule) -> one epoch at a
 time: train with BCEWithLogitsLoss, evaluate on validation, check for overfitting
 (validation loss > 5x training loss), keep the best epoch by validation macro-F1, stop
-early, checkpoint -> tune per-label thresholds (on the wide path's out-of-fold predictions
-over training + validation records, or on validation without a wide path) -> save. Runs unchanged
-under ``torchrun --nproc_per_node N``; a killed run resumes from its last epoch.
+early, checkpoint (with ``--head-epochs N`` the first N epochs train the head alone) -> tune
+per-label thresholds (on the wide path's out-of-fold predictions over training + validation
+records, or on validation without a wide path) -> save. Runs unchanged under ``torchrun
+--nproc_per_node N``; a killed run resumes from its last epoch.
 """
 
 from __future__ import annotations
@@ -171,8 +172,11 @@ def fit(
         if summary_head is not None:
             summary_head.load_state_dict(state["summary_head"])
     if ctx.distributed:
-        # each trained module gets its own wrapper, so every rank's gradients are averaged
-        model = torch.nn.parallel.DistributedDataParallel(model)
+        # each trained module gets its own wrapper, so every rank's gradients are averaged;
+        # a frozen encoder (--head-epochs) leaves its parameters without gradients for a while
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, find_unused_parameters=config.head_epochs > 0
+        )
         if summary_head is not None:
             summary_head = torch.nn.parallel.DistributedDataParallel(summary_head)
     positives = y_train.sum(axis=0)
@@ -185,7 +189,14 @@ def fit(
     lengths = [len(x) for x in train_ids]
     batches_per_epoch = len(modeling.length_batches(lengths, config.batch_size, config.seed, 0, ctx))
     total_steps = epochs * math.ceil(batches_per_epoch / config.grad_accum)
-    groups = modeling.decay_groups(model, config.weight_decay)
+    if config.encoder_learning_rate is None:
+        groups = modeling.decay_groups(model, config.weight_decay)
+    else:
+        classifier = modeling.unwrap(model)
+        groups = [
+            *modeling.decay_groups(classifier.longformer, config.weight_decay, config.encoder_learning_rate),
+            *modeling.decay_groups(classifier.classifier, config.weight_decay),
+        ]
     if summary_head is not None:
         groups.extend(modeling.decay_groups(summary_head, config.weight_decay))
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
@@ -216,12 +227,16 @@ def fit(
     # loop: one epoch at a time ------------------------------------------------------------
     started = time.perf_counter()
     train_trees = [r.tree for r in train_records]
-    while epoch < epochs and epoch - best_epoch <= config.early_stopping_patience:
+    patience = config.early_stopping_patience
+    # patience counts from the best epoch, and never from before the whole model learns
+    while epoch < epochs and epoch - max(best_epoch, config.head_epochs - 1) <= patience:
         epoch_ids = epoch_views(train_trees, train_ids, config, epoch, tokenizer, max_tokens, counter)
         batches = modeling.length_batches(
             [len(x) for x in epoch_ids], config.batch_size, config.seed, epoch, ctx
         )
         summary_targets = text_summary.targets(epoch_ids) if text_summary else None
+        # LP-FT: the encoder learns only once the head has been fit on its pretrained states
+        modeling.unwrap(model).longformer.requires_grad_(epoch >= config.head_epochs)
         model.train()
         losses = []
         for index, batch_indices in tqdm(

@@ -277,12 +277,16 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
-def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: matrices decay, biases and LayerNorm weights (rank < 2) do not."""
+def decay_groups(
+    model: torch.nn.Module, weight_decay: float, lr: float | None = None
+) -> list[dict[str, Any]]:
+    """AdamW groups: matrices decay, biases and LayerNorm weights (rank < 2) do not; with
+    ``lr``, at that learning rate instead of the optimizer's."""
     params = [p for p in model.parameters() if p.requires_grad]
+    rate = {} if lr is None else {"lr": lr}
     return [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay, **rate},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0, **rate},
     ]
 
 

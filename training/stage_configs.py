@@ -119,6 +119,11 @@ class FinetuneConfig:
     batch_size: int = option(8, "records per micro-batch (per process)")
     grad_accum: int = option(1, "micro-batches per optimizer step")
     learning_rate: float = option(2e-4, "peak AdamW learning rate")
+    encoder_learning_rate: float | None = option(
+        None,
+        "peak learning rate of the pretrained Longformer's weights, the head keeping --learning-rate: "
+        "lower finetunes it gently (with --head-epochs: LP-FT); default: --learning-rate",
+    )
     weight_decay: float = option(0.01, "AdamW weight decay of matrices")
     warmup_ratio: float = option(0.1, "share of steps with linear warm-up")
     max_grad_norm: float = option(1.0, "gradient clipping norm")
@@ -152,12 +157,22 @@ class FinetuneConfig:
     )
     augment_drop: float = option(0.5, "chance a training record is shown with some files dropped, per epoch")
     augment_drop_share: float = option(0.25, "share of non-manifest files dropped then")
+    head_epochs: int = option(
+        0,
+        "first train the head alone for this many epochs, the pretrained Longformer frozen, then "
+        "finetune the whole model (LP-FT: a fitted head moves the pretrained states less; early "
+        "stopping waits for the whole model's epochs); 0: off",
+    )
     # system
     device: str = option(DEFAULT_DEVICE, ", ".join(DEVICES), choices=list(DEVICES))
     threads: int | None = option(None, "torch CPU threads (default: torch's choice)")
     seed: int = option(0, "random seed")
 
     def validate(self) -> None:
+        if self.encoder_learning_rate is not None and self.encoder_learning_rate <= 0:
+            raise UsageError(f"--encoder-learning-rate must be above 0, got {self.encoder_learning_rate}")
+        if self.head_epochs < 0:
+            raise UsageError(f"--head-epochs must be at least 0, got {self.head_epochs}")
         if self.summary_weight < 0:
             raise UsageError(f"--summary-weight must be at least 0, got {self.summary_weight}")
         if self.summary_weight > 0 and self.pooling != "segments":
