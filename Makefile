@@ -32,8 +32,9 @@ lint: setup-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check model daemon training tests bench
 
+# pytest -n auto: one worker per core (xdist); each builds its own session fixtures
 test: setup-dev lint test-extension  ## every test suite, the real editor (test-e2e) last
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 	$(MAKE) --no-print-directory test-e2e
 
 .PHONY: dist
