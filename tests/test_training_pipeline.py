@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ from treelens.model.runtime import Classifier
 from treelens.model.tokenizer import SPECIAL_TOKENS, line_counter, load_tokenizer
 from treelens.training import evaluate
 from treelens.training.options import build_config
+from treelens.training.run_layout import CHECKPOINT_FILE
 from treelens.training.texts import render
 
 
@@ -143,6 +145,36 @@ def test_all_through_the_cli(tiny_data, tmp_path):
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "keeping the tokenizer" in again.stderr and "resuming from" in again.stderr
+
+
+def test_all_finetunes_a_pretraining_made_elsewhere(tiny_run, tiny_data, tmp_path):
+    """`all --pretrained DIR`: a pretraining copied from another machine without its
+    checkpoint is finetuned, evaluated and exported; no tokenizer or pretrain stage runs."""
+    copied = tmp_path / "from-gpu"
+    shutil.copytree(tiny_run / "pretrain", copied, ignore=shutil.ignore_patterns(CHECKPOINT_FILE))
+    command = [sys.executable, "-m", "treelens.training.cli", "all", "--preset", "tiny"]
+    command += ["--data", str(tiny_data)]
+    done = subprocess.run(
+        [*command, "--output-dir", str(tmp_path / "run"), "--pretrained", str(copied)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"finetuning the pretraining in {copied}" in done.stderr
+    assert not (tmp_path / "run" / "tokenizer").exists() and not (tmp_path / "run" / "pretrain").exists()
+    assert load_bundle(tmp_path / "run" / "export" / "bundle").manifest["precision"] == "int8"
+    # a folder that is no pretraining is refused before anything is written
+    (tmp_path / "empty").mkdir()
+    bad = subprocess.run(
+        [*command, "--output-dir", str(tmp_path / "bad"), "--pretrained", str(tmp_path / "empty")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "no model/config.json or tokenizer.json; give the output folder of a finished" in bad.stderr
+    assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.parametrize(

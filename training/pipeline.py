@@ -6,6 +6,8 @@ Stage settings come from the preset (one section per stage); the few flags of ``
 (data, seed, device, threads) apply to every stage. A killed run continues where it
 stopped when started again with the same command: a finished tokenizer is kept,
 pretrain and finetune resume from their checkpoints, evaluate and export run again.
+``--pretrained DIR`` finetunes a pretraining made elsewhere (a GPU's, copied without its
+checkpoint) instead of running the tokenizer and pretrain stages.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import argparse
 import logging
 from pathlib import Path
 
+from treelens.model.errors import UsageError
 from treelens.training import evaluate, export, finetune, pretrain, tokenizer
 from treelens.training.options import build_config, prepare_output_dir
-from treelens.training.run_layout import TOKENIZER_FILE
+from treelens.training.run_layout import MODEL_DIR, TOKENIZER_FILE
 from treelens.training.stage_configs import (
     AllConfig,
     EvaluateConfig,
@@ -31,6 +34,8 @@ log = logging.getLogger(__name__)
 
 def run(config: AllConfig, preset: str | Path | None) -> Path:
     """Run the stages; returns the int8 bundle folder."""
+    if config.pretrained is not None:
+        check_pretrained(config.pretrained)
     root = config.output_dir
     prepare_output_dir(root, overwrite=True)
     common = {"data_dir": config.data_dir, "data": config.data, "seed": config.seed}
@@ -40,28 +45,32 @@ def run(config: AllConfig, preset: str | Path | None) -> Path:
     def stage_config(cls: type, stage: str, **values):
         return build_config(cls, stage, argparse.Namespace(**values), preset)
 
-    tok = stage_config(TokenizerConfig, "tokenizer", output_dir=root / "tokenizer", **common, **fresh)
-    tokenizer_path = tok.output_dir / TOKENIZER_FILE
-    if tokenizer_path.is_file() and not config.overwrite_output_dir:
-        log.info("all: keeping the tokenizer in %s", tokenizer_path)
+    if config.pretrained is not None:
+        pretrained = config.pretrained
+        log.info("all: finetuning the pretraining in %s (no tokenizer or pretrain stage)", pretrained)
     else:
-        tok.overwrite_output_dir = True
-        tokenizer.run(tok)
-
-    pre = stage_config(
-        PretrainConfig,
-        "pretrain",
-        output_dir=root / "pretrain",
-        tokenizer=tokenizer_path,
-        **common, **system, **fresh,
-    )  # fmt: skip
-    pretrain.run(pre)
+        tok = stage_config(TokenizerConfig, "tokenizer", output_dir=root / "tokenizer", **common, **fresh)
+        tokenizer_path = tok.output_dir / TOKENIZER_FILE
+        if tokenizer_path.is_file() and not config.overwrite_output_dir:
+            log.info("all: keeping the tokenizer in %s", tokenizer_path)
+        else:
+            tok.overwrite_output_dir = True
+            tokenizer.run(tok)
+        pre = stage_config(
+            PretrainConfig,
+            "pretrain",
+            output_dir=root / "pretrain",
+            tokenizer=tokenizer_path,
+            **common, **system, **fresh,
+        )  # fmt: skip
+        pretrain.run(pre)
+        pretrained = pre.output_dir
 
     fine = stage_config(
         FinetuneConfig,
         "finetune",
         output_dir=root / "finetune",
-        pretrained=pre.output_dir,
+        pretrained=pretrained,
         **common, **system, **fresh,
     )  # fmt: skip
     finetune.run(fine)
@@ -104,3 +113,14 @@ def run(config: AllConfig, preset: str | Path | None) -> Path:
     evaluate.run(shipped)
     log.info("all: done; bundle in %s", bundle)
     return bundle
+
+
+def check_pretrained(folder: Path) -> None:
+    """A pretraining given with ``--pretrained`` must hold what finetune reads: refuse it
+    before any work otherwise."""
+    missing = [name for name in (f"{MODEL_DIR}/config.json", TOKENIZER_FILE) if not (folder / name).is_file()]
+    if missing:
+        raise UsageError(
+            f"--pretrained {folder}: no {' or '.join(missing)}; give the output folder of a finished "
+            "pretrain stage"
+        )

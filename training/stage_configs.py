@@ -242,6 +242,11 @@ class ExportConfig:
 class AllConfig:
     output_dir: Path = option(Path("runs/default"), "root folder of the run (one sub-folder per stage)")
     overwrite_output_dir: bool = option(False, "start every stage over (else continue a killed run)")
+    pretrained: Path | None = option(
+        None,
+        "a finished pretrain stage's output folder (made elsewhere, e.g. on a GPU: its model/ and "
+        "tokenizer.json) to finetune instead of running the tokenizer and pretrain stages",
+    )
     data_dir: Path = option(DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz) data files")
     data: list[Path] = option([], "data files (override --data-dir)")
     install: bool = option(
