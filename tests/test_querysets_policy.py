@@ -8,7 +8,9 @@ fixture rule set proves the kept rules really fire (tests/test_querysets_scan.py
 
 from __future__ import annotations
 
+import json
 import os
+from importlib import resources
 from pathlib import Path
 
 import pathspec
@@ -24,6 +26,7 @@ from treelens.model.querysets import Policy, PolicyError, Query, load_catalog, s
 from treelens.model.querysets.catalog import Catalog
 from treelens.model.querysets.policy import (
     DEFAULT_POLICY,
+    DETECTABLE_LANGUAGES,
     Decision,
     Labels,
     Project,
@@ -257,6 +260,43 @@ def test_semgrep_javascript_rules_stay_for_typescript_only_projects() -> None:
     assert suggest(javascript, "semgrep", catalog).reasons == {
         "ts.only": "language typescript not in the project"
     }
+
+
+SEMGREP_EXTENSIONS_LEFT = {
+    ("json", ".ipynb"): "model.detect names notebooks python: a notebook-only project drops JSON rules",
+}
+"""semgrep extensions the policy knowingly reads as another language, and what that costs."""
+
+
+def test_files_count_as_the_language_semgrep_scans_them_as() -> None:
+    """Every extension the installed semgrep scans as a language the policy can rule out
+    (its own lang.json) is read as that language: `.phtml` and `.tpl` as PHP, `.c++` as C++,
+    `.tofu` as Terraform. A new semgrep that adds one fails here until policy.yaml's
+    ``scanned_extensions`` lists it."""
+    table = json.loads((resources.files("semgrep") / "semgrep_interfaces" / "lang.json").read_text())
+    policy = Policy.load()
+    unread = []
+    for language in table:
+        names = {policy.language(key) for key in language["keys"]}
+        if not names <= DETECTABLE_LANGUAGES or names & set(policy.generic_languages):
+            continue  # the policy never rules these out by files
+        equivalents = policy.language_equivalents["semgrep"]
+        wanted = {e for name in names for e in equivalents.get(name, (name,))}
+        for ext in language["exts"]:
+            path = f"src/file{ext}" if ext.startswith(".") else f"src/{ext}"
+            known = (language["id"], ext) in SEMGREP_EXTENSIONS_LEFT
+            if policy.language_of(path) not in wanted and not known:
+                unread.append(f"{ext} ({language['id']}; read as {policy.language_of(path)})")
+    assert unread == [], f"semgrep scans these as a language the policy does not read them as: {unread}"
+
+
+def test_a_php_template_keeps_php_rules() -> None:
+    """A project whose only PHP is a `.phtml` template still gets PHP rules: semgrep scans it."""
+    php = Query(id="php.echo", engine="semgrep", languages=("php",))
+    catalog = Catalog(engine="semgrep", source="test", kind="index", queries=(php,))
+    templates = analyze(ProjectTree.from_paths(["app.py", "views/page.phtml"]))
+    assert [q.id for q in suggest(templates, "semgrep", catalog).selected] == ["php.echo"]
+    assert suggest(analyze(ProjectTree.from_paths(["app.py"])), "semgrep", catalog).selected == []
 
 
 def test_codeql_queries_by_language_and_gates(analyses: dict[str, Analysis]) -> None:

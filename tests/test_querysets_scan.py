@@ -129,6 +129,28 @@ def test_shebang_scripts_keep_their_language_rules(
     assert report["all"]["findings"] == report["suggested"]["findings"] == 1 and report["missed"] == []
 
 
+def test_php_templates_keep_php_rules_and_their_words_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """semgrep scans `.phtml` as PHP (its own language table): a rule that fires only in a
+    template is kept by the language step and by the words step, which reads the template."""
+    write_rules(
+        tmp_path / "rules" / "php" / "lang" / "security" / "echoed-request.yaml",
+        {
+            "id": "echoed-request",
+            "languages": ["php"],
+            "message": "request data echoed without escaping",
+            "pattern": "echo $_GET[...];",
+            "metadata": {"category": "security"},
+        },
+    )
+    project = copy_project("flask_app", tmp_path)
+    (project / "views").mkdir()
+    (project / "views" / "page.phtml").write_text("<p>Hello <?php echo $_GET['name']; ?></p>\n")
+    report = scan_compare(capsys, project, tmp_path / "rules")
+    assert report["all"]["findings"] == report["suggested"]["findings"] == 1 and report["missed"] == []
+
+
 def test_rules_naming_no_library_are_not_gated_on_their_tag(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -28,6 +28,7 @@ from treelens.model.detect import (
     technologies_from_dependencies,
 )
 from treelens.model.errors import TreelensError
+from treelens.model.filters import extension
 from treelens.model.guards import read_beneath
 from treelens.model.input import Analysis
 from treelens.model.labels import UNCERTAIN_RATIO, UNTUNED_THRESHOLD, label_state
@@ -104,6 +105,13 @@ def literal_of(pattern: str) -> str | None:
     return max(_GLOB_PARTS.split(pattern), key=len) or None
 
 
+def scanned_language(path: str, scanned: dict[str, str]) -> str | None:
+    """The language of a file as the engines read it: model.detect's, else the one an engine
+    scans its extension (or, for keys without a dot, its whole name) as: the policy's
+    ``scanned_extensions``, where ``.phtml`` is PHP."""
+    return language_of(path) or scanned.get(extension(path)) or scanned.get(path.rsplit("/", 1)[-1].lower())
+
+
 @dataclass(frozen=True)
 class Family:
     """Technology tags that stand for each other, and how to see them in a project."""
@@ -177,6 +185,7 @@ class _PolicyFile:
     engine_language_files: dict[str, dict[str, tuple[str, ...]] | None] = field(default_factory=dict)
     ungated_engines: tuple[str, ...] = ()
     vendored: tuple[str, ...] = ()
+    scanned_extensions: dict[str, str] = field(default_factory=dict)
 
 
 _POLICY_FILE = cattrs.Converter(forbid_extra_keys=True)
@@ -213,7 +222,12 @@ class Policy:
     vendored: tuple[str, ...] = ()
     """gitignore patterns of vendored, generated and minified files, left out of a config only
     on request (``suggest --skip-vendored``); their findings are reported apart."""
+    scanned_extensions: dict[str, str] = field(default_factory=dict)
+    """Extension -> the language an engine scans it as, where model.detect names none."""
     source: str = ""
+
+    def language_of(self, path: str) -> str | None:
+        return scanned_language(path, self.scanned_extensions)
 
     @cached_property
     def aliases_of(self) -> dict[str, tuple[str, ...]]:
@@ -300,6 +314,7 @@ class Policy:
             gates=tuple(gates),
             ungated_engines=frozenset(spec.ungated_engines),
             vendored=spec.vendored,
+            scanned_extensions={k.lower(): v for k, v in spec.scanned_extensions.items()},
             source=source,
         )
 
@@ -325,6 +340,8 @@ class Project:
     """The project's folder, where the words of its files are read (None: they are not)."""
     vocabulary: frozenset[str] | None = None
     """The words worth finding in files (those the catalog's rules need); None: every word."""
+    scanned_extensions: dict[str, str] = field(default_factory=dict)
+    """The policy's extensions an engine scans as a language model.detect does not name."""
     _word_files: dict[str, dict[str, int] | None] = field(default_factory=dict, repr=False)
     _matches: dict[tuple[Any, ...], bool] = field(default_factory=dict, repr=False)
     _texts: dict[frozenset[str] | None, str] = field(default_factory=dict, repr=False)
@@ -341,6 +358,7 @@ class Project:
         every HCL file is read for the Terraform providers it uses: the analysis parsed at
         most MAX_MANIFESTS manifests, each cut at 32 KiB, and no resource type prefix."""
         languages = set(analysis.languages) | set(analysis.script_languages)
+        languages |= {policy.language_of(p) for p in analysis.project_paths if not language_of(p)} - {None}
         if any(_is_script(p, policy.script_folders) for p in analysis.project_paths):
             languages.add("bash")
         technologies = {t.lower() for t in analysis.technologies}
@@ -358,6 +376,7 @@ class Project:
             read_in_full=frozenset() if providers is None else frozenset({"terraform"}),
             root=root,
             vocabulary=vocabulary,
+            scanned_extensions=policy.scanned_extensions,
         )
 
     def has_file(
@@ -398,7 +417,9 @@ class Project:
         return False
 
     def _paths_of(self, languages: frozenset[str] | None) -> list[str]:
-        return self.paths if languages is None else [p for p in self.paths if language_of(p) in languages]
+        if languages is None:
+            return self.paths
+        return [p for p in self.paths if scanned_language(p, self.scanned_extensions) in languages]
 
     def _text(self, languages: frozenset[str] | None) -> str:
         if languages not in self._texts:
@@ -429,7 +450,8 @@ class Project:
     def _files_by_language(self) -> dict[str, list[str]]:
         files: dict[str, list[str]] = {}
         for path in self.paths:
-            language = language_of(path) or ("" if "." not in path.rsplit("/", 1)[-1] else None)
+            language = scanned_language(path, self.scanned_extensions)
+            language = language or ("" if "." not in path.rsplit("/", 1)[-1] else None)
             if language is not None:
                 files.setdefault(language, []).append(path)
         return files

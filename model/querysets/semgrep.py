@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 import pathspec
 import yaml
 
-from treelens.model.detect import language_of
 from treelens.model.filters import OUTPUT_PREFIX
 from treelens.model.guards import InputError, bounded_lines, load_json, read_input
 from treelens.model.querysets.catalog import (
@@ -286,7 +285,9 @@ def path_scope(
     semgrep scans it) and, with ``skip_vendored``, the vendored skip (``root`` is where the
     project's ``.gitattributes`` files are read; None: the policy's list alone)."""
     paths = tree.paths
-    folders = _folder_languages(paths, tree.scripts, _components(paths, tree.manifests)) if components else {}
+    folders: dict[str, frozenset[str]] = {}
+    if components:
+        folders = _folder_languages(paths, tree.scripts, _components(paths, tree.manifests), policy)
     skips = _skips(paths, _vendored_patterns(paths, root, policy)) if skip_vendored else ()
     return PathScope(policy, folders, skips)
 
@@ -299,11 +300,11 @@ def _components(paths: list[str], manifests: Iterable[str]) -> set[str]:
 
 
 def _folder_languages(
-    paths: list[str], scripts: dict[str, str], folders: set[str]
+    paths: list[str], scripts: dict[str, str], folders: set[str], policy: Policy
 ) -> dict[str, frozenset[str]]:
     languages: dict[str, set[str]] = {f: set() for f in folders}
     for path in paths:
-        language = scripts.get(path) or language_of(path) or "?"
+        language = scripts.get(path) or policy.language_of(path) or "?"
         parts = path.split("/")[:-1]
         for depth in range(1, len(parts) + 1):
             folder = "/".join(parts[:depth])
