@@ -59,6 +59,15 @@ def test_the_encoder_learns_at_its_own_rate(tiny_run: Path, tiny_data: Path, tmp
     assert _embeddings_shift(tiny_run, tmp_path / "same") > 1e-5
 
 
+def test_resuming_with_or_without_an_encoder_rate_is_refused(tiny_run: Path, tiny_data: Path, tmp_path: Path):
+    """The optimizer's parameter groups differ with and without the encoder's own rate."""
+    done = finetune_cli(tiny_run, tiny_data, tmp_path / "f", "--encoder-learning-rate=1e-4")
+    assert done.returncode == 0, done.stderr
+    again = finetune_cli(tiny_run, tiny_data, tmp_path / "f")
+    assert again.returncode != 0 and "Traceback" not in again.stderr
+    assert "was written with --encoder-learning-rate 0.0001, not unset" in again.stderr
+
+
 def test_bad_values_are_refused(tiny_run: Path, tiny_data: Path, tmp_path: Path):
     done = finetune_cli(tiny_run, tiny_data, tmp_path / "o", "--head-epochs", "-1")
     assert done.returncode != 0 and "--head-epochs must be at least 0, got -1" in done.stderr

@@ -168,6 +168,14 @@ def fit(
                 "pass the same --pooling, or --overwrite-output-dir to start over"
             )
         modeling.check_summary_layer(state, checkpoint_path, config.summary_weight)
+        saved_rate = state.get("config", {}).get("encoder_learning_rate")
+        if (saved_rate is None) != (config.encoder_learning_rate is None):
+            # the optimizer's parameter groups differ: its saved state would not fit
+            raise StageError(
+                f"{checkpoint_path} was written with --encoder-learning-rate {saved_rate or 'unset'}, "
+                f"not {config.encoder_learning_rate or 'unset'}; pass the same setting, or "
+                "--overwrite-output-dir to start over"
+            )
         model.load_state_dict(state["model"])
         if summary_head is not None:
             summary_head.load_state_dict(state["summary_head"])
