@@ -84,7 +84,17 @@ def test_finetune_needs_labelled_records(tiny_run, tmp_path, capsys):
 
 def test_finetune_needs_a_pretrained_model(tmp_path, capsys):
     error = fails(["finetune", "--pretrained", str(tmp_path), "--output-dir", str(tmp_path / "o")], capsys)
-    assert "no model/config.json; run the pretrain stage" in error
+    assert "no model/config.json or tokenizer.json; run the pretrain stage" in error
+
+
+def test_crossval_names_what_the_pretraining_lacks(tmp_path, capsys):
+    """One check for every stage that reads a pretraining: --skip-model needs the tokenizer
+    only; nothing is written for a folder that is refused."""
+    out = tmp_path / "cv"
+    args = ["crossval", "--pretrained", str(tmp_path), "--output-dir", str(out)]
+    assert "no model/config.json or tokenizer.json; run the pretrain stage" in fails(args, capsys)
+    assert f"--pretrained {tmp_path}: no tokenizer.json;" in fails([*args, "--skip-model"], capsys)
+    assert not out.exists()
 
 
 def test_flags_beat_presets_beat_defaults():

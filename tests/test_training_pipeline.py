@@ -173,7 +173,7 @@ def test_all_finetunes_a_pretraining_made_elsewhere(tiny_run, tiny_data, tmp_pat
         timeout=120,
     )
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
-    assert "no model/config.json or tokenizer.json; give the output folder of a finished" in bad.stderr
+    assert "no model/config.json or tokenizer.json; run the pretrain stage, or give" in bad.stderr
     assert not (tmp_path / "bad").exists()
 
 

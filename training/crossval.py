@@ -46,7 +46,7 @@ from treelens.training.baselines import TfidfBaseline, rules_labels
 from treelens.training.longformer_fast import fast_longformer
 from treelens.training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
 from treelens.training.options import StageError, build_config, prepare_output_dir, to_json
-from treelens.training.run_layout import MODEL_DIR, TOKENIZER_FILE
+from treelens.training.run_layout import MODEL_DIR, TOKENIZER_FILE, check_pretrained
 from treelens.training.stage_configs import CrossvalConfig, FinetuneConfig
 from treelens.training.texts import load_records, render
 from treelens.training.wide import WidePath, mix, sigmoid, to_logits
@@ -295,13 +295,9 @@ def markdown(
 
 def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
     """Cross-validate; returns the summary written to crossval.json."""
+    check_pretrained(config.pretrained, model=not config.skip_model)
     prepare_output_dir(config.output_dir, config.overwrite_output_dir, resume_ok=True)
     tokenizer_path = config.pretrained / TOKENIZER_FILE
-    if not config.skip_model and not (config.pretrained / MODEL_DIR / "config.json").is_file():
-        raise StageError(
-            f"--pretrained {config.pretrained}: no {MODEL_DIR}/config.json; run the pretrain stage "
-            "(or pass --skip-model to cross-validate the baselines and the wide path only)"
-        )
     records = sorted(
         (r for r in load_records(config.data, config.data_dir) if r.labelled), key=lambda r: r.id
     )

@@ -44,6 +44,7 @@ from treelens.training.run_layout import (
     MODEL_DIR,
     THRESHOLDS_FILE,
     TOKENIZER_FILE,
+    check_pretrained,
     save_hf_files,
     write_metrics,
 )
@@ -110,10 +111,7 @@ def fit(
     # setup ------------------------------------------------------------------------------
     pretrained_model = config.pretrained / MODEL_DIR
     tokenizer_path = config.pretrained / TOKENIZER_FILE
-    if not (pretrained_model / "config.json").is_file():
-        raise StageError(
-            f"--pretrained {config.pretrained}: no {MODEL_DIR}/config.json; run the pretrain stage"
-        )
+    check_pretrained(config.pretrained)
     ctx, checkpoint_path, resume = modeling.start_run(
         config.output_dir, config.overwrite_output_dir, config.device, config.threads, config.seed
     )

@@ -16,10 +16,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from treelens.model.errors import UsageError
 from treelens.training import evaluate, export, finetune, pretrain, tokenizer
 from treelens.training.options import build_config, prepare_output_dir
-from treelens.training.run_layout import MODEL_DIR, TOKENIZER_FILE
+from treelens.training.run_layout import TOKENIZER_FILE, check_pretrained
 from treelens.training.stage_configs import (
     AllConfig,
     EvaluateConfig,
@@ -113,14 +112,3 @@ def run(config: AllConfig, preset: str | Path | None) -> Path:
     evaluate.run(shipped)
     log.info("all: done; bundle in %s", bundle)
     return bundle
-
-
-def check_pretrained(folder: Path) -> None:
-    """A pretraining given with ``--pretrained`` must hold what finetune reads: refuse it
-    before any work otherwise."""
-    missing = [name for name in (f"{MODEL_DIR}/config.json", TOKENIZER_FILE) if not (folder / name).is_file()]
-    if missing:
-        raise UsageError(
-            f"--pretrained {folder}: no {' or '.join(missing)}; give the output folder of a finished "
-            "pretrain stage"
-        )

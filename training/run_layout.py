@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from treelens.model.errors import UsageError
 from treelens.model.tokenizer import CLS, MASK, PAD, SEP, UNK
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -55,3 +56,15 @@ def write_metrics(output_dir: Path, splits: dict[str, dict]) -> None:
     for name, metrics in splits.items():
         (output_dir / f"{name}_results.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (output_dir / ALL_RESULTS_FILE).write_text(json.dumps(splits, indent=2) + "\n")
+
+
+def check_pretrained(folder: Path, *, model: bool = True) -> None:
+    """Refuse a ``--pretrained`` folder that lacks what the stage reads (the tokenizer, and
+    the pretrained model unless ``model`` is false), before any work or output folder."""
+    needed = [f"{MODEL_DIR}/config.json"] * model + [TOKENIZER_FILE]
+    missing = [name for name in needed if not (folder / name).is_file()]
+    if missing:
+        raise UsageError(
+            f"--pretrained {folder}: no {' or '.join(missing)}; run the pretrain stage, or give the "
+            "output folder of a finished one"
+        )
