@@ -38,8 +38,14 @@ REQUIREMENTS_PATTERN = re.compile(r"^requirements(-[\w.-]+)?\.txt$")
 
 
 def is_manifest(path: str) -> bool:
-    """True when the file's name marks it as a manifest (dependency or project file)."""
-    name = path.rsplit("/", 1)[-1]
+    """True when the file's name marks it as a manifest (dependency or project file), as the
+    data set reads them; ``manifest.json`` only as a web app's, under a ``public/`` folder (not
+    a Flutter ``web/`` one, a Unity ``Packages/`` one or a release tool's). Every
+    ``requirements-*.txt`` counts, where the data set reads only ``requirements.txt`` and
+    ``requirements-dev.txt``: the query policy needs every dependency a project declares."""
+    folder, _, name = path.rpartition("/")
+    if name == WEB_APP_MANIFEST:
+        return "public" in folder.split("/")
     return (
         name in MANIFEST_NAMES
         or name.endswith(MANIFEST_SUFFIXES)
@@ -329,7 +335,8 @@ PARSERS_BY_SUFFIX: dict[str, tuple[str, Parser]] = {
 MARKERS_WITHOUT_DEPENDENCIES: frozenset[str] = frozenset(
     {
         "angular.json",
-        "manifest.json",
+        "serverless.yml",
+        "vcpkg.json",
         "app.json",
         "tauri.conf.json",
         "settings.gradle",
@@ -348,6 +355,8 @@ MARKERS_WITHOUT_DEPENDENCIES: frozenset[str] = frozenset(
     }
 )
 """Project files the model text lists as manifests although no parser reads names from them."""
+WEB_APP_MANIFEST = "manifest.json"
+"""A marker too, where it is a web app's (``is_manifest``)."""
 MANIFEST_NAMES: frozenset[str] = frozenset(PARSERS_BY_NAME) | MARKERS_WITHOUT_DEPENDENCIES
 MANIFEST_SUFFIXES: tuple[str, ...] = (*PARSERS_BY_SUFFIX, ".cabal")
 """Manifests by name suffix: every parsed one, and .cabal (listed, not parsed)."""
