@@ -4,6 +4,9 @@ and bandit's installed test list."""
 from __future__ import annotations
 
 import json
+import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ from tests.folders import write_files
 from tests.querysets_fixtures import FIXTURES, RULES
 from tests.shared_data import DATA_DIR
 from treelens.model.querysets import CatalogError, load_catalog
+from treelens.model.querysets.bandit import _FormatterFailures
 from treelens.model.querysets.codeql import parse_header, read_packs
 from treelens.model.querysets.semgrep import check_id, read_index, read_rules_dir
 
@@ -145,3 +149,20 @@ def test_bandit_catalog_is_the_installed_test_list() -> None:
     assert all(q.languages == ("python",) for q in catalog.queries)
     with pytest.raises(CatalogError, match="installed bandit package"):
         load_catalog("bandit", Path("somewhere"))
+
+
+def test_bandit_catalog_reads_without_formatter_noise(tmp_path: Path) -> None:
+    """bandit's optional report formatters whose packages are missing (sarif without
+    sarif-om, as installed here) printed "Could not load 'sarif'" on every bandit request; a
+    test plugin that fails to load is still reported."""
+    write_files(tmp_path, {"app.py": "import subprocess\n"})
+    command = [sys.executable, "-m", "treelens.daemon.cli", "suggest", str(tmp_path), "--engine", "bandit"]
+    done = subprocess.run([*command, "--no-model", "--json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and json.loads(done.stdout)["bandit"]["totalCount"] > 60, done.stderr
+    assert "Could not load" not in done.stderr, done.stderr
+    quiet = _FormatterFailures()
+    record = logging.LogRecord("stevedore.extension", logging.ERROR, "", 0, "Could not load %r: %s", (), None)
+    record.args = ("sarif", "No module named 'sarif_om'")
+    assert not quiet.filter(record)
+    record.args = ("hardcoded_password_string", "No module named 'x'")
+    assert quiet.filter(record)

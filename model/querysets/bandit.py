@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from importlib.metadata import entry_points
 from typing import Any
 
 import yaml
@@ -22,20 +23,33 @@ CONFIG_FILE_NAME = f"{OUTPUT_PREFIX}bandit.yaml"  # left out of the tree (model/
 _WORD = re.compile(r"[a-z][a-z0-9]*")
 
 
+class _FormatterFailures(logging.Filter):
+    """Drops stevedore's "Could not load 'sarif'" for bandit's optional report formatters
+    whose packages are missing (no concern of a test list: it printed on every bandit
+    request); a plugin, a test, that fails to load is still reported."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.formatters = {entry.name for entry in entry_points(group="bandit.formatters")}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        failed = isinstance(record.msg, str) and record.msg.startswith("Could not load")
+        return not (failed and args and args[0] in self.formatters)
+
+
 def read_installed() -> Catalog:
     """Every plugin and blacklist test of the installed bandit."""
-    # stevedore warns about bandit's optional report formatters (sarif) whose packages
-    # are missing; that is no concern of a test list
     stevedore_log = logging.getLogger("stevedore.extension")
-    level = stevedore_log.level
-    stevedore_log.setLevel(logging.ERROR)
+    quiet = _FormatterFailures()
+    stevedore_log.addFilter(quiet)
     try:
         import bandit
         from bandit.core import extension_loader
     except ImportError as error:
         raise CatalogError(f"bandit is not installed ({error}); run `pip install bandit`") from error
     finally:
-        stevedore_log.setLevel(level)
+        stevedore_log.removeFilter(quiet)
     manager = extension_loader.MANAGER
     queries = [
         Query(
