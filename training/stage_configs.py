@@ -18,6 +18,14 @@ from treelens.training.options import DEFAULT_DATA_DIR, option
 SPLIT_CHOICES = ["test", "validation", "train", "all"]
 
 
+def check_augmentation(config: PretrainConfig | FinetuneConfig) -> None:
+    """The view settings are chances and shares: each between 0 and 1."""
+    for name in ("augment_drop", "augment_drop_share", "augment_deps_drop", "augment_budget"):
+        value = getattr(config, name)
+        if not 0 <= value <= 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value}")
+
+
 @dataclass
 class TokenizerConfig:
     output_dir: Path = option(Path("runs/tokenizer"), "folder for tokenizer.json")
@@ -50,6 +58,12 @@ class PretrainConfig:
     subtrees: bool = option(True, "add sub-trees of large repositories as extra samples")
     augment_drop: float = option(0.5, "chance a training text is shown with some files dropped, per epoch")
     augment_drop_share: float = option(0.25, "share of non-manifest files dropped then")
+    augment_deps_drop: float = option(
+        0.0, "chance such a view also loses its manifests' text (dependency section, manifest facts)"
+    )
+    augment_budget: float = option(
+        0.0, "chance such a view is cut to a smaller token budget (512, 1,024 or 2,048: folders summarised)"
+    )
     summary_weight: float = option(
         0.0,
         "weight of a second loss beside the masked tokens: the mean of each segment's states also "
@@ -84,6 +98,7 @@ class PretrainConfig:
     seed: int = option(0, "random seed")
 
     def validate(self) -> None:
+        check_augmentation(self)
         if not 0 < self.mlm_probability_end <= self.mlm_probability_start < 1:
             raise UsageError("need 0 < --mlm-probability-end <= --mlm-probability-start < 1")
         if self.hidden % self.heads:
@@ -157,6 +172,12 @@ class FinetuneConfig:
     )
     augment_drop: float = option(0.5, "chance a training record is shown with some files dropped, per epoch")
     augment_drop_share: float = option(0.25, "share of non-manifest files dropped then")
+    augment_deps_drop: float = option(
+        0.0, "chance such a view also loses its manifests' text (dependency section, manifest facts)"
+    )
+    augment_budget: float = option(
+        0.0, "chance such a view is cut to a smaller token budget (512, 1,024 or 2,048: folders summarised)"
+    )
     head_epochs: int = option(
         0,
         "first train the head alone for this many epochs, the pretrained Longformer frozen, then "
@@ -169,6 +190,7 @@ class FinetuneConfig:
     seed: int = option(0, "random seed")
 
     def validate(self) -> None:
+        check_augmentation(self)
         if self.encoder_learning_rate is not None and self.encoder_learning_rate <= 0:
             raise UsageError(f"--encoder-learning-rate must be above 0, got {self.encoder_learning_rate}")
         if self.head_epochs < 0:

@@ -119,7 +119,13 @@ class Augmentation(Protocol):
 
     augment_drop: float
     augment_drop_share: float
+    augment_budget: float
+    augment_deps_drop: float
     seed: int
+
+
+VIEW_BUDGETS = (512, 1024, 2048)
+"""The smaller token budgets a view may be cut to (the runtime's buckets below 4,096)."""
 
 
 def epoch_views(
@@ -133,7 +139,11 @@ def epoch_views(
 ) -> list[list[int]]:
     """One epoch's token ids: ``ids``, except that each tree is, at the chance
     ``config.augment_drop``, rendered again without ``config.augment_drop_share`` of its
-    non-manifest files (``drop_files``).
+    non-manifest files (``drop_files``); such a view also loses its manifests' text (the
+    dependency section and the facts read from manifests; the files stay listed) at the
+    chance ``config.augment_deps_drop``, and is cut to a smaller token budget
+    (``VIEW_BUDGETS``: folders summarised, as a large project's are) at the chance
+    ``config.augment_budget``.
 
     Seeded per epoch, so a resumed run shows the same views. Pretraining and finetuning
     both see a project from several angles this way; a small data set repeats less.
@@ -143,8 +153,18 @@ def epoch_views(
         return views
     rng = random.Random(config.seed * 7919 + epoch)  # noqa: S311 - augmentation, not security
     chosen = [i for i in range(len(trees)) if rng.random() < config.augment_drop]
-    dropped = [drop_files(trees[i], config.augment_drop_share, rng) for i in chosen]
-    dropped_texts = render(dropped, max_tokens, counter)
-    for i, view in zip(chosen, encode_batch(tokenizer, dropped_texts, max_tokens), strict=True):
-        views[i] = view
+    by_budget: dict[int, list[tuple[int, ProjectTree]]] = {}
+    for i in chosen:
+        view = drop_files(trees[i], config.augment_drop_share, rng)
+        # the extra draws only when an option is on: the views of a run without them stay
+        if config.augment_deps_drop > 0 and rng.random() < config.augment_deps_drop:
+            view = ProjectTree(view.files, {}, view.scripts, name=view.name)
+        budget = max_tokens
+        if config.augment_budget > 0 and rng.random() < config.augment_budget:
+            budget = min(rng.choice(VIEW_BUDGETS), max_tokens)
+        by_budget.setdefault(budget, []).append((i, view))
+    for budget, group in by_budget.items():
+        texts = render([view for _, view in group], budget, counter)
+        for (i, _), view_ids in zip(group, encode_batch(tokenizer, texts, max_tokens), strict=True):
+            views[i] = view_ids
     return views
