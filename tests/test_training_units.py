@@ -47,6 +47,13 @@ def test_drop_files_keeps_manifests():
     assert 0.3 * len(tree.paths) < len(dropped.paths) < 0.8 * len(tree.paths)
 
 
+def test_drop_files_keeps_the_scripts_of_the_files_it_keeps():
+    files = [FileEntry(f"bin/tool{i}") for i in range(40)]
+    tree = ProjectTree(files, {}, {f"bin/tool{i}": "bash" for i in range(40)}, name="tools")
+    dropped = drop_files(tree, 0.5, random.Random(1))
+    assert 0 < len(dropped.scripts) < 40 and set(dropped.scripts) == set(dropped.paths)
+
+
 def test_metrics_by_hand():
     y = np.array([[1, 0, 0, 0, 0, 0, 0, 1], [1, 1, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0]])
     p = np.array([[1, 0, 0, 0, 0, 0, 0, 1], [0, 1, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 1, 0]])

@@ -111,7 +111,9 @@ def drop_files(tree: ProjectTree, share: float, rng: random.Random) -> ProjectTr
     """
     kept = [f for f in tree.files if is_manifest(f.path) or rng.random() >= share]
     kept_paths = {f.path for f in kept}
-    return ProjectTree(kept, {p: t for p, t in tree.manifests.items() if p in kept_paths}, name=tree.name)
+    manifests = {p: t for p, t in tree.manifests.items() if p in kept_paths}
+    scripts = {p: language for p, language in tree.scripts.items() if p in kept_paths}
+    return ProjectTree(kept, manifests, scripts, name=tree.name)
 
 
 class Augmentation(Protocol):
