@@ -13,7 +13,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -113,7 +113,7 @@ def drop_files(tree: ProjectTree, share: float, rng: random.Random) -> ProjectTr
     kept_paths = {f.path for f in kept}
     manifests = {p: t for p, t in tree.manifests.items() if p in kept_paths}
     scripts = {p: language for p, language in tree.scripts.items() if p in kept_paths}
-    return ProjectTree(kept, manifests, scripts, name=tree.name)
+    return replace(tree, files=kept, manifests=manifests, scripts=scripts)
 
 
 class Augmentation(Protocol):
@@ -127,7 +127,7 @@ class Augmentation(Protocol):
 
 
 VIEW_BUDGETS = (512, 1024, 2048)
-"""The smaller token budgets a view may be cut to (the runtime's buckets below 4,096)."""
+"""The smaller token budgets a view may be cut to (``--augment-budget``)."""
 
 
 def epoch_views(
@@ -160,7 +160,7 @@ def epoch_views(
         view = drop_files(trees[i], config.augment_drop_share, rng)
         # the extra draws only when an option is on: the views of a run without them stay
         if config.augment_deps_drop > 0 and rng.random() < config.augment_deps_drop:
-            view = ProjectTree(view.files, {}, view.scripts, name=view.name)
+            view = replace(view, manifests={})
         budget = max_tokens
         if config.augment_budget > 0 and rng.random() < config.augment_budget:
             budget = min(rng.choice(VIEW_BUDGETS), max_tokens)
