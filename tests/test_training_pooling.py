@@ -1,6 +1,7 @@
-"""``finetune --pooling segments``: the head reads [CLS] and the mean of each segment. The
-segments are the wide path's, the export graph computes what the eager model computes, and
-a model trained so is loaded, exported and run with the head it was trained with."""
+"""``finetune --pooling segments`` (and ``segments-below``): the head reads [CLS] and the mean
+of each segment (of the last layer, or of the one below). The segments are the wide path's,
+the export graph computes what the eager model computes, and a model trained so is loaded,
+exported and run with the head it was trained with."""
 
 from __future__ import annotations
 
@@ -39,15 +40,17 @@ def test_segments_are_the_wide_paths():
         assert segment_ids(torch.tensor(ids)[None], SEP_ID, SEGMENTS)[0].tolist() == expected
 
 
-def test_export_graph_computes_what_the_eager_model_computes():
+@pytest.mark.parametrize("pooling", ["segments", "segments-below"])
+def test_export_graph_computes_what_the_eager_model_computes(pooling: str):
     """The segments head runs the whole last layer in the export graph (the [CLS]-only
-    shortcut would drop the tokens it reads): equal to the eager model, padding included."""
+    shortcut would drop the tokens it reads); segments-below reads the layer below and runs
+    the last one for [CLS] alone. Either way equal to the eager model, padding included."""
     config = LongformerConfig(
         vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
         attention_window=32, max_position_embeddings=1026, pad_token_id=1, bos_token_id=0,
         sep_token_id=SEP_ID, num_labels=8, type_vocab_size=1,
     )  # fmt: skip
-    setattr(config, CONFIG_KEY, "segments")
+    setattr(config, CONFIG_KEY, pooling)
     torch.manual_seed(0)
     model = SegmentPooledClassifier(config).eval()
     ids = torch.randint(5, 60, (2, 256))
@@ -63,6 +66,30 @@ def test_export_graph_computes_what_the_eager_model_computes():
         moved = model(input_ids=facts_changed, attention_mask=mask).logits
     torch.testing.assert_close(graph, eager, atol=1e-5, rtol=0)
     assert not torch.allclose(moved[0], eager[0])  # the facts segment reaches the logits
+
+
+@pytest.mark.parametrize(
+    ("pooling", "runs_last_layer_whole"), [("segments", True), ("segments-below", False)]
+)
+def test_only_the_segments_head_exports_the_whole_last_layer(
+    pooling: str, runs_last_layer_whole: bool, tmp_path: Path
+):
+    """The speed segments-below is for: its graph computes the last layer for [CLS] alone
+    (those pieces are called outside the layer module, so no node is scoped to it)."""
+    import onnx
+
+    from treelens.training.export import export_graph
+
+    config = LongformerConfig(
+        vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        attention_window=32, max_position_embeddings=1026, pad_token_id=1, bos_token_id=0,
+        sep_token_id=SEP_ID, num_labels=8, type_vocab_size=1,
+    )  # fmt: skip
+    setattr(config, CONFIG_KEY, pooling)
+    export_graph(ClassifierGraph(SegmentPooledClassifier(config)), tmp_path / "g.onnx", 128, 1, 0)
+    names = [n.name for n in onnx.load(str(tmp_path / "g.onnx")).graph.node]
+    assert any("/layer.0/" in name for name in names)
+    assert any("/layer.1/" in name for name in names) == runs_last_layer_whole
 
 
 @pytest.fixture(scope="module")
@@ -98,4 +125,40 @@ def test_exported_bundle_classifies(segments_run: Path):
     classifier = Classifier.load(segments_run / "export" / "bundle", device="cpu", threads=1)
     tree = ProjectTree([FileEntry("app/main.py", 10, "file"), FileEntry("setup.py", 5, "file")], {})
     result = classifier.classify(tree)
+    assert set(result.probabilities) == set(classifier.labels)
+
+
+def test_segments_below_exports_a_cls_only_last_layer(tiny_run: Path, tiny_data: Path, tmp_path: Path):
+    """A tiny finetune with --pooling segments-below and the summary loss, exported through
+    the CLI (parity checks against the eager model included): the graph computes the last
+    layer for [CLS] alone (its pieces outside a layer module, as for the stock head), which
+    is the speed this pooling is for, and the bundle classifies."""
+    import onnx
+
+    done = finetune_cli(
+        tiny_run, tiny_data, tmp_path / "finetune", "--pooling", "segments-below", "--summary-weight", "1.0"
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    model = load_classifier(tmp_path / "finetune" / "model")
+    assert (
+        isinstance(model, SegmentPooledClassifier) and getattr(model.config, CONFIG_KEY) == "segments-below"
+    )
+    export = [
+        *(sys.executable, "-m", "treelens.training.cli", "export", "--preset", "tiny"),
+        *(
+            "--data",
+            str(tiny_data),
+            "--model",
+            str(tmp_path / "finetune"),
+            "--output-dir",
+            str(tmp_path / "export"),
+        ),
+    ]
+    done = subprocess.run(export, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    names = [n.name for n in onnx.load(str(tmp_path / "export" / "bundle" / "model-int8.onnx")).graph.node]
+    last = f"/layer.{model.config.num_hidden_layers - 1}/"
+    assert not any(last in name for name in names)
+    classifier = Classifier.load(tmp_path / "export" / "bundle", device="cpu", threads=1)
+    result = classifier.classify(ProjectTree([FileEntry("app/main.py", 10, "file")], {}))
     assert set(result.probabilities) == set(classifier.labels)

@@ -134,7 +134,8 @@ class ClassifierGraph(nn.Module):
 
     Inputs must be padded to a multiple of the attention window (the runtime pads to its
     length buckets). [CLS] gets global attention, as the classifier gives it. With the stock
-    head the last layer computes only the [CLS] row, the only one the head reads; a
+    head the last layer computes only the [CLS] row, the only one the head reads; so it does
+    with a ``segments-below`` head, whose segment means come from the layer below; a
     ``segments`` head (training/pooling.py) reads every token, so the last layer runs whole.
     """
 
@@ -151,7 +152,8 @@ class ClassifierGraph(nn.Module):
         is_index_masked, is_index_global = extended < 0, extended > 0
         hidden = longformer.embeddings(input_ids=input_ids)
         layers = longformer.encoder.layer
-        whole = pooling_of(self.model.config) == "segments"
+        pooling = pooling_of(self.model.config)
+        whole = pooling == "segments"
         with fast_longformer():
             for layer in layers if whole else layers[:-1]:
                 hidden = layer(
@@ -161,11 +163,13 @@ class ClassifierGraph(nn.Module):
                     is_index_global_attn=is_index_global,
                     is_global_attn=True,
                 )[0]
+        head = self.model.classifier
         if whole:
-            head = self.model.classifier
-            return head(head.features(hidden, input_ids, attention_mask))
+            return head(head.features(hidden[:, 0], hidden, input_ids, attention_mask))
         last = layers[-1]
         cls = _global_output(last.attention.self, hidden, is_index_masked, None)
         attended = last.attention.output(cls, hidden[:, :1])
         cls_hidden = last.output(last.intermediate(attended), attended)
-        return self.model.classifier(cls_hidden)
+        if pooling == "segments-below":
+            return head(head.features(cls_hidden[:, 0], hidden, input_ids, attention_mask))
+        return head(cls_hidden)

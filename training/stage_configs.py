@@ -107,7 +107,9 @@ class PretrainConfig:
             raise UsageError(f"--summary-weight must be at least 0, got {self.summary_weight}")
 
 
-POOLINGS = ("cls", "segments")
+SEGMENT_POOLINGS = ("segments", "segments-below")
+"""The poolings whose head reads the segment means (training/pooling.py ``SegmentHead``)."""
+POOLINGS = ("cls", *SEGMENT_POOLINGS)
 """What the classifier head reads (training/pooling.py); chosen by ``finetune --pooling``."""
 
 
@@ -157,7 +159,8 @@ class FinetuneConfig:
     pooling: str = option(
         "cls",
         "what the head reads: 'cls' the [CLS] state alone, 'segments' also the mean of each segment's "
-        "last hidden states (tree, project, facts; training/pooling.py)",
+        "last hidden states (tree, project, facts; training/pooling.py), 'segments-below' those of the "
+        "layer below the last (the export then runs the last layer for [CLS] alone: faster)",
         choices=list(POOLINGS),
     )
     distill_weight: float = option(
@@ -168,7 +171,7 @@ class FinetuneConfig:
     summary_weight: float = option(
         0.0,
         "weight of a second loss: the pooled features also predict the text's TF-IDF summary "
-        "(64 SVD dimensions; training/summary.py); needs --pooling segments; 0: off",
+        "(64 SVD dimensions; training/summary.py); needs a segments pooling; 0: off",
     )
     augment_drop: float = option(0.5, "chance a training record is shown with some files dropped, per epoch")
     augment_drop_share: float = option(0.25, "share of non-manifest files dropped then")
@@ -197,8 +200,10 @@ class FinetuneConfig:
             raise UsageError(f"--head-epochs must be at least 0, got {self.head_epochs}")
         if self.summary_weight < 0:
             raise UsageError(f"--summary-weight must be at least 0, got {self.summary_weight}")
-        if self.summary_weight > 0 and self.pooling != "segments":
-            raise UsageError("--summary-weight needs --pooling segments (it trains that head's features)")
+        if self.summary_weight > 0 and self.pooling not in SEGMENT_POOLINGS:
+            raise UsageError(
+                "--summary-weight needs --pooling segments or segments-below (it trains that head's features)"
+            )
         if not 0 <= self.wide_weight < 1:
             raise UsageError(f"--wide-weight must be at least 0 and below 1, got {self.wide_weight}")
         if not 0 <= self.distill_weight <= 1:
