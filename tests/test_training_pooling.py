@@ -40,19 +40,24 @@ def test_segments_are_the_wide_paths():
         assert segment_ids(torch.tensor(ids)[None], SEP_ID, SEGMENTS)[0].tolist() == expected
 
 
-@pytest.mark.parametrize("pooling", ["segments", "segments-below"])
-def test_export_graph_computes_what_the_eager_model_computes(pooling: str):
-    """The segments head runs the whole last layer in the export graph (the [CLS]-only
-    shortcut would drop the tokens it reads); segments-below reads the layer below and runs
-    the last one for [CLS] alone. Either way equal to the eager model, padding included."""
+def two_layer_classifier(pooling: str) -> SegmentPooledClassifier:
+    """A small random two-layer classifier with a segments head of the given pooling."""
     config = LongformerConfig(
         vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
         attention_window=32, max_position_embeddings=1026, pad_token_id=1, bos_token_id=0,
         sep_token_id=SEP_ID, num_labels=8, type_vocab_size=1,
     )  # fmt: skip
     setattr(config, CONFIG_KEY, pooling)
+    return SegmentPooledClassifier(config).eval()
+
+
+@pytest.mark.parametrize("pooling", ["segments", "segments-below"])
+def test_export_graph_computes_what_the_eager_model_computes(pooling: str):
+    """The segments head runs the whole last layer in the export graph (the [CLS]-only
+    shortcut would drop the tokens it reads); segments-below reads the layer below and runs
+    the last one for [CLS] alone. Either way equal to the eager model, padding included."""
     torch.manual_seed(0)
-    model = SegmentPooledClassifier(config).eval()
+    model = two_layer_classifier(pooling)
     ids = torch.randint(5, 60, (2, 256))
     ids[:, 0] = 0
     ids[:, [150, 180, 200]] = SEP_ID
@@ -80,13 +85,7 @@ def test_only_the_segments_head_exports_the_whole_last_layer(
 
     from treelens.training.export import export_graph
 
-    config = LongformerConfig(
-        vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        attention_window=32, max_position_embeddings=1026, pad_token_id=1, bos_token_id=0,
-        sep_token_id=SEP_ID, num_labels=8, type_vocab_size=1,
-    )  # fmt: skip
-    setattr(config, CONFIG_KEY, pooling)
-    export_graph(ClassifierGraph(SegmentPooledClassifier(config)), tmp_path / "g.onnx", 128, 1, 0)
+    export_graph(ClassifierGraph(two_layer_classifier(pooling)), tmp_path / "g.onnx", 128, 1, 0)
     names = [n.name for n in onnx.load(str(tmp_path / "g.onnx")).graph.node]
     assert any("/layer.0/" in name for name in names)
     assert any("/layer.1/" in name for name in names) == runs_last_layer_whole
