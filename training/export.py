@@ -103,9 +103,10 @@ def cls_path_nodes(graph_path: Path) -> list[str]:
     [CLS] attention directly), so int8 saves nothing there and only adds error.
     ClassifierGraph runs every layer but the last as a module (scope "/layer.N/"); the
     last layer's pieces are called one by one (no "/layer." scope), so a one-layer model
-    keeps every MatMul in fp32 (so does segments-below, whose head reads the layer below).
-    With the segments head every layer is a module and only the head stays in fp32. Global queries only ever see [CLS]. If the exporter names
-    nodes differently this finds none and the export stops, rather than quantizing blind.
+    keeps every MatMul in fp32 (so does a segments-below head, which reads the layer
+    below). With the segments head every layer is a module and only the head stays in
+    fp32. Global queries only ever see [CLS]. If the exporter names nodes differently this
+    finds none and the export stops, rather than quantizing blind.
     """
     names = [n.name for n in onnx.load(str(graph_path)).graph.node if n.op_type == "MatMul"]
     found = [n for n in names if "/layer." not in n or "query_global" in n]
