@@ -6,8 +6,6 @@ exported and run with the head it was trained with."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ import pytest
 import torch
 from transformers import LongformerConfig
 
-from tests.tiny_model import finetune_cli
+from tests.tiny_model import export_cli, finetune_cli
 from treelens.model.runtime import Classifier
 from treelens.model.tree import FileEntry, ProjectTree
 from treelens.training.longformer_fast import ClassifierGraph
@@ -97,11 +95,7 @@ def segments_run(tiny_run: Path, tiny_data: Path, tmp_path_factory: pytest.TempP
     out = tmp_path_factory.mktemp("segments")
     done = finetune_cli(tiny_run, tiny_data, out / "finetune", "--pooling", "segments")
     assert done.returncode == 0, done.stderr[-3000:]
-    export = [
-        *(sys.executable, "-m", "treelens.training.cli", "export", "--preset", "tiny"),
-        *("--data", str(tiny_data), "--model", str(out / "finetune"), "--output-dir", str(out / "export")),
-    ]
-    done = subprocess.run(export, capture_output=True, text=True, timeout=600)
+    done = export_cli(tiny_data, out / "finetune", out / "export")
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 
@@ -142,18 +136,7 @@ def test_segments_below_exports_a_cls_only_last_layer(tiny_run: Path, tiny_data:
     assert (
         isinstance(model, SegmentPooledClassifier) and getattr(model.config, CONFIG_KEY) == "segments-below"
     )
-    export = [
-        *(sys.executable, "-m", "treelens.training.cli", "export", "--preset", "tiny"),
-        *(
-            "--data",
-            str(tiny_data),
-            "--model",
-            str(tmp_path / "finetune"),
-            "--output-dir",
-            str(tmp_path / "export"),
-        ),
-    ]
-    done = subprocess.run(export, capture_output=True, text=True, timeout=600)
+    done = export_cli(tiny_data, tmp_path / "finetune", tmp_path / "export")
     assert done.returncode == 0, done.stderr[-3000:]
     names = [n.name for n in onnx.load(str(tmp_path / "export" / "bundle" / "model-int8.onnx")).graph.node]
     last = f"/layer.{model.config.num_hidden_layers - 1}/"
