@@ -267,10 +267,40 @@ def test_crossval_fold_runs_one_fold_that_a_full_run_keeps(tiny_run, tiny_data, 
     assert not (out / "crossval.json").exists() and "without --fold scores every system" in done.stderr
     full = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert full.returncode == 0, full.stderr[-3000:]
-    assert full.stderr.count("already done") == 1 and "fold 2/2 already done" in full.stderr
+    assert full.stderr.count("already done") == 1 and "fold 2 already done" in full.stderr
     assert (out / "fold-0" / "predictions.npz").is_file() and (out / "crossval.json").is_file()
     refused = subprocess.run([*command, "--fold", "2"], capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 1 and "--fold must be between 0 and --folds - 1 (1), got 2" in refused.stderr
+    assert refused.returncode == 1 and "between 0 and 1 (--folds x --repeats - 1): 2" in refused.stderr
+    second_split = [*command, "--repeats", "2", "--fold", "2"]
+    second = subprocess.run(second_split, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    saved = json.loads((out / "fold-2" / "finetune" / "all_results.json").read_text())
+    assert saved["history"]["config"]["seed"] == 1  # the second split's seed, as --seed 1 would
+
+
+def test_crossval_repeats_score_every_split_as_its_own_seed_would(tiny_run, tiny_data, tmp_path):
+    """--repeats 2: two splits of the records, each exactly the folds (and wide path scores)
+    of a run with that --seed, scored together; every record out of fold once per split."""
+    command = [sys.executable, "-m", "treelens.training.cli", "crossval", "--preset", "tiny", "--skip-model"]
+    command += ["--data", str(tiny_data), "--pretrained", str(tiny_run / "pretrain"), "--folds", "2"]
+    runs = {}
+    for name, extra in {"both": ["--repeats", "2"], "seed1": ["--seed", "1"]}.items():
+        output = ["--output-dir", str(tmp_path / name)]
+        done = subprocess.run([*command, *extra, *output], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[name] = tmp_path / name
+    result = json.loads((runs["both"] / "crossval.json").read_text())
+    assert result["repeats"] == 2 and len(result["systems"]["wide"]["macro_f1"]["folds"]) == 4
+    folds = json.loads((runs["both"] / "folds.json").read_text())
+    ids = sorted(r.id for r in read_records(tiny_data) if r.labelled)
+    assert sorted(i for f in folds[:2] for i in f) == ids and sorted(i for f in folds[2:] for i in f) == ids
+    assert folds[2:] == json.loads((runs["seed1"] / "folds.json").read_text()) and folds[2:] != folds[:2]
+    seed1 = json.loads((runs["seed1"] / "crossval.json").read_text())
+    assert result["systems"]["wide"]["macro_f1"]["folds"][2:] == seed1["systems"]["wide"]["macro_f1"]["folds"]
+    rows = [json.loads(line) for line in (runs["both"] / "predictions.jsonl").read_text().splitlines()]
+    assert sorted((row["split"], row["id"]) for row in rows) == [(s, i) for s in (0, 1) for i in ids]
+    assert {row["fold"] for row in rows if row["split"] == 1} == {2, 3}
+    assert "2-fold cross-validation, 2 splits (4 folds)" in (runs["both"] / "crossval.md").read_text()
 
 
 def test_crossval_probe_scores_the_frozen_pretrained_model(tiny_run, tiny_data, tmp_path):

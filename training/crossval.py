@@ -23,7 +23,9 @@ predictions (``fold-K/predictions.npz``), a fold's finetuning resumes from its c
 the wide path and the baselines take seconds and are fit again on every run, so a change to
 them or to ``--wide-weight`` is scored without finetuning again. ``--fold K`` finetunes fold
 K alone and stops, so the folds can run side by side (five processes share one GPU well);
-a run without it then keeps them all and scores.
+a run without it then keeps them all and scores. ``--repeats N`` splits the records N times
+(split R drawn with seed ``--seed`` + R, as a run with that seed would) and scores the N x k
+folds together: one split's mean can sit 0.01 from another's (README, "A second split").
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -61,15 +64,25 @@ WEIGHTS = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 
 def fold_indices(records: list[Record], config: CrossvalConfig) -> list[tuple[list, list, list]]:
-    """(train, validation, test) index lists per fold; the same for the same records and seed."""
+    """(train, validation, test) index lists per fold, split after split (``--repeats``: split
+    R is drawn with ``fold_seed``); the same for the same records and seed."""
     folds = []
-    splitter = KFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
-    for k, (rest, test) in enumerate(splitter.split(np.arange(len(records)))):
-        rng = np.random.default_rng(config.seed * 1000 + k)
-        shuffled = rng.permutation(rest)
-        n_val = max(1, round(len(rest) * config.validation_share))
-        folds.append((sorted(shuffled[n_val:].tolist()), sorted(shuffled[:n_val].tolist()), test.tolist()))
+    for first in range(0, config.folds * config.repeats, config.folds):
+        seed = fold_seed(config, first)
+        splitter = KFold(n_splits=config.folds, shuffle=True, random_state=seed)
+        for k, (rest, test) in enumerate(splitter.split(np.arange(len(records)))):
+            rng = np.random.default_rng(seed * 1000 + k)
+            shuffled = rng.permutation(rest)
+            n_val = max(1, round(len(rest) * config.validation_share))
+            train, val = sorted(shuffled[n_val:].tolist()), sorted(shuffled[:n_val].tolist())
+            folds.append((train, val, test.tolist()))
     return folds
+
+
+def fold_seed(config: CrossvalConfig, fold: int) -> int:
+    """The seed of fold ``fold``'s split (``--seed`` + the split's number), for its folds
+    and for every system fit on it: each split is what a run with that ``--seed`` makes."""
+    return config.seed + fold // config.folds
 
 
 def pretrained_max_tokens(pretrained: Path) -> int:
@@ -133,10 +146,10 @@ def fold_longformer(
     folder = config.output_dir / f"fold-{k}"
     saved = folder / PREDICTIONS_FILE
     if saved.is_file():
-        log.info("crossval: fold %d/%d already done, keeping the Longformer's %s", k + 1, config.folds, saved)
+        log.info("crossval: fold %d already done, keeping the Longformer's %s", k + 1, saved)
         return {name: p for name, p in np.load(saved).items() if name.startswith("model/")}
     train, val, test = split
-    fine = finetune_config(config, preset, folder / "finetune")
+    fine = finetune_config(replace(config, seed=fold_seed(config, k)), preset, folder / "finetune")
     summary = {"fold": k, "labels": label_counts(records[i] for i in train)}
     with fast_longformer():
         finetune.fit(fine, [records[i] for i in train], [records[i] for i in val], summary)
@@ -255,15 +268,18 @@ def summarize(per_fold: list[dict]) -> dict:
 
 
 def markdown(
-    systems: dict, folds: int, samples: int, sweep: dict[str, dict], wide_weight: float, probe: bool = False
+    systems: dict, config: CrossvalConfig, samples: int, sweep: dict[str, dict], wide_weight: float
 ) -> str:
     model = (
         "a linear probe on the frozen pretrained Longformer's segment means (--probe)"
-        if probe
+        if config.probe
         else "the Longformer finetuned on each fold"
     )
+    title = f"{config.folds}-fold cross-validation"
+    if config.repeats > 1:
+        title += f", {config.repeats} splits ({config.folds * config.repeats} folds)"
     lines = [
-        f"# {folds}-fold cross-validation ({samples} labelled projects, mean ± std over folds)",
+        f"# {title} ({samples} labelled projects, mean ± std over folds)",
         "",
         f"model: {model}; wide+deep mixes the logits at wide weight {wide_weight:g}.",
         "",
@@ -291,6 +307,25 @@ def markdown(
             "| macro-F1 | " + " | ".join(f"{v['mean']:.3f} ± {v['std']:.3f}" for v in sweep.values()) + " |"
         )
     return "\n".join(lines) + "\n"
+
+
+def write_predictions(path: Path, records: list[Record], oof: dict[tuple[int, int], dict]) -> None:
+    """``predictions.jsonl``: each record's out-of-fold probabilities of every system, one
+    line per split (``oof`` maps (split, record index) to the fold and the probabilities)."""
+    with open(path, "w", encoding="utf-8") as handle:
+        for (split, i), row in sorted(oof.items()):
+            probabilities = {name: v for name, v in row.items() if name != "fold"}
+            line = {
+                "id": records[i].id,
+                "split": split,
+                "fold": row["fold"],
+                "labels": [n for n, v in zip(LABELS, records[i].labels, strict=True) if v],
+                "probabilities": {
+                    system: {n: round(float(p), 4) for n, p in zip(LABELS, v, strict=True)}
+                    for system, v in probabilities.items()
+                },
+            }
+            handle.write(json.dumps(line) + "\n")
 
 
 def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
@@ -324,17 +359,18 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
     frozen = probe_features(config, ids, pad_id) if config.probe else None
     per_fold, oof, fold_probs = [], {}, []
     for k, split in enumerate(splits):
+        seed = fold_seed(config, k)
         log.info(
-            "crossval: fold %d/%d: %d train, %d validation, %d test",
-            k + 1, config.folds, len(split[0]), len(split[1]), len(split[2]),
+            "crossval: fold %d/%d (seed %d): %d train, %d validation, %d test",
+            k + 1, len(splits), seed, len(split[0]), len(split[1]), len(split[2]),
         )  # fmt: skip
         if frozen is not None:
-            deep = probe.fold_probabilities(frozen, y, split[0] + split[1], split[2], config.seed)
+            deep = probe.fold_probabilities(frozen, y, split[0] + split[1], split[2], seed)
         elif config.skip_model:
             deep = {}
         else:
             deep = fold_longformer(k, records, split, pad_id, ids, config, preset)
-        probs = {**deep, **quick_fold(records, split, tokenizer, ids, texts, config.seed)}
+        probs = {**deep, **quick_fold(records, split, tokenizer, ids, texts, seed)}
         fold_probs.append(probs)
         scores = score_fold(y, split, probs, wide_weight)
         for system, m in scores.items():
@@ -343,12 +379,13 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
         for name, p in with_mix(probs, wide_weight).items():
             if name.endswith("/test"):
                 for row, i in enumerate(split[2]):
-                    oof.setdefault(records[i].id, {"fold": k})[name.removesuffix("/test")] = p[row]
+                    oof.setdefault((k // config.folds, i), {"fold": k})[name.removesuffix("/test")] = p[row]
 
     systems = summarize(per_fold)
     sweep = weight_sweep(y, splits, fold_probs) if not config.skip_model else {}
     result = {
         "folds": config.folds,
+        "repeats": config.repeats,
         "samples": len(records),
         "label_counts": label_counts(records),
         "systems": systems,
@@ -358,25 +395,9 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
         "preset": str(preset) if preset else None,
     }
     (config.output_dir / "crossval.json").write_text(json.dumps(result, indent=2) + "\n")
-    report = markdown(systems, config.folds, len(records), sweep, wide_weight, config.probe)
+    report = markdown(systems, config, len(records), sweep, wide_weight)
     (config.output_dir / "crossval.md").write_text(report)
-    with open(config.output_dir / "predictions.jsonl", "w", encoding="utf-8") as handle:
-        for record in records:
-            row = oof[record.id]
-            handle.write(
-                json.dumps(
-                    {
-                        "id": record.id,
-                        "fold": row.pop("fold"),
-                        "labels": [n for n, v in zip(LABELS, record.labels, strict=True) if v],
-                        "probabilities": {
-                            system: {n: round(float(p), 4) for n, p in zip(LABELS, v, strict=True)}
-                            for system, v in row.items()
-                        },
-                    }
-                )
-                + "\n"
-            )
+    write_predictions(config.output_dir / "predictions.jsonl", records, oof)
     for name, s in systems.items():
         log.info("crossval: %-16s macro-F1 %.3f ± %.3f", name, s["macro_f1"]["mean"], s["macro_f1"]["std"])
     print(report)

@@ -296,6 +296,11 @@ class CrossvalConfig:
     data_dir: Path = option(DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz) data files")
     data: list[Path] = option([], "data files (override --data-dir); labelled records are used")
     folds: int = option(5, "number of folds")
+    repeats: int = option(
+        1,
+        "split the records N times (split R with seed --seed + R, for its folds and every system), "
+        "scoring all N x --folds folds together: one split's mean can sit 0.01 from another's (README)",
+    )
     validation_share: float = option(
         0.15, "share of each fold's training records held out to pick the Longformer's epoch (and thresholds)"
     )
@@ -312,16 +317,19 @@ class CrossvalConfig:
     )
     fold: int | None = option(
         None,
-        "finetune and save fold K's Longformer only (0 to --folds - 1), then stop: folds run side by "
-        "side on a GPU this way; a run without --fold then keeps them and scores every system",
+        "finetune and save fold K's Longformer only (0 to --folds x --repeats - 1), then stop: folds run "
+        "side by side on a GPU this way; a run without --fold then keeps them and scores every system",
     )
     device: str = option(DEFAULT_DEVICE, ", ".join(DEVICES), choices=list(DEVICES))
     threads: int | None = option(None, "torch CPU threads")
     seed: int = option(0, "random seed of the folds and of every system")
 
     def validate(self) -> None:
-        if self.fold is not None and not 0 <= self.fold < self.folds:
-            raise UsageError(f"--fold must be between 0 and --folds - 1 ({self.folds - 1}), got {self.fold}")
+        if self.repeats < 1:
+            raise UsageError(f"--repeats must be at least 1, got {self.repeats}")
+        last = self.folds * self.repeats - 1
+        if self.fold is not None and not 0 <= self.fold <= last:
+            raise UsageError(f"--fold must be between 0 and {last} (--folds x --repeats - 1): {self.fold}")
         if self.fold is not None and (self.probe or self.skip_model):
             raise UsageError("--fold finetunes one fold's Longformer; --probe and --skip-model finetune none")
         if self.folds < 2:
