@@ -300,7 +300,7 @@ def test_crossval_repeats_score_every_split_as_its_own_seed_would(tiny_run, tiny
     rows = [json.loads(line) for line in (runs["both"] / "predictions.jsonl").read_text().splitlines()]
     assert sorted((row["split"], row["id"]) for row in rows) == [(s, i) for s in (0, 1) for i in ids]
     assert {row["fold"] for row in rows if row["split"] == 1} == {2, 3}
-    assert "2-fold cross-validation, 2 splits (4 folds)" in (runs["both"] / "crossval.md").read_text()
+    assert "2-fold cross-validation, 2 splits: 4 folds (" in (runs["both"] / "crossval.md").read_text()
 
 
 def test_crossval_probe_scores_the_frozen_pretrained_model(tiny_run, tiny_data, tmp_path):

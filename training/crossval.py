@@ -277,7 +277,7 @@ def markdown(
     )
     title = f"{config.folds}-fold cross-validation"
     if config.repeats > 1:
-        title += f", {config.repeats} splits ({config.folds * config.repeats} folds)"
+        title += f", {config.repeats} splits: {config.folds * config.repeats} folds"
     lines = [
         f"# {title} ({samples} labelled projects, mean ± std over folds)",
         "",
