@@ -163,6 +163,29 @@ def test_wide_head_computes_the_wide_path_per_segment(tiny_run):
     assert not np.allclose(wide.head_logits(head, moved), wide.head_logits(head, ids[:1]), atol=1e-3)
 
 
+def test_wide_path_weighs_tokens_by_how_they_tell_a_label_apart(tiny_run):
+    """NB-LR: a token only a label's projects hold gets a positive log-count ratio, one only
+    the others hold a negative one, one every project holds none; the fit folds the ratios
+    into its coefficients, so the token no project tells apart weighs nothing."""
+    from treelens.model.tokenizer import encode_batch, load_tokenizer
+    from treelens.training import wide
+
+    tokenizer = load_tokenizer(tiny_run / "tokenizer" / "tokenizer.json")
+    texts = [f"# tree\nsrc/{name}\n# project: x\n# facts: none\n" for name in ("cmd", "cmd", "web", "web")]
+    ids = encode_batch(tokenizer, texts, 256)
+    path = wide.WidePath(tokenizer)
+    x = path.features(ids)
+    ratios = path.log_count_ratios(x, np.array([True, True, False, False]))
+    only_cli = set(x[0].indices) - set(x[2].indices)
+    only_web = set(x[2].indices) - set(x[0].indices)
+    shared = set(x[0].indices) & set(x[2].indices)
+    assert only_cli and only_web and shared
+    assert all(ratios[i] > 1 for i in only_cli) and all(ratios[i] < -1 for i in only_web)
+    assert all(abs(ratios[i]) < 1e-6 for i in shared)
+    path.fit(ids, np.array([[1, 0], [1, 0], [0, 1], [0, 1]]))
+    assert all(path.coef[0, i] == 0 for i in shared) and all(path.coef[0, i] > 0 for i in only_cli)
+
+
 def test_wide_path_out_of_fold_logits_then_a_fit_on_all(tiny_run):
     """fit_out_of_fold: each record's logits come from an inner fit that never saw it; the
     path it leaves behind (the one finetune ships) is fit on every record."""

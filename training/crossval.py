@@ -8,7 +8,7 @@ scored alone, its thresholds). Nothing is tuned on the test fold. Per fold it sc
 - ``model``: the Longformer finetuned from ``--pretrained`` with the preset's finetune
   settings (the shipped configuration); with ``--probe``, a linear probe on the frozen
   pretrained Longformer instead (training/probe.py: minutes, to judge a pretraining);
-- ``wide``: logistic regression on the TF-IDF of the model text's token ids (training/wide.py),
+- ``wide``: NB-LR on which token ids the model text holds (training/wide.py),
   fit on training + validation with thresholds from inner 5-fold out-of-fold predictions
   over them, as finetune ships it (the TF-IDF baseline is treated the same way);
 - ``wide+deep``: the two mixed as the bundle mixes them (the preset's finetune wide weight,

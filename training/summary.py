@@ -13,20 +13,53 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
 from tokenizers import Tokenizer
 
-from treelens.training.wide import WidePath
+from treelens.training.wide import SEGMENT_WEIGHTS, split_segments, vocabulary_ids
 
 DIMENSIONS = 64
 
 
+class SegmentTfidf:
+    """Per segment TF-IDF over token ids (vocabulary = every id; sublinear counts, each
+    segment L2-normed and weighted as the wide path weighs it), side by side."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.counted, self.sep_id = vocabulary_ids(tokenizer)
+        self.vectorizers = [
+            TfidfVectorizer(
+                analyzer=self._ids,
+                vocabulary=list(range(tokenizer.get_vocab_size())),
+                lowercase=False,
+                sublinear_tf=True,
+                dtype=np.float32,
+            )
+            for _ in SEGMENT_WEIGHTS
+        ]
+
+    def _ids(self, ids: Sequence[int]) -> list[int]:
+        return [i for i in ids if self.counted[i]]
+
+    def features(self, ids: Sequence[Sequence[int]], fit: bool) -> sp.csr_matrix:
+        """The segments' vectors; ``fit`` learns the idf from ``ids`` first."""
+        parts = [split_segments(x, self.sep_id, len(self.vectorizers)) for x in ids]
+        blocks = []
+        for k, (vectorizer, weight) in enumerate(zip(self.vectorizers, SEGMENT_WEIGHTS, strict=True)):
+            column = [p[k] for p in parts]
+            block = vectorizer.fit_transform(column) if fit else vectorizer.transform(column)
+            blocks.append(block * weight)
+        return sp.hstack(blocks).tocsr()
+
+
 class Summary:
-    """Per segment TF-IDF of the token ids (the wide path's features) -> truncated SVD ->
-    each dimension standardised over the training texts."""
+    """Per segment TF-IDF of the token ids -> truncated SVD -> each dimension standardised
+    over the training texts."""
 
     def __init__(self, tokenizer: Tokenizer, ids: Sequence[Sequence[int]], seed: int = 0) -> None:
-        self.tfidf = WidePath(tokenizer, seed=seed)
+        self.tfidf = SegmentTfidf(tokenizer)
         features = self.tfidf.features(ids, fit=True)
         dimensions = min(DIMENSIONS, features.shape[0] - 1, features.shape[1] - 1)
         self.svd = TruncatedSVD(dimensions, random_state=seed).fit(features)

@@ -1,9 +1,10 @@
-"""The wide path: one logistic regression per label over the BPE token counts of the model
-text (TF-IDF weighted, each segment apart: text, project name, facts), beside the
-Longformer ("wide and deep").
+"""The wide path: per label, a logistic regression over which BPE tokens the model text
+holds (each segment apart: text, project name, facts), each token weighted by how much
+more often it occurs in that label's projects than in the others (naive Bayes log-count
+ratios: NB-LR), beside the Longformer ("wide and deep").
 
 It reads exactly the token ids the Longformer reads, so it needs nothing at run time but
-those ids: the same arithmetic (sublinear counts, idf, L2 norm, one matrix product) runs
+those ids: the same arithmetic (presence, per segment L2 norm, one matrix product) runs
 inside the exported ONNX graph (``WideHead``). A bag of tokens is what a small data set
 teaches quickly; the Longformer adds order and context on top.
 """
@@ -17,22 +18,33 @@ from typing import TypeVar
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.multiclass import OneVsRestClassifier
 from tokenizers import Tokenizer
 
 from treelens.model.tokenizer import SEP, SPECIAL_TOKENS
 from treelens.training.metrics import inner_folds
+from treelens.training.options import StageError
 
 WIDE_FILE = "wide.npz"
 T = TypeVar("T", np.ndarray, torch.Tensor)
 
 
 SEGMENT_WEIGHTS = (1.0, 0.5, 0.3)
-"""Weights of the text, project-name and facts segments' TF-IDF vectors (each L2-normed on
-its own). Measured on the 5 cross-validation folds: the name and facts lines as tokens of
-the one text vector gain 0.02 macro-F1, as segments of their own 0.05 (README)."""
+"""Weights of the text, project-name and facts segments' vectors (each L2-normed on its
+own). Measured on the 5 cross-validation folds: the name and facts lines as tokens of the
+one text vector gain 0.02 macro-F1, as segments of their own 0.05 (README)."""
+C = 16.0
+"""Inverse regularisation of each label's logistic regression (README, Levers measured)."""
+SMOOTHING = 0.05
+"""Added to every token's summed presence in a label's projects and in the others before
+their ratio is taken, so a token seen on one side only gets a finite weight."""
+
+
+def vocabulary_ids(tokenizer: Tokenizer) -> tuple[np.ndarray, int]:
+    """Which token ids count (every id but the special tokens) and the [SEP] id."""
+    counted = np.ones(tokenizer.get_vocab_size(), dtype=bool)
+    counted[[i for i in map(tokenizer.token_to_id, SPECIAL_TOKENS) if i is not None]] = False
+    return counted, tokenizer.token_to_id(SEP)
 
 
 def split_segments(ids: Sequence[int], sep_id: int, count: int) -> list[list[int]]:
@@ -54,55 +66,70 @@ def segment_ids(input_ids: torch.Tensor, sep_id: int, count: int) -> torch.Tenso
 
 
 class WidePath:
-    """Per segment TF-IDF over token ids (vocabulary = every id), side by side, then one-vs-rest
-    logistic regression."""
+    """Token presence per segment, side by side, then per label NB-LR: a logistic regression
+    over the presence vector scaled by the label's log-count ratios.
+
+    Measured against the TF-IDF logistic regression it replaced on both cross-validation
+    splits (README, Levers measured): the ratios say which tokens tell a label apart before
+    the regression starts, which 552 projects are too few to learn from idf-weighted counts
+    alone (frontend 0.85 -> 0.91, iac 0.79 -> 0.84).
+    """
 
     def __init__(
         self,
         tokenizer: Tokenizer,
-        c: float = 4.0,
+        c: float = C,
         seed: int = 0,
         segment_weights: Sequence[float] = SEGMENT_WEIGHTS,
+        smoothing: float = SMOOTHING,
     ) -> None:
-        self.tokenizer, self.c, self.seed = tokenizer, c, seed
-        vocab_size = tokenizer.get_vocab_size()
-        self.special = {i for i in map(tokenizer.token_to_id, SPECIAL_TOKENS) if i is not None}
-        self.sep_id = tokenizer.token_to_id(SEP)
+        self.tokenizer, self.c, self.seed, self.smoothing = tokenizer, c, seed, smoothing
+        self.counted, self.sep_id = vocabulary_ids(tokenizer)
         self.segment_weights = tuple(segment_weights)
-        self.vectorizers = [
-            TfidfVectorizer(
-                analyzer=self._ids,
-                vocabulary=list(range(vocab_size)),
-                lowercase=False,
-                sublinear_tf=True,
-                dtype=np.float32,
-            )
-            for _ in self.segment_weights
-        ]
-        self.model = OneVsRestClassifier(
-            LogisticRegression(C=c, class_weight="balanced", max_iter=5000, random_state=seed)
-        )
+        self.coef = np.zeros((0, len(self.segment_weights) * len(self.counted)), dtype=np.float32)
+        self.intercept = np.zeros(0, dtype=np.float32)
 
-    def _ids(self, ids: Sequence[int]) -> list[int]:
-        return [i for i in ids if i not in self.special]
+    def features(self, ids: Sequence[Sequence[int]]) -> sp.csr_matrix:
+        """Each segment's presence vector (1 for every counted token id it holds), L2-normed
+        and weighted, side by side."""
+        vocab_size = len(self.counted)
+        rows, columns, values = [], [], []
+        for row, x in enumerate(ids):
+            for k, part in enumerate(split_segments(x, self.sep_id, len(self.segment_weights))):
+                present = sorted({i for i in part if self.counted[i]})
+                rows += [row] * len(present)
+                columns += [k * vocab_size + i for i in present]
+                values += [self.segment_weights[k] / np.sqrt(len(present))] * len(present)
+        shape = (len(ids), len(self.segment_weights) * vocab_size)
+        return sp.csr_matrix((np.array(values, dtype=np.float32), (rows, columns)), shape=shape)
 
-    def features(self, ids: Sequence[Sequence[int]], fit: bool) -> sp.csr_matrix:
-        """The segments' TF-IDF vectors side by side, each L2-normed and weighted; ``fit``
-        learns the idf from ``ids`` first."""
-        parts = [split_segments(x, self.sep_id, len(self.vectorizers)) for x in ids]
-        blocks = []
-        for k, (vectorizer, weight) in enumerate(zip(self.vectorizers, self.segment_weights, strict=True)):
-            column = [p[k] for p in parts]
-            block = vectorizer.fit_transform(column) if fit else vectorizer.transform(column)
-            blocks.append(block * weight)
-        return sp.hstack(blocks).tocsr()
+    def log_count_ratios(self, x: sp.csr_matrix, positive: np.ndarray) -> np.ndarray:
+        """Per feature: log of its share of the label's projects' summed features over its
+        share of the other projects' (smoothed)."""
+        p = self.smoothing + np.asarray(x[positive].sum(axis=0)).ravel()
+        q = self.smoothing + np.asarray(x[~positive].sum(axis=0)).ravel()
+        return np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
 
     def fit(self, ids: Sequence[Sequence[int]], y: np.ndarray) -> WidePath:
-        self.model.fit(self.features(ids, fit=True), y)
+        """One NB-LR per label; its coefficients times its ratios are the path's weights."""
+        x = self.features(ids)
+        self.coef = np.zeros((y.shape[1], x.shape[1]), dtype=np.float32)
+        self.intercept = np.zeros(y.shape[1], dtype=np.float32)
+        for label in range(y.shape[1]):
+            positive = y[:, label] == 1
+            if positive.all() or not positive.any():  # one class in training: its smoothed log-odds
+                self.intercept[label] = np.log((positive.sum() + 0.5) / ((~positive).sum() + 0.5))
+                continue
+            ratios = self.log_count_ratios(x, positive)
+            regression = LogisticRegression(
+                C=self.c, class_weight="balanced", max_iter=5000, random_state=self.seed
+            ).fit(x.multiply(ratios).tocsr(), positive)
+            self.coef[label] = regression.coef_[0] * ratios
+            self.intercept[label] = regression.intercept_[0]
         return self
 
     def logits(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
-        return self.model.decision_function(self.features(ids, fit=False))
+        return np.asarray(self.features(ids) @ self.coef.T) + self.intercept
 
     def fit_out_of_fold(self, ids: Sequence[Sequence[int]], y: np.ndarray, folds: int = 5) -> np.ndarray:
         """Logits for every record from a fit that never saw it (``folds`` inner fits), then
@@ -121,28 +148,19 @@ class WidePath:
         path itself stays unfitted)."""
         logits = np.zeros(y.shape, dtype=np.float32)
         for fit_on, score in inner_folds(len(ids), folds, self.seed):
-            inner = WidePath(self.tokenizer, self.c, self.seed, self.segment_weights)
+            inner = WidePath(self.tokenizer, self.c, self.seed, self.segment_weights, self.smoothing)
             logits[score] = inner.fit([ids[i] for i in fit_on], y[fit_on]).logits([ids[i] for i in score])
         return logits
 
     def weights(self) -> dict[str, np.ndarray]:
-        """idf per segment (special ids zeroed), segment weights, coefficients (labels x
-        segments * vocab) and intercepts, for WideHead."""
-        idf = np.stack([v.idf_.astype(np.float32) for v in self.vectorizers])
-        idf[:, list(self.special)] = 0.0
-        coef = np.zeros((len(self.model.estimators_), idf.size), dtype=np.float32)
-        intercept = np.zeros(len(self.model.estimators_), dtype=np.float32)
-        for row, estimator in enumerate(self.model.estimators_):
-            if hasattr(estimator, "coef_"):
-                coef[row], intercept[row] = estimator.coef_[0], estimator.intercept_[0]
-            else:  # a label with one class in training: scikit-learn answers that class as its score
-                intercept[row] = float(np.ravel(estimator.y_)[0])
+        """Which ids count, segment weights, coefficients (labels x segments * vocab, the
+        ratios folded in) and intercepts, for WideHead."""
         return {
-            "idf": idf,
+            "counted": self.counted.astype(np.float32),
             "segment_weights": np.array(self.segment_weights, dtype=np.float32),
             "sep_id": np.int64(self.sep_id),
-            "coef": coef,
-            "intercept": intercept,
+            "coef": self.coef,
+            "intercept": self.intercept,
         }
 
 
@@ -150,33 +168,32 @@ class WideHead(torch.nn.Module):
     """WidePath's logits from (input_ids, attention_mask), in torch (and so in ONNX).
 
     A token's segment is the number of [SEP] before it, so the ids alone say which
-    segment's counts, idf and norm it belongs to.
+    segment's presence and norm it belongs to.
     """
 
     def __init__(
         self,
-        idf: np.ndarray,
+        counted: np.ndarray,
         segment_weights: np.ndarray,
         sep_id: int,
         coef: np.ndarray,
         intercept: np.ndarray,
     ) -> None:
         super().__init__()
-        self.segments, self.vocab_size = idf.shape
+        self.segments, self.vocab_size = len(segment_weights), len(counted)
         self.sep_id = int(sep_id)
-        self.register_buffer("idf", torch.tensor(idf.reshape(-1)))
+        self.register_buffer("counted", torch.tensor(np.tile(counted, self.segments), dtype=torch.float32))
         self.register_buffer("segment_weights", torch.tensor(segment_weights).view(1, -1, 1))
         self.register_buffer("coef", torch.tensor(coef))
         self.register_buffer("intercept", torch.tensor(intercept))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         index = segment_ids(input_ids, self.sep_id, self.segments) * self.vocab_size + input_ids
-        counts = torch.zeros(input_ids.shape[0], self.idf.shape[0], device=input_ids.device)
+        counts = torch.zeros(input_ids.shape[0], self.counted.shape[0], device=input_ids.device)
         counts = counts.scatter_add(1, index, attention_mask.to(counts.dtype))
-        tf = torch.where(counts > 0, 1.0 + torch.log(counts.clamp(min=1.0)), torch.zeros_like(counts))
-        x = (tf * self.idf).reshape(-1, self.segments, self.vocab_size)
+        x = ((counts > 0).to(counts.dtype) * self.counted).reshape(-1, self.segments, self.vocab_size)
         x = x / x.norm(dim=2, keepdim=True).clamp(min=1e-12) * self.segment_weights
-        return x.reshape(-1, self.idf.shape[0]) @ self.coef.T + self.intercept
+        return x.reshape(-1, self.counted.shape[0]) @ self.coef.T + self.intercept
 
 
 def out_of_fold_probabilities(
@@ -220,8 +237,13 @@ def load(folder: Path) -> tuple[WideHead, float] | None:
     if not path.is_file():
         return None
     saved = np.load(path)
+    if "counted" not in saved:
+        raise StageError(
+            f"{path} holds the TF-IDF wide path of an older Treelens; finetune again to get the "
+            "NB-LR wide path this version exports"
+        )
     head = WideHead(
-        saved["idf"], saved["segment_weights"], int(saved["sep_id"]), saved["coef"], saved["intercept"]
+        saved["counted"], saved["segment_weights"], int(saved["sep_id"]), saved["coef"], saved["intercept"]
     )
     return head, float(saved["wide_weight"])
 
