@@ -186,6 +186,16 @@ def test_wide_path_weighs_tokens_by_how_they_tell_a_label_apart(tiny_run):
     assert all(path.coef[0, i] == 0 for i in shared) and all(path.coef[0, i] > 0 for i in only_cli)
 
 
+def test_an_older_runs_tfidf_wide_path_is_refused_with_what_to_do(tmp_path):
+    """A wide.npz from before NB-LR (idf, no ``counted``) cannot be exported as this graph."""
+    from treelens.training import wide
+    from treelens.training.options import StageError
+
+    np.savez(tmp_path / wide.WIDE_FILE, idf=np.ones((3, 4)), coef=np.zeros((8, 12)), wide_weight=0.9)
+    with pytest.raises(StageError, match="finetune again"):
+        wide.load(tmp_path)
+
+
 def test_wide_path_out_of_fold_logits_then_a_fit_on_all(tiny_run):
     """fit_out_of_fold: each record's logits come from an inner fit that never saw it; the
     path it leaves behind (the one finetune ships) is fit on every record."""
