@@ -18,7 +18,7 @@ import pytest
 from tokenizers import Tokenizer
 from transformers import PreTrainedTokenizerFast
 
-from treelens.model.bundle import load_bundle
+from treelens.model.bundle import DEFAULT_BUNDLE_DIR, load_bundle
 from treelens.model.dataset import read_records
 from treelens.model.labels import LABELS
 from treelens.model.runtime import Classifier
@@ -301,6 +301,19 @@ def test_crossval_repeats_score_every_split_as_its_own_seed_would(tiny_run, tiny
     assert sorted((row["split"], row["id"]) for row in rows) == [(s, i) for s in (0, 1) for i in ids]
     assert {row["fold"] for row in rows if row["split"] == 1} == {2, 3}
     assert "2-fold cross-validation, 2 splits: 4 folds (" in (runs["both"] / "crossval.md").read_text()
+
+
+def test_crossval_skip_model_runs_on_the_installed_bundles_tokenizer(tiny_data, tmp_path):
+    """--skip-model needs no pretraining: the installed bundle's folder (its tokenizer.json)
+    serves as --pretrained, as the README's third-split command runs it on a fresh checkout."""
+    out = tmp_path / "cv"
+    command = [sys.executable, "-m", "treelens.training.cli", "crossval", "--skip-model", "--folds", "2"]
+    command += ["--data", str(tiny_data), "--pretrained", str(DEFAULT_BUNDLE_DIR), "--output-dir", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((out / "crossval.json").read_text())
+    assert list(result["systems"]) == ["wide", "tf-idf baseline", "rules baseline"]
+    assert len(result["systems"]["wide"]["macro_f1"]["folds"]) == 2
 
 
 def test_crossval_probe_scores_the_frozen_pretrained_model(tiny_run, tiny_data, tmp_path):

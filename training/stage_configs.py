@@ -292,7 +292,11 @@ class AllConfig:
 class CrossvalConfig:
     output_dir: Path = option(Path("runs/crossval"), "folder for crossval.json, crossval.md and fold-K/")
     overwrite_output_dir: bool = option(False, "start over in a non-empty --output-dir (else continue)")
-    pretrained: Path = option(Path("runs/default/pretrain"), "output folder of the pretrain stage")
+    pretrained: Path = option(
+        Path("runs/default/pretrain"),
+        "output folder of the pretrain stage (--skip-model reads only its tokenizer.json: a bundle "
+        "folder such as model/assets/default serves)",
+    )
     data_dir: Path = option(DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz) data files")
     data: list[Path] = option([], "data files (override --data-dir); labelled records are used")
     folds: int = option(5, "number of folds")
