@@ -1,4 +1,4 @@
-"""Project -> model text: the canonical input of the classifier (input format 4).
+"""Project -> model text: the canonical input of the classifier (input format 5).
 
 Training and the daemon both call ``describe``; any change to what it produces must
 bump INPUT_FORMAT (bundles record the format they were trained on and the runtime
@@ -51,7 +51,7 @@ from treelens.model.manifests import dependencies
 from treelens.model.shape import name_words, shape_facts
 from treelens.model.tree import ProjectTree
 
-INPUT_FORMAT = 4
+INPUT_FORMAT = 5
 DEFAULT_MAX_TOKENS = 4096
 MIN_MAX_TOKENS = 256
 SPECIAL_TOKENS = 4

@@ -8,6 +8,8 @@ text those few tokens are lost among the paths, so ``model.input.describe`` writ
 facts found here on a line of their own, which the wide path weighs apart. Input format 3
 added the compose-desktop, desktop-runners, macos-app, game-assets, declared-exe and
 man-page facts and more CLI and GUI libraries (desktop F1 0.58 -> 0.68 on the wide path).
+Input format 5 added declared-cli, a command-line program named as such in a manifest's
+keywords, categories or classifiers (cli F1 0.65 -> 0.69 on the wide path over 40 folds).
 
 Facts are names (``pkg-bin``, ``gui-deps``): the model learns what they mean. Only the
 presence of a fact matters, never how often it occurs.
@@ -152,6 +154,21 @@ _GUI_LIBRARIES = frozenset(
 _WORD = re.compile(r"\w+")
 _MAN_PAGE = re.compile(r"\.[18](\.md|\.ronn|\.adoc)?$")
 """Man pages of sections 1 (commands) and 8 (administration), as written or as sources."""
+_DECLARED_LISTS = re.compile(
+    r"""["']?\b(?:keywords|categories|classifiers)["']?\s*[:=]\s*\[([^\]]*)\]"""
+    r"|^(?:keywords|classifiers)[ \t]*=[ \t]*(.*(?:\n[ \t]+.+)*)"
+    r"|<PackageTags>([^<]*)<",
+    re.MULTILINE | re.IGNORECASE,
+)
+"""What a manifest says its package is, in the lists meant for that: keywords, Cargo's
+categories and PyPI's classifiers (a JSON, TOML or ``setup.py`` list, or ``setup.cfg``'s
+one line or indented lines) and a .csproj's PackageTags. Descriptions are left out: free
+text says "console" or "terminal" of web apps too."""
+_CLI_DECLARED = frozenset({"cli", "command-line", "command-line-utilities", "console", "terminal"})
+"""Words of those lists that declare a command-line program (Cargo's category
+``command-line-utilities``, PyPI's ``Environment :: Console``): 24 of the 26 records that
+declare one are CLIs."""
+_DECLARED_WORD = re.compile(r"[a-z][a-z0-9-]*")
 _DESKTOP_SUFFIXES = (".desktop", ".xaml", ".ui", ".rc", ".qrc", ".glade", ".nib", ".xib")
 _DESKTOP_FILES = frozenset(
     {
@@ -177,6 +194,15 @@ class _Project:
     """Every manifest's path and text, one after the other."""
     words: frozenset[str]
     """The lower-cased words (``\\w+`` runs) of ``manifests``."""
+
+
+def _declares_cli(project: _Project) -> bool:
+    """A keyword, category or classifier of some manifest names a command-line program."""
+    for match in _DECLARED_LISTS.finditer(project.manifests):
+        listed = " ".join(group for group in match.groups() if group).lower()
+        if not _CLI_DECLARED.isdisjoint(_DECLARED_WORD.findall(listed)):
+            return True
+    return False
 
 
 def _search(pattern: str, flags: int = 0) -> Callable[[_Project], bool]:
@@ -218,6 +244,7 @@ FACTS: dict[str, Callable[[_Project], bool]] = {
         r"^\s*executables?\s*[:=]|\.executables\s*=|^executable\s+\S|<PackAsTool>\s*true",
         re.MULTILINE | re.IGNORECASE,
     ),
+    "declared-cli": _declares_cli,
     "man-page": lambda p: (
         "man" in p.top or "manpage" in p.top or any(_MAN_PAGE.search(name) for name in p.names)
     ),

@@ -1,4 +1,4 @@
-"""The canonical model text (input format 4): golden files, determinism, budget,
+"""The canonical model text (input format 5): golden files, determinism, budget,
 manifests first, and the same text for a folder and for the record made from it.
 
 Golden files live in tests/golden/. After an intended change of the format, bump
@@ -37,7 +37,7 @@ def golden_name(record_id: str, max_tokens: int) -> str:
 
 
 def test_input_format_is_pinned() -> None:
-    assert INPUT_FORMAT == 4
+    assert INPUT_FORMAT == 5
 
 
 @pytest.mark.parametrize(("record_id", "max_tokens"), GOLDEN_CASES)

@@ -44,10 +44,42 @@ def test_facts_of_hand_made_projects(paths, manifests, expected):
 
 
 @pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("Cargo.toml", '[package]\nname = "x"\ncategories = ["command-line-utilities", "text-processing"]\n'),
+        ("package.json", '{"name": "x", "keywords": [\n  "json",\n  "CLI"\n]}'),
+        ("pyproject.toml", '[project]\nname = "x"\nclassifiers = [\n  "Environment :: Console",\n]\n'),
+        ("setup.cfg", "[metadata]\nclassifiers =\n    Topic :: Utilities\n    Environment :: Console\n"),
+        ("setup.cfg", "[metadata]\nkeywords = terminal, colors\n"),
+        ("composer.json", '{"name": "x/y", "keywords": ["framework", "cli"]}'),
+        ("X.csproj", "<Project><PropertyGroup><PackageTags>http;cli</PackageTags></PropertyGroup></Project>"),
+    ],
+)
+def test_a_manifest_that_lists_itself_as_a_command_line_program_declares_cli(name, text):
+    assert "declared-cli" in shape_facts([name], {name: text})
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("package.json", '{"description": "a web console in your terminal", "keywords": ["web", "admin"]}'),
+        ("package.json", '{"name": "x-cli", "bin": {"x": "cli.js"}, "keywords": ["cli-tool"]}'),
+        ("Cargo.toml", '[package]\nname = "x"\nkeywords = ["parser"]\ndescription = "A CLI parser"\n'),
+        ("setup.cfg", "[metadata]\ndescription = console helpers\nkeywords = logging\n"),
+    ],
+)
+def test_descriptions_names_and_other_keywords_do_not_declare_cli(name, text):
+    assert "declared-cli" not in shape_facts([name], {name: text})
+
+
+@pytest.mark.parametrize(
     ("record_id", "present", "absent"),
     [
         ("24seconds/rust-cli-pomodoro", {"cargo-bin"}, {"gui-deps"}),
         ("5yutan5/PyQtDarkTheme", {"gui-deps"}, {"cargo-bin", "pkg-bin"}),
+        ("sharkdp/hyperfine", {"declared-cli", "cargo-bin"}, set()),
+        ("tiangolo/typer-cli", {"declared-cli"}, set()),
+        ("18F/identity-oidc-sinatra", set(), {"declared-cli"}),
     ],
 )
 def test_facts_line_of_real_projects(record_id, present, absent):
