@@ -166,8 +166,8 @@ one line or indented lines) and a .csproj's PackageTags. Descriptions are left o
 text says "console" or "terminal" of web apps too."""
 _CLI_DECLARED = frozenset({"cli", "command-line", "command-line-utilities", "console", "terminal"})
 """Words of those lists that declare a command-line program (Cargo's category
-``command-line-utilities``, PyPI's ``Environment :: Console``): 24 of the 26 records that
-declare one are CLIs."""
+``command-line-utilities``, PyPI's ``Environment :: Console``): 21 of the 23 labelled records
+that declare one are CLIs."""
 _DECLARED_WORD = re.compile(r"[a-z][a-z0-9-]*")
 _DESKTOP_SUFFIXES = (".desktop", ".xaml", ".ui", ".rc", ".qrc", ".glade", ".nib", ".xib")
 _DESKTOP_FILES = frozenset(
