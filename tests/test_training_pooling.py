@@ -1,5 +1,6 @@
 """``finetune --pooling segments`` (and ``segments-below``): the head reads [CLS] and the mean
-of each segment (of the last layer, or of the one below). The segments are the wide path's,
+of each segment (of the last layer, or of the one below); ``--pooling probe``: one linear
+layer on the segment means, fit as a logistic regression. The segments are the wide path's,
 the export graph computes what the eager model computes, and a model trained so is loaded,
 exported and run with the head it was trained with."""
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import LongformerConfig
+from transformers import LongformerConfig, LongformerForMaskedLM
 
 from tests.tiny_model import export_cli, finetune_cli
 from treelens.model.runtime import Classifier
@@ -49,7 +50,7 @@ def two_layer_classifier(pooling: str) -> SegmentPooledClassifier:
     return SegmentPooledClassifier(config).eval()
 
 
-@pytest.mark.parametrize("pooling", ["segments", "segments-below"])
+@pytest.mark.parametrize("pooling", ["segments", "segments-below", "probe"])
 def test_export_graph_computes_what_the_eager_model_computes(pooling: str):
     """The segments head runs the whole last layer in the export graph (the [CLS]-only
     shortcut would drop the tokens it reads); segments-below reads the layer below and runs
@@ -72,7 +73,7 @@ def test_export_graph_computes_what_the_eager_model_computes(pooling: str):
 
 
 @pytest.mark.parametrize(
-    ("pooling", "runs_last_layer_whole"), [("segments", True), ("segments-below", False)]
+    ("pooling", "runs_last_layer_whole"), [("segments", True), ("segments-below", False), ("probe", True)]
 )
 def test_only_the_segments_head_exports_the_whole_last_layer(
     pooling: str, runs_last_layer_whole: bool, tmp_path: Path
@@ -144,3 +145,83 @@ def test_segments_below_exports_a_cls_only_last_layer(tiny_run: Path, tiny_data:
     classifier = Classifier.load(tmp_path / "export" / "bundle", device="cpu", threads=1)
     result = classifier.classify(ProjectTree([FileEntry("app/main.py", 10, "file")], {}))
     assert set(result.probabilities) == set(classifier.labels)
+
+
+def test_the_probe_head_computes_the_fitted_regression():
+    """``fit_head`` folds the scaler into the regressions: the classifier's own logits give
+    the probabilities scikit-learn's pipeline gives on the same features; a label with no
+    positive record gets a constant, near-zero probability."""
+    from treelens.training import modeling, probe
+
+    torch.manual_seed(0)
+    model = two_layer_classifier("probe")
+    rng = np.random.default_rng(0)
+    ids = [
+        [0, *rng.integers(5, 60, size=int(n)).tolist(), SEP_ID, 9, SEP_ID] for n in rng.integers(20, 200, 40)
+    ]
+    y = rng.integers(0, 2, size=(40, 8)).astype(np.float32)
+    y[:, 7] = 0
+    ctx = modeling.setup_run("cpu", 1)
+    oof = probe.fit_head(model, ids, y, 1, 0, ctx)
+    x = probe.head_features(model, ids, 1, ctx)
+    fitted, _ = probe.fit(x, y, 0)
+    own = modeling.predict(model, ids, 1, 8, ctx)
+    np.testing.assert_allclose(own, fitted.predict_proba(x), atol=1e-4)
+    assert oof.shape == y.shape and not np.allclose(oof, own)  # out of fold: not the final fit's
+    assert own[:, 7].max() < 1e-6
+
+
+@pytest.fixture(scope="module")
+def probe_run(tiny_run: Path, tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny finetune with --pooling probe, then its export (parity checks included)."""
+    out = tmp_path_factory.mktemp("probe")
+    done = finetune_cli(tiny_run, tiny_data, out / "finetune", "--pooling", "probe")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "fitting the head on the frozen states of 7 texts" in done.stderr
+    done = export_cli(tiny_data, out / "finetune", out / "export")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def test_finetune_probe_is_the_probe_crossval_fits(probe_run: Path, tiny_run: Path, tiny_data: Path):
+    """What crossval scores for a probe preset (the frozen pretrained model's features, the
+    probe fit on training + validation records) is the model finetune saves: the same
+    probabilities on the held-out test records. The pretrained weights stay as they were."""
+    from treelens.model.tokenizer import PAD, encode_batch, line_counter, load_tokenizer
+    from treelens.training import modeling, probe
+    from treelens.training.texts import labelled_splits, load_records, render
+
+    splits = labelled_splits(load_records([tiny_data], tiny_data.parent))
+    tokenizer = load_tokenizer(tiny_run / "pretrain" / "tokenizer.json")
+    pad = tokenizer.token_to_id(PAD)
+
+    def ids(records: list) -> list[list[int]]:
+        return encode_batch(tokenizer, render([r.tree for r in records], 512, line_counter(tokenizer)), 512)
+
+    fit_on, test = ids(splits["train"] + splits["validation"]), ids(splits["test"])
+    ctx = modeling.setup_run("cpu", 1)
+    x = probe.frozen_features(tiny_run / "pretrain" / "model", fit_on + test, pad, ctx)
+    y = np.array([r.labels for r in splits["train"] + splits["validation"]], dtype=np.float32)
+    expected = probe.fold_probabilities(x, y, list(range(len(fit_on))), list(range(len(fit_on), len(x))), 0)
+    model = load_classifier(probe_run / "finetune" / "model")
+    assert getattr(model.config, CONFIG_KEY) == "probe"
+    np.testing.assert_allclose(modeling.predict(model, test, pad, 4, ctx), expected["model/test"], atol=1e-4)
+    pretrained = LongformerForMaskedLM.from_pretrained(tiny_run / "pretrain" / "model").longformer
+    torch.testing.assert_close(model.longformer.state_dict(), pretrained.state_dict())
+
+
+def test_probe_bundle_classifies(probe_run: Path):
+    classifier = Classifier.load(probe_run / "export" / "bundle", device="cpu", threads=1)
+    result = classifier.classify(ProjectTree([FileEntry("app/main.py", 10, "file")], {}))
+    assert set(result.probabilities) == set(classifier.labels)
+
+
+@pytest.mark.parametrize(
+    "flag", [["--head-epochs", "1"], ["--distill-weight", "0.5"], ["--summary-weight", "1"]]
+)
+def test_probe_refuses_options_that_train_the_longformer(
+    tiny_run: Path, tiny_data: Path, tmp_path: Path, flag
+):
+    done = finetune_cli(tiny_run, tiny_data, tmp_path / "finetune", "--pooling", "probe", *flag)
+    assert done.returncode != 0
+    assert flag[0] in done.stderr and "pooling" in done.stderr

@@ -7,7 +7,9 @@ scored alone, its thresholds). Nothing is tuned on the test fold. Per fold it sc
 
 - ``model``: the Longformer finetuned from ``--pretrained`` with the preset's finetune
   settings (the shipped configuration); with ``--probe``, a linear probe on the frozen
-  pretrained Longformer instead (training/probe.py: minutes, to judge a pretraining);
+  pretrained Longformer instead (training/probe.py: minutes, to judge a pretraining). When
+  the preset's finetune is that probe (``--pooling probe``), the two are one computation:
+  the frozen features are read once and the probe fit per fold, as finetune fits it;
 - ``wide``: NB-LR on which token ids the model text holds (training/wide.py),
   fit on training + validation with thresholds from inner 5-fold out-of-fold predictions
   over them, as finetune ships it (the TF-IDF baseline is treated the same way);
@@ -50,7 +52,7 @@ from treelens.training.longformer_fast import fast_longformer
 from treelens.training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
 from treelens.training.options import StageError, build_config, prepare_output_dir, to_json
 from treelens.training.run_layout import MODEL_DIR, TOKENIZER_FILE, check_pretrained
-from treelens.training.stage_configs import CrossvalConfig, FinetuneConfig
+from treelens.training.stage_configs import PROBE, CrossvalConfig, FinetuneConfig
 from treelens.training.texts import load_records, render
 from treelens.training.wide import WidePath, mix, sigmoid, to_logits
 
@@ -125,8 +127,8 @@ def deep_probabilities(
 
 
 def probe_features(config: CrossvalConfig, ids: list[list[int]], pad_id: int) -> np.ndarray:
-    """The frozen pretrained Longformer's segment means of every record (``--probe``)."""
-    log.info("crossval: --probe: reading %d texts with the frozen pretrained Longformer", len(ids))
+    """The frozen pretrained Longformer's segment means of every record (the probe's features)."""
+    log.info("crossval: the probe: reading %d texts with the frozen pretrained Longformer", len(ids))
     ctx = modeling.setup_run(config.device, config.threads)
     return probe.frozen_features(config.pretrained / MODEL_DIR, ids, pad_id, ctx)
 
@@ -267,14 +269,26 @@ def summarize(per_fold: list[dict]) -> dict:
     return systems
 
 
+def model_description(config: CrossvalConfig, fine: FinetuneConfig) -> str:
+    """What the report's ``model`` row is."""
+    if config.probe:
+        return "a linear probe on the frozen pretrained Longformer's segment means (--probe)"
+    if fine.pooling == PROBE:
+        return (
+            "the preset's finetune, a linear probe on the frozen pretrained Longformer's segment means "
+            "(--pooling probe: features read once, the probe fit on each fold)"
+        )
+    return "the Longformer finetuned on each fold"
+
+
 def markdown(
-    systems: dict, config: CrossvalConfig, samples: int, sweep: dict[str, dict], wide_weight: float
+    systems: dict,
+    config: CrossvalConfig,
+    samples: int,
+    sweep: dict[str, dict],
+    wide_weight: float,
+    model: str,
 ) -> str:
-    model = (
-        "a linear probe on the frozen pretrained Longformer's segment means (--probe)"
-        if config.probe
-        else "the Longformer finetuned on each fold"
-    )
     title = f"{config.folds}-fold cross-validation"
     if config.repeats > 1:
         title += f", {config.repeats} splits: {config.folds * config.repeats} folds"
@@ -340,9 +354,9 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
         raise StageError(f"{len(records)} labelled records are too few for {config.folds} folds")
     tokenizer = load_tokenizer(tokenizer_path)
     pad_id = tokenizer.token_to_id(PAD)
-    wide_weight = config.wide_weight
-    if wide_weight is None:
-        wide_weight = finetune_config(config, preset, config.output_dir).wide_weight
+    fine = finetune_config(config, preset, config.output_dir)
+    wide_weight = fine.wide_weight if config.wide_weight is None else config.wide_weight
+    probing = config.probe or (fine.pooling == PROBE and not config.skip_model)
     max_tokens = pretrained_max_tokens(config.pretrained)
     texts = render([r.tree for r in records], max_tokens, line_counter(tokenizer))
     ids = encode_batch(tokenizer, texts, max_tokens)
@@ -356,7 +370,7 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
         fold_longformer(config.fold, records, splits[config.fold], pad_id, ids, config, preset)
         log.info("crossval: fold %d saved; a run without --fold scores every system", config.fold + 1)
         return {"fold": config.fold}
-    frozen = probe_features(config, ids, pad_id) if config.probe else None
+    frozen = probe_features(config, ids, pad_id) if probing else None
     per_fold, oof, fold_probs = [], {}, []
     for k, split in enumerate(splits):
         seed = fold_seed(config, k)
@@ -383,19 +397,21 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
 
     systems = summarize(per_fold)
     sweep = weight_sweep(y, splits, fold_probs) if not config.skip_model else {}
+    model = model_description(config, fine)
     result = {
         "folds": config.folds,
         "repeats": config.repeats,
         "samples": len(records),
         "label_counts": label_counts(records),
         "systems": systems,
+        "model": model,
         "wide_weight": wide_weight,
         "wide_weight_sweep": sweep,
         "config": to_json(config),
         "preset": str(preset) if preset else None,
     }
     (config.output_dir / "crossval.json").write_text(json.dumps(result, indent=2) + "\n")
-    report = markdown(systems, config, len(records), sweep, wide_weight)
+    report = markdown(systems, config, len(records), sweep, wide_weight, model)
     (config.output_dir / "crossval.md").write_text(report)
     write_predictions(config.output_dir / "predictions.jsonl", records, oof)
     for name, s in systems.items():

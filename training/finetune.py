@@ -5,8 +5,10 @@ Reads in run order: setup -> data (the report's split rule, the test split held 
 global attention) -> optimizer and schedule (the report's epoch rule) -> one epoch at a
 time: train with BCEWithLogitsLoss, evaluate on validation, check for overfitting
 (validation loss > 5x training loss), keep the best epoch by validation macro-F1, stop
-early, checkpoint (with ``--head-epochs N`` the first N epochs train the head alone) -> tune
-per-label thresholds (on the wide path's out-of-fold predictions over training + validation
+early, checkpoint (with ``--head-epochs N`` the first N epochs train the head alone; with
+``--pooling probe`` there are no epochs: the head is a logistic regression fit on the frozen
+pretrained states of training + validation records, training/probe.py) -> tune per-label
+thresholds (on the wide path's out-of-fold predictions over training + validation
 records, or on validation without a wide path) -> save. Runs unchanged under ``torchrun
 --nproc_per_node N``; a killed run resumes from its last epoch.
 """
@@ -35,7 +37,7 @@ from transformers import (
 from treelens.model.dataset import Record, label_counts
 from treelens.model.labels import LABELS, UNTUNED_THRESHOLD
 from treelens.model.tokenizer import PAD, encode_batch, line_counter, load_tokenizer
-from treelens.training import modeling, pooling, wide
+from treelens.training import modeling, pooling, probe, wide
 from treelens.training.longformer_fast import fast_longformer
 from treelens.training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
 from treelens.training.options import StageError, to_json
@@ -48,7 +50,7 @@ from treelens.training.run_layout import (
     save_hf_files,
     write_metrics,
 )
-from treelens.training.stage_configs import FinetuneConfig
+from treelens.training.stage_configs import PROBE, FinetuneConfig
 from treelens.training.summary import Summary
 from treelens.training.texts import epoch_views, labelled_splits, load_records, render
 
@@ -131,11 +133,13 @@ def fit(
         )
     y_train = np.array([r.labels for r in train_records], dtype=np.float32)
     y_val = np.array([r.labels for r in val_records], dtype=np.float32)
+    y_all = np.concatenate([y_train, y_val])
     train_ids = encode_batch(
         tokenizer, render([r.tree for r in train_records], max_tokens, counter), max_tokens
     )
     val_ids = encode_batch(tokenizer, render([r.tree for r in val_records], max_tokens, counter), max_tokens)
-    epochs = config.epochs_for(len(train_records))
+    probing = config.pooling == PROBE
+    epochs = 0 if probing else config.epochs_for(len(train_records))
     targets_train = y_train
     if config.distill_weight > 0:
         teacher = wide.out_of_fold_probabilities(tokenizer, train_ids, y_train, seed=config.seed)
@@ -144,7 +148,7 @@ def fit(
 
     # model ------------------------------------------------------------------------------
     model = pooling.new_classifier(pretrained_model, config.pooling, **modeling.classifier_labels())
-    if config.global_init != "random":
+    if config.global_init != "random" and not probing:  # the probe reads the pretrained model as it is
         init_global_attention(model, uniform=config.global_init == "mean")
     # the summary's own output layer: trained beside the head, never saved with the model
     summary_head = None
@@ -229,6 +233,15 @@ def fit(
                 parameters=modeling.count(model),
             ),
         )
+
+    probe_oof = None
+    if probing:
+        log.info("finetune: --pooling probe: fitting the head on the frozen states of %d texts", len(y_all))
+        classifier = modeling.unwrap(model)
+        probe_oof = probe.fit_head(classifier, [*train_ids, *val_ids], y_all, pad_id, config.seed, ctx)
+        best_state = copy.deepcopy(modeling.unwrap(model).state_dict())
+        untuned = apply_thresholds(probe_oof[len(train_ids) :], [UNTUNED_THRESHOLD] * len(LABELS))
+        best_f1 = multilabel_metrics(y_val, untuned)["macro_f1"]
 
     # loop: one epoch at a time ------------------------------------------------------------
     started = time.perf_counter()
@@ -326,17 +339,20 @@ def fit(
     classifier.load_state_dict(best_state)
     model_dir = config.output_dir / MODEL_DIR
     if ctx.main:
-        val_probs = modeling.predict(classifier, val_ids, pad_id, config.batch_size, ctx)
-        train_probs = modeling.predict(classifier, train_ids, pad_id, config.batch_size, ctx)
+        if probe_oof is not None:  # the probe saw validation: its out-of-fold probabilities keep it unseen
+            train_probs, val_probs = probe_oof[: len(train_ids)], probe_oof[len(train_ids) :]
+        else:
+            val_probs = modeling.predict(classifier, val_ids, pad_id, config.batch_size, ctx)
+            train_probs = modeling.predict(classifier, train_ids, pad_id, config.batch_size, ctx)
         if config.wide_weight > 0:
             # The wide path, fit on training + validation records. The thresholds come from its
             # out-of-fold logits on all of them (the Longformer has no out-of-fold predictions:
             # that would take a finetune per inner fold); the metrics below mix each record's
             # out-of-fold wide logits with the Longformer's, so validation stays unseen.
             wide_path = wide.WidePath(tokenizer, seed=config.seed)
-            oof = wide_path.fit_out_of_fold([*train_ids, *val_ids], np.concatenate([y_train, y_val]))
+            oof = wide_path.fit_out_of_fold([*train_ids, *val_ids], y_all)
             wide.save(config.output_dir, wide_path, config.wide_weight)
-            thresholds = tune_thresholds(np.concatenate([y_train, y_val]), wide.sigmoid(oof))
+            thresholds = tune_thresholds(y_all, wide.sigmoid(oof))
             train_probs = wide.mix(wide.to_logits(train_probs), oof[: len(train_ids)], config.wide_weight)
             val_probs = wide.mix(wide.to_logits(val_probs), oof[len(train_ids) :], config.wide_weight)
         else:

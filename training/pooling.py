@@ -8,8 +8,10 @@ and the facts compete with thousands of path tokens for one attention, while a m
 segment keeps each in view, as the wide path weighs each segment apart.
 ``segments-below`` takes those means from the layer below the last: the last layer is then
 needed for [CLS] alone, so the export graph computes that layer for one token, as it does
-for ``cls``. The choice is stored in the model's config (``treelens_pooling``), so every
-loader gets the head the model was trained with (``load_classifier``).
+for ``cls``. ``probe`` reads the last layer's segment means alone, through one linear layer
+fit as a logistic regression on the frozen pretrained model (training/probe.py). The choice
+is stored in the model's config (``treelens_pooling``), so every loader gets the head the
+model was trained with (``load_classifier``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from transformers import LongformerConfig, LongformerForSequenceClassification
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from treelens.model.input import SEGMENT_HEADS
-from treelens.training.stage_configs import SEGMENT_POOLINGS
+from treelens.training.stage_configs import PROBE
 from treelens.training.wide import segment_ids
 
 SEGMENTS = len(SEGMENT_HEADS) + 1  # the tree, then one segment per head line (project, facts)
@@ -72,8 +74,28 @@ class SegmentHead(nn.Module):
         return self.out_proj(self.dropout(features))
 
 
+class ProbeHead(nn.Module):
+    """The mean of each segment's last hidden states -> labels: one linear layer, whose
+    weights ``probe.fit_head`` sets from a logistic regression on standardised features."""
+
+    def __init__(self, config: LongformerConfig) -> None:
+        super().__init__()
+        self.sep_id = config.sep_token_id
+        self.out_proj = nn.Linear(SEGMENTS * config.hidden_size, config.num_labels)
+
+    def features(
+        self, cls: torch.Tensor, states: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """The segment means of ``states`` ([CLS] is read through the tree segment's mean)."""
+        return segment_means(states, input_ids, attention_mask, self.sep_id)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(features)
+
+
 class SegmentPooledClassifier(LongformerForSequenceClassification):
-    """LongformerForSequenceClassification whose head reads every segment (``SegmentHead``).
+    """LongformerForSequenceClassification whose head reads every segment (``SegmentHead``,
+    or ``ProbeHead`` for the probe).
 
     [CLS] keeps its global attention; loss and labels are the trainer's business (finetune
     computes BCE itself), so ``forward`` returns the logits and, as its one hidden state,
@@ -82,7 +104,7 @@ class SegmentPooledClassifier(LongformerForSequenceClassification):
 
     def __init__(self, config: LongformerConfig) -> None:
         super().__init__(config)
-        self.classifier = SegmentHead(config)
+        self.classifier = ProbeHead(config) if pooling_of(config) == PROBE else SegmentHead(config)
         self.post_init()
 
     def forward(
@@ -104,7 +126,7 @@ class SegmentPooledClassifier(LongformerForSequenceClassification):
 
 
 def classifier_class(pooling: str) -> type[LongformerForSequenceClassification]:
-    return SegmentPooledClassifier if pooling in SEGMENT_POOLINGS else LongformerForSequenceClassification
+    return LongformerForSequenceClassification if pooling == "cls" else SegmentPooledClassifier
 
 
 def new_classifier(pretrained: Path, pooling: str, **config: object) -> LongformerForSequenceClassification:

@@ -26,6 +26,17 @@ def check_augmentation(config: PretrainConfig | FinetuneConfig) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value}")
 
 
+def check_probe(config: FinetuneConfig) -> None:
+    """``--pooling probe`` trains no Longformer weights: options that shape that training are
+    refused rather than silently ignored."""
+    for name, unset in (("distill_weight", 0.0), ("head_epochs", 0), ("encoder_learning_rate", None)):
+        if getattr(config, name) != unset:
+            raise UsageError(
+                f"--{name.replace('_', '-')} shapes the Longformer's training, which --pooling probe does "
+                "not do (it fits a logistic regression on the frozen pretrained states); leave it out"
+            )
+
+
 @dataclass
 class TokenizerConfig:
     output_dir: Path = option(Path("runs/tokenizer"), "folder for tokenizer.json")
@@ -109,7 +120,9 @@ class PretrainConfig:
 
 SEGMENT_POOLINGS = ("segments", "segments-below")
 """The poolings whose head reads the segment means (training/pooling.py ``SegmentHead``)."""
-POOLINGS = ("cls", *SEGMENT_POOLINGS)
+PROBE = "probe"
+"""The pooling whose head is a linear probe fit on the frozen pretrained states (training/probe.py)."""
+POOLINGS = ("cls", *SEGMENT_POOLINGS, PROBE)
 """What the classifier head reads (training/pooling.py); chosen by ``finetune --pooling``."""
 
 
@@ -160,7 +173,9 @@ class FinetuneConfig:
         "cls",
         "what the head reads: 'cls' the [CLS] state alone, 'segments' also the mean of each segment's "
         "last hidden states (tree, project, facts; training/pooling.py), 'segments-below' those of the "
-        "layer below the last (the export then runs the last layer for [CLS] alone: faster)",
+        "layer below the last (the export then runs the last layer for [CLS] alone: faster), 'probe' a "
+        "logistic regression on the frozen pretrained model's last-layer segment means (no epochs: the "
+        "Longformer is not trained, the optimizer and augmentation options do not apply; training/probe.py)",
         choices=list(POOLINGS),
     )
     distill_weight: float = option(
@@ -206,6 +221,8 @@ class FinetuneConfig:
             )
         if not 0 <= self.wide_weight < 1:
             raise UsageError(f"--wide-weight must be at least 0 and below 1, got {self.wide_weight}")
+        if self.pooling == PROBE:
+            check_probe(self)
         if not 0 <= self.distill_weight <= 1:
             raise UsageError(f"--distill-weight must be between 0 and 1, got {self.distill_weight}")
         if self.min_epochs > self.max_epochs or self.min_size >= self.max_size:
