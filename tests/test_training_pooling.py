@@ -210,6 +210,14 @@ def test_finetune_probe_is_the_probe_crossval_fits(probe_run: Path, tiny_run: Pa
     torch.testing.assert_close(model.longformer.state_dict(), pretrained.state_dict())
 
 
+def test_probe_finetune_runs_again_in_its_folder(probe_run: Path, tiny_run: Path, tiny_data: Path):
+    """A probe keeps no checkpoint: the same command again (``all`` after the install gate
+    refused, say) fits it again instead of refusing the non-empty folder."""
+    done = finetune_cli(tiny_run, tiny_data, probe_run / "finetune", "--pooling", "probe")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "the probe (out of fold)" in done.stderr
+
+
 def test_probe_bundle_classifies(probe_run: Path):
     classifier = Classifier.load(probe_run / "export" / "bundle", device="cpu", threads=1)
     result = classifier.classify(ProjectTree([FileEntry("app/main.py", 10, "file")], {}))

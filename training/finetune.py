@@ -42,6 +42,7 @@ from treelens.training.longformer_fast import fast_longformer
 from treelens.training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
 from treelens.training.options import StageError, to_json
 from treelens.training.run_layout import (
+    CHECKPOINT_FILE,
     DATA_SUMMARY_FILE,
     MODEL_DIR,
     THRESHOLDS_FILE,
@@ -114,8 +115,12 @@ def fit(
     pretrained_model = config.pretrained / MODEL_DIR
     tokenizer_path = config.pretrained / TOKENIZER_FILE
     check_pretrained(config.pretrained)
+    probing = config.pooling == PROBE
+    # a probe keeps no checkpoint (it takes a minute): run again, it is fit again in its folder;
+    # a folder with another run's checkpoint still resumes, and refuses the other pooling
+    fresh = config.overwrite_output_dir or (probing and not (config.output_dir / CHECKPOINT_FILE).is_file())
     ctx, checkpoint_path, resume = modeling.start_run(
-        config.output_dir, config.overwrite_output_dir, config.device, config.threads, config.seed
+        config.output_dir, fresh, config.device, config.threads, config.seed
     )
 
     # data -------------------------------------------------------------------------------
@@ -138,7 +143,6 @@ def fit(
         tokenizer, render([r.tree for r in train_records], max_tokens, counter), max_tokens
     )
     val_ids = encode_batch(tokenizer, render([r.tree for r in val_records], max_tokens, counter), max_tokens)
-    probing = config.pooling == PROBE
     epochs = 0 if probing else config.epochs_for(len(train_records))
     targets_train = y_train
     if config.distill_weight > 0:
@@ -386,12 +390,8 @@ def fit(
                 "history": {"epochs": history, "config": to_json(config)},
             },
         )
-        log.info(
-            "finetune: best epoch %d, validation macro-F1 %.4f at 0.5; model in %s",
-            best_epoch,
-            best_f1,
-            model_dir,
-        )
+        chosen = "the probe (out of fold)" if probing else f"best epoch {best_epoch}"
+        log.info("finetune: %s, validation macro-F1 %.4f at 0.5; model in %s", chosen, best_f1, model_dir)
     if ctx.distributed:
         dist.barrier()
     modeling.teardown_run(ctx)
