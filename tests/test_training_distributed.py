@@ -30,8 +30,14 @@ def test_pretrain_and_finetune_under_torchrun(tiny_run, tiny_data, tmp_path):
     )  # 5 texts: 1 batch per rank
     fine = torchrun(
         "finetune", *common, "--pretrained", str(tmp_path / "p"), "--output-dir", str(tmp_path / "f"),
-        "--pooling", "segments", "--summary-weight", "1.0",  # the shipped head and its second loss
+        "--pooling", "segments", "--summary-weight", "1.0",  # a trained head and its second loss
     )  # fmt: skip
     assert "world size 2" in fine.stderr
     assert (tmp_path / "f" / "model" / "model.safetensors").is_file()
     assert set(json.loads((tmp_path / "f" / "thresholds.json").read_text())) >= {"backend", "iac"}
+    probe = torchrun(  # the shipped head: every rank fits the probe, the main one saves it
+        "finetune", *common, "--pretrained", str(tmp_path / "p"), "--output-dir", str(tmp_path / "q"),
+        "--pooling", "probe",
+    )  # fmt: skip
+    assert "world size 2" in probe.stderr
+    assert (tmp_path / "q" / "model" / "model.safetensors").is_file()
