@@ -243,7 +243,7 @@ def fit(
         log.info("finetune: --pooling probe: fitting the head on the frozen states of %d texts", len(y_all))
         classifier = modeling.unwrap(model)
         probe_oof = probe.fit_head(classifier, [*train_ids, *val_ids], y_all, pad_id, config.seed, ctx)
-        best_state = copy.deepcopy(modeling.unwrap(model).state_dict())
+        best_state = copy.deepcopy(classifier.state_dict())
         untuned = apply_thresholds(probe_oof[len(train_ids) :], [UNTUNED_THRESHOLD] * len(LABELS))
         best_f1 = multilabel_metrics(y_val, untuned)["macro_f1"]
 

@@ -5,8 +5,8 @@ It is two things. ``crossval --probe`` scores a pretraining with it in minutes i
 hour of finetuning per fold. And ``finetune --pooling probe`` ships it: the regression,
 its standardisation folded in, becomes the classifier's one linear layer (``fit_head``), so
 the exported graph computes it. Finetuning the whole model on 552 records lost part of what
-pretraining had put in (README, "Levers measured": finetuned 0.703 against the probe's 0.741
-on the same folds); the probe keeps all of it.
+pretraining had put in (README, "The model": over ten folds the finetuned Longformer scored
+0.719 macro-F1, the probe on the same pretraining 0.751); the probe keeps all of it.
 """
 
 from __future__ import annotations
