@@ -24,7 +24,7 @@ from treelens.model.labels import LABELS
 from treelens.model.runtime import Classifier
 from treelens.model.tokenizer import SPECIAL_TOKENS, line_counter, load_tokenizer
 from treelens.training import evaluate
-from treelens.training.options import build_config
+from treelens.training.options import build_config, read_preset
 from treelens.training.run_layout import CHECKPOINT_FILE
 from treelens.training.texts import render
 
@@ -316,22 +316,39 @@ def test_crossval_skip_model_runs_on_the_installed_bundles_tokenizer(tiny_data, 
     assert len(result["systems"]["wide"]["macro_f1"]["folds"]) == 2
 
 
-def test_crossval_probe_scores_the_frozen_pretrained_model(tiny_run, tiny_data, tmp_path):
-    """--probe: the model row is a linear probe on the frozen pretrained Longformer, with
-    thresholds from inner out-of-fold predictions; nothing is finetuned or saved per fold."""
+@pytest.mark.parametrize(
+    ("probe_preset", "flags", "model"),
+    [
+        (False, ["--probe"], "a linear probe on the frozen pretrained Longformer's segment means (--probe)"),
+        (True, [], "the preset's finetune, a linear probe on the frozen pretrained Longformer's"),
+    ],
+)
+def test_crossval_probe_scores_the_frozen_pretrained_model(
+    tiny_run, tiny_data, tmp_path, probe_preset: bool, flags: list[str], model: str
+):
+    """--probe, or a preset whose finetune is the probe (the default one): the model row is a
+    linear probe on the frozen pretrained Longformer, with thresholds from inner out-of-fold
+    predictions; nothing is finetuned or saved per fold."""
+    preset = "tiny"
+    if probe_preset:
+        sections = read_preset("tiny")
+        sections["finetune"]["pooling"] = "probe"
+        preset = str(tmp_path / "probe.json")
+        Path(preset).write_text(json.dumps(sections))
     out = tmp_path / "cv"
-    command = [sys.executable, "-m", "treelens.training.cli", "crossval", "--preset", "tiny"]
+    command = [sys.executable, "-m", "treelens.training.cli", "crossval", "--preset", preset]
     command += ["--data", str(tiny_data), "--pretrained", str(tiny_run / "pretrain")]
-    command += ["--folds", "2", "--output-dir", str(out), "--probe"]
+    command += ["--folds", "2", "--output-dir", str(out), *flags]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((out / "crossval.json").read_text())
     assert list(result["systems"]) == ["model", "wide", "wide+deep", "tf-idf baseline", "rules baseline"]
-    assert result["config"]["probe"] is True
-    assert "linear probe on the frozen pretrained Longformer" in (out / "crossval.md").read_text()
+    assert result["config"]["probe"] is not probe_preset
+    assert result["model"].startswith(model) and model in (out / "crossval.md").read_text()
     assert not list(out.glob("fold-*/finetune")) and not list(out.glob("fold-*/predictions.npz"))
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     probabilities = [p for row in rows for p in row["probabilities"]["model"].values()]
     assert len(rows) == 10 and all(0 <= p <= 1 for p in probabilities) and len(set(probabilities)) > 8
-    refused = subprocess.run([*command, "--skip-model"], capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 1 and "pass one" in refused.stderr
+    if flags:  # --probe scores the model that --skip-model leaves out
+        refused = subprocess.run([*command, "--skip-model"], capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 1 and "pass one" in refused.stderr

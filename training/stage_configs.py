@@ -333,8 +333,9 @@ class CrossvalConfig:
     skip_model: bool = option(False, "score the baselines and the wide path only (no finetuning)")
     probe: bool = option(
         False,
-        "score the pretrained Longformer by a linear probe on its frozen segment means instead of "
-        "finetuning it on every fold: minutes instead of an hour, to judge a pretraining (README)",
+        "score the pretrained Longformer by a linear probe on its frozen segment means instead of the "
+        "preset's finetune on every fold: minutes, to judge a pretraining under a preset that trains "
+        "the Longformer (the default preset's finetune is that probe already; README)",
     )
     fold: int | None = option(
         None,
