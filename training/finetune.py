@@ -85,6 +85,12 @@ def init_global_attention(model: LongformerForSequenceClassification, uniform: b
                 attention.query_global.bias.zero_()
 
 
+def untuned_macro_f1(probabilities: np.ndarray, y: np.ndarray) -> float:
+    """Macro-F1 at the untuned threshold (0.5): what picks the best epoch, before thresholds."""
+    untuned = apply_thresholds(probabilities, [UNTUNED_THRESHOLD] * len(LABELS))
+    return multilabel_metrics(y, untuned)["macro_f1"]
+
+
 def bce_loss(probabilities: np.ndarray, y: np.ndarray) -> float:
     p = np.clip(probabilities, 1e-7, 1 - 1e-7)
     return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
@@ -244,8 +250,7 @@ def fit(
         classifier = modeling.unwrap(model)
         probe_oof = probe.fit_head(classifier, [*train_ids, *val_ids], y_all, pad_id, config.seed, ctx)
         best_state = copy.deepcopy(classifier.state_dict())
-        untuned = apply_thresholds(probe_oof[len(train_ids) :], [UNTUNED_THRESHOLD] * len(LABELS))
-        best_f1 = multilabel_metrics(y_val, untuned)["macro_f1"]
+        best_f1 = untuned_macro_f1(probe_oof[len(train_ids) :], y_val)
 
     # loop: one epoch at a time ------------------------------------------------------------
     started = time.perf_counter()
@@ -292,8 +297,7 @@ def fit(
         train_loss = sum(losses) / max(len(losses), 1)
         val_probs = modeling.predict(model, val_ids, pad_id, config.batch_size, ctx)
         val_loss = bce_loss(val_probs, y_val)
-        untuned = apply_thresholds(val_probs, [UNTUNED_THRESHOLD] * len(LABELS))
-        val_f1 = multilabel_metrics(y_val, untuned)["macro_f1"]
+        val_f1 = untuned_macro_f1(val_probs, y_val)
         overfitting = val_loss > config.overfit_ratio * train_loss
         history.append(
             {
