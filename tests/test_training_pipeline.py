@@ -23,9 +23,10 @@ from treelens.model.dataset import read_records
 from treelens.model.labels import LABELS
 from treelens.model.runtime import Classifier
 from treelens.model.tokenizer import SPECIAL_TOKENS, line_counter, load_tokenizer
-from treelens.training import evaluate
+from treelens.training import crossval, evaluate
 from treelens.training.options import build_config, read_preset
 from treelens.training.run_layout import CHECKPOINT_FILE
+from treelens.training.stage_configs import CrossvalConfig
 from treelens.training.texts import render
 
 
@@ -276,6 +277,12 @@ def test_crossval_fold_runs_one_fold_that_a_full_run_keeps(tiny_run, tiny_data, 
     assert second.returncode == 0, second.stderr[-3000:]
     saved = json.loads((out / "fold-2" / "finetune" / "all_results.json").read_text())
     assert saved["history"]["config"]["seed"] == 1  # the second split's seed, as --seed 1 would
+    other_records = subprocess.run([*command, "--seed", "1"], capture_output=True, text=True, timeout=600)
+    assert other_records.returncode == 1 and "finetuned on other records than fold 1" in other_records.stderr
+    again = [*command, "--seed", "1", "--fold", "0", "--overwrite-output-dir"]
+    done = subprocess.run(again, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "already done" not in done.stderr, done.stderr[-3000:]
+    assert not (out / "fold-1").exists()  # started over: the other folds' predictions are gone
 
 
 def test_crossval_repeats_score_every_split_as_its_own_seed_would(tiny_run, tiny_data, tmp_path):
@@ -314,6 +321,31 @@ def test_crossval_skip_model_runs_on_the_installed_bundles_tokenizer(tiny_data, 
     result = json.loads((out / "crossval.json").read_text())
     assert list(result["systems"]) == ["wide", "tf-idf baseline", "rules baseline"]
     assert len(result["systems"]["wide"]["macro_f1"]["folds"]) == 2
+
+
+def test_crossval_train_share_fits_on_fewer_records_of_the_same_folds(tiny_run, tiny_data, tmp_path):
+    """--train-share F: each fold's training and validation records cut to a random share F
+    (a learning curve), the test folds exactly those of the full run; the report says so."""
+    records = list(range(200))
+    full = crossval.fold_indices(records, CrossvalConfig())
+    config = CrossvalConfig(train_share=0.5)
+    for (train, val, test), (all_train, all_val, all_test) in zip(
+        crossval.fold_indices(records, config), full, strict=True
+    ):
+        assert test == all_test and set(train) < set(all_train) and set(val) < set(all_val)
+        assert (len(train), len(val)) == (round(len(all_train) / 2), round(len(all_val) / 2))
+    assert crossval.fold_indices(records, config) == crossval.fold_indices(records, config)
+    out = tmp_path / "cv"
+    command = [sys.executable, "-m", "treelens.training.cli", "crossval", "--skip-model", "--folds", "2"]
+    command += ["--data", str(tiny_data), "--pretrained", str(tiny_run / "pretrain")]
+    command += ["--output-dir", str(out)]
+    done = subprocess.run([*command, "--train-share", "0.6"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 train, 1 validation, 5 test" in done.stderr  # of 4 and 1 at the full share
+    assert "every system fit on 60% of each fold's training records" in (out / "crossval.md").read_text()
+    assert json.loads((out / "crossval.json").read_text())["config"]["train_share"] == 0.6
+    refused = subprocess.run([*command, "--train-share", "0"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and "--train-share must be above 0 and at most 1, got 0" in refused.stderr
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,8 @@ K alone and stops, so the folds can run side by side (five processes share one G
 a run without it then keeps them all and scores. ``--repeats N`` splits the records N times
 (split R drawn with seed ``--seed`` + R, as a run with that seed would) and scores the N x k
 folds together: one split's mean can sit 0.01 from another's (README, "A second split").
+``--train-share F`` fits every system on a random share F of each fold's training records,
+the test folds unchanged: a learning curve (README, "What more labelled data would buy").
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -76,9 +79,17 @@ def fold_indices(records: list[Record], config: CrossvalConfig) -> list[tuple[li
             rng = np.random.default_rng(seed * 1000 + k)
             shuffled = rng.permutation(rest)
             n_val = max(1, round(len(rest) * config.validation_share))
-            train, val = sorted(shuffled[n_val:].tolist()), sorted(shuffled[:n_val].tolist())
-            folds.append((train, val, test.tolist()))
+            train, val = shuffled[n_val:], shuffled[:n_val]
+            if config.train_share < 1:
+                train, val = (share(part, config.train_share, rng) for part in (train, val))
+            folds.append((sorted(train.tolist()), sorted(val.tolist()), test.tolist()))
     return folds
+
+
+def share(indices: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """A random ``fraction`` of ``indices`` (at least one): ``--train-share``'s smaller
+    training sets, drawn after the fold's own split so that the test folds stay the same."""
+    return rng.choice(indices, max(1, round(len(indices) * fraction)), replace=False)
 
 
 def fold_seed(config: CrossvalConfig, fold: int) -> int:
@@ -147,10 +158,17 @@ def fold_longformer(
     so folds can run side by side)."""
     folder = config.output_dir / f"fold-{k}"
     saved = folder / PREDICTIONS_FILE
-    if saved.is_file():
-        log.info("crossval: fold %d already done, keeping the Longformer's %s", k + 1, saved)
-        return {name: p for name, p in np.load(saved).items() if name.startswith("model/")}
     train, val, test = split
+    if saved.is_file():
+        kept = dict(np.load(saved))
+        if "model/fit_on" in kept and kept["model/fit_on"].tolist() != train + val:
+            raise StageError(
+                f"{saved} was finetuned on other records than fold {k + 1} holds now (another "
+                "--seed, --repeats or --train-share, or other data): pass a fresh --output-dir, or "
+                "--overwrite-output-dir to finetune every fold again"
+            )
+        log.info("crossval: fold %d already done, keeping the Longformer's %s", k + 1, saved)
+        return {name: p for name, p in kept.items() if name in ("model/val", "model/test")}
     fine = finetune_config(replace(config, seed=fold_seed(config, k)), preset, folder / "finetune")
     summary = {"fold": k, "labels": label_counts(records[i] for i in train)}
     with fast_longformer():
@@ -162,7 +180,7 @@ def fold_longformer(
         config,
     )
     deep = {"model/val": probabilities["val"], "model/test": probabilities["test"]}
-    np.savez(saved, **deep)
+    np.savez(saved, **deep, **{"model/fit_on": np.array(train + val)})
     return deep
 
 
@@ -292,6 +310,8 @@ def markdown(
     title = f"{config.folds}-fold cross-validation"
     if config.repeats > 1:
         title += f", {config.repeats} splits: {config.folds * config.repeats} folds"
+    if config.train_share < 1:
+        title += f", every system fit on {config.train_share:.0%} of each fold's training records"
     lines = [
         f"# {title} ({samples} labelled projects, mean ± std over folds)",
         "",
@@ -346,6 +366,9 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
     """Cross-validate; returns the summary written to crossval.json."""
     check_pretrained(config.pretrained, model=not config.skip_model)
     prepare_output_dir(config.output_dir, config.overwrite_output_dir, resume_ok=True)
+    if config.overwrite_output_dir:
+        for finished in config.output_dir.glob("fold-*"):
+            shutil.rmtree(finished)
     tokenizer_path = config.pretrained / TOKENIZER_FILE
     records = sorted(
         (r for r in load_records(config.data, config.data_dir) if r.labelled), key=lambda r: r.id

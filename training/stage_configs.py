@@ -325,6 +325,12 @@ class CrossvalConfig:
     validation_share: float = option(
         0.15, "share of each fold's training records held out to pick the Longformer's epoch (and thresholds)"
     )
+    train_share: float = option(
+        1.0,
+        "fit every system on this share of each fold's training and validation records, drawn at "
+        "random (the test folds stay whole): run it at 0.25, 0.5 and 0.75 for a learning curve, "
+        "what more labelled data would be worth (README)",
+    )
     wide_weight: float | None = option(
         None,
         "weight of the wide path's logits in wide+deep (0: deep only); default: the preset's "
@@ -358,6 +364,8 @@ class CrossvalConfig:
             raise UsageError(f"--folds must be at least 2, got {self.folds}")
         if not 0 < self.validation_share < 0.5:
             raise UsageError(f"--validation-share must be between 0 and 0.5, got {self.validation_share}")
+        if not 0 < self.train_share <= 1:
+            raise UsageError(f"--train-share must be above 0 and at most 1, got {self.train_share}")
         if self.wide_weight is not None and not 0 <= self.wide_weight <= 1:
             raise UsageError(f"--wide-weight must be between 0 and 1, got {self.wide_weight}")
         if self.probe and self.skip_model:
