@@ -161,10 +161,10 @@ def fold_longformer(
     train, val, test = split
     if saved.is_file():
         kept = dict(np.load(saved))
-        if "model/fit_on" in kept and kept["model/fit_on"].tolist() != train + val:
+        if "fit_on" in kept and kept["fit_on"].tolist() != train + val:
             raise StageError(
                 f"{saved} was finetuned on other records than fold {k + 1} holds now (another "
-                "--seed, --repeats or --train-share, or other data): pass a fresh --output-dir, or "
+                "--seed or --train-share, or other data): pass a fresh --output-dir, or "
                 "--overwrite-output-dir to finetune every fold again"
             )
         log.info("crossval: fold %d already done, keeping the Longformer's %s", k + 1, saved)
@@ -180,7 +180,7 @@ def fold_longformer(
         config,
     )
     deep = {"model/val": probabilities["val"], "model/test": probabilities["test"]}
-    np.savez(saved, **deep, **{"model/fit_on": np.array(train + val)})
+    np.savez(saved, **deep, fit_on=np.array(train + val))
     return deep
 
 
