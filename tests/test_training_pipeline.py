@@ -282,7 +282,11 @@ def test_crossval_fold_runs_one_fold_that_a_full_run_keeps(tiny_run, tiny_data, 
     again = [*command, "--seed", "1", "--fold", "0", "--overwrite-output-dir"]
     done = subprocess.run(again, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and "already done" not in done.stderr, done.stderr[-3000:]
-    assert not (out / "fold-1").exists()  # started over: the other folds' predictions are gone
+    assert (out / "fold-1" / "predictions.npz").is_file()  # --fold 0 starts fold 0 alone over
+    over = [*command, "--seed", "1", "--overwrite-output-dir"]
+    everything = subprocess.run(over, capture_output=True, text=True, timeout=600)
+    assert everything.returncode == 0 and "already done" not in everything.stderr, everything.stderr[-3000:]
+    assert not (out / "fold-2").exists()  # started over: the other split's fold is gone too
 
 
 def test_crossval_repeats_score_every_split_as_its_own_seed_would(tiny_run, tiny_data, tmp_path):

@@ -366,8 +366,9 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
     """Cross-validate; returns the summary written to crossval.json."""
     check_pretrained(config.pretrained, model=not config.skip_model)
     prepare_output_dir(config.output_dir, config.overwrite_output_dir, resume_ok=True)
-    if config.overwrite_output_dir:
-        for finished in config.output_dir.glob("fold-*"):
+    if config.overwrite_output_dir:  # with --fold K only fold K: its siblings may be running beside it
+        started = "fold-*" if config.fold is None else f"fold-{config.fold}"
+        for finished in config.output_dir.glob(started):
             shutil.rmtree(finished)
     tokenizer_path = config.pretrained / TOKENIZER_FILE
     records = sorted(
