@@ -113,13 +113,18 @@ def read_records(path: Path | str) -> Iterator[Record]:
         raise DatasetError(f"{path}: no records (the file is empty)")
 
 
+def refuse_existing_output(output: Path, overwrite: bool) -> None:
+    """A records file that exists is kept unless ``--overwrite`` says to replace it."""
+    if output.exists() and not overwrite:
+        raise UsageError(f"--output {output} exists; pass --overwrite to replace it")
+
+
 def write_records_file(output: Path, overwrite: bool, write: Callable[[TextIO], object]) -> int:
     """Write data-set records to ``output`` (JSON Lines, gzip'd when it ends in .gz) with
     ``write(handle)``; the file appears whole or not at all. It is read back with
     ``read_records``, so a record the stages would refuse is caught here; returns how many
     records it holds. An existing ``output`` is kept unless ``overwrite``."""
-    if output.exists() and not overwrite:
-        raise UsageError(f"--output {output} exists; pass --overwrite to replace it")
+    refuse_existing_output(output, overwrite)
     # the partial file ends like the real one, so it is read back (gzip'd or not) the same way
     with output_file(output, "--output", make_parents=True) as partial:
         opener = gzip.open if partial.suffix == ".gz" else open

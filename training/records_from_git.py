@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from treelens.daemon.git import read_git
-from treelens.model.dataset import DatasetError, parse_record, write_records_file
+from treelens.model.dataset import DatasetError, parse_record, refuse_existing_output, write_records_file
 from treelens.model.errors import UsageError
 from treelens.model.guards import bounded_lines, load_json
 from treelens.model.manifests import cut_manifest, select_manifests
@@ -145,8 +145,7 @@ def cmd_data_build(args: argparse.Namespace) -> int:
         raise UsageError(f"--annotations {args.annotations}: no such file")
     if not args.repos.is_dir():
         raise UsageError(f"--repos {args.repos}: no such folder (it holds the clones, one per annotation)")
-    if args.output.exists() and not args.overwrite:  # before reading every clone, not after
-        raise UsageError(f"--output {args.output} exists; pass --overwrite to replace it")
+    refuse_existing_output(args.output, args.overwrite)  # before reading every clone, not after
     records, missing = build(args.annotations, args.repos, args.skip_missing)
     if not records:
         raise DatasetError(f"{args.annotations}: none of its repositories is cloned under {args.repos}")
