@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from tests.folders import git, make_git_repo, write_files
 from tests.shared_data import labelled_records
-from tests.tiny_model import tiny_records, write_records
+from tests.tiny_model import pretrain_cli, tiny_records, write_records
 from treelens.model.bundle import load_bundle
 from treelens.model.dataset import read_records
 from treelens.model.labels import LABELS
@@ -190,17 +191,30 @@ def test_crossval_train_data_trains_every_fold_and_tests_none(tiny_run, tiny_dat
     assert refused.returncode == 1 and "training-only records must be labelled" in refused.stderr
 
 
-def test_all_train_data_trains_the_bundle_and_its_baselines(tiny_run, tiny_data, tmp_path: Path) -> None:
-    """`all --train-data`: the records join finetune's training split, and the bundle's
-    manifest counts them; the evaluate stage fits its baselines on them too; the held-out
-    test records are the data set's alone."""
+def test_pretrain_train_data_adds_training_trees(tiny_run, tiny_data, tmp_path: Path) -> None:
+    """`pretrain --train-data`: the records' trees join the training texts; the MLM
+    validation texts stay the data set's own."""
+    extra = write_records(tmp_path / "train-only.jsonl", renamed(tiny_records(), "extra")[:3])
+    plain = pretrain_cli(tiny_run, tiny_data, tmp_path / "plain")
+    joined = pretrain_cli(tiny_run, tiny_data, tmp_path / "joined", "--train-data", str(extra))
+    assert plain.returncode == 0 and joined.returncode == 0, joined.stderr[-3000:]
+    assert "3 labelled records that only train" in joined.stderr
+    pattern = r"train samples (\d+), eval samples (\d+)"
+    counts = [re.search(pattern, done.stderr).groups() for done in (plain, joined)]
+    (train, evaluated), (train_joined, evaluated_joined) = counts
+    assert int(train_joined) == int(train) + 3 and evaluated_joined == evaluated
+
+
+def test_all_train_data_trains_the_bundle_and_its_baselines(tiny_data, tmp_path: Path) -> None:
+    """`all --train-data`: the records' trees join the pretraining, the records join
+    finetune's training split, and the bundle's manifest counts them; the evaluate stage fits
+    its baselines on them too; the held-out test records are the data set's alone."""
     extra = write_records(tmp_path / "train-only.jsonl", renamed(tiny_records(), "extra")[:3])
     command = [*CLI, "all", "--preset", "tiny", "--data", str(tiny_data), "--train-data", str(extra)]
-    command += ["--pretrained", str(tiny_run / "pretrain"), "--output-dir", str(tmp_path / "run")]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    done = subprocess.run([*command, "--output-dir", str(tmp_path / "run")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     data = load_bundle(tmp_path / "run" / "export" / "bundle").manifest["training"]["data"]
     assert data["train_only"] == 3 and data["records"]["train"] == 4 + 3 and data["records"]["test"] == 3
-    assert done.stderr.count("3 labelled records that only train") == 2  # finetune, evaluate's baselines
+    assert done.stderr.count("3 labelled records that only train") == 3  # pretrain, finetune, baselines
     metrics = json.loads((tmp_path / "run" / "evaluate" / "metrics.json").read_text())
     assert metrics["samples"] == 3 and "tf-idf baseline" in metrics["systems"]

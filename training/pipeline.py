@@ -60,6 +60,7 @@ def run(config: AllConfig, preset: str | Path | None) -> Path:
             "pretrain",
             output_dir=root / "pretrain",
             tokenizer=tokenizer_path,
+            train_data=config.train_data,
             **common, **system, **fresh,
         )  # fmt: skip
         pretrain.run(pre)

@@ -54,6 +54,7 @@ from treelens.training.texts import (
     load_records,
     pretraining_trees,
     render,
+    train_only_records,
 )
 
 log = logging.getLogger(__name__)
@@ -93,11 +94,14 @@ def pretraining_data(config: PretrainConfig, counter) -> tuple[list[ProjectTree]
 
     The labelled validation and test splits are kept out: validation measures the MLM
     loss on unseen projects, and the test split is never seen by any stage but evaluate.
+    ``--train-data``'s trees join the training trees (their labels unused): the annotated
+    repositories are trees the Longformer otherwise never reads.
     """
     records = load_records(config.data, config.data_dir)
     splits = labelled_splits(records)
     held_out = {r.id for r in splits["validation"] + splits["test"]}
     train_records = [r for r in records if r.id not in held_out]
+    train_records += train_only_records(config.train_data, records)
     trees = pretraining_trees(train_records, SubtreeRule() if config.subtrees else None)
     evaluation = render(
         [r.tree for r in splits["validation"]][: config.max_eval_samples], config.max_tokens, counter

@@ -41,7 +41,8 @@ TRAIN_DATA_HELP = (
     "labelled records that only ever train, never validate or test, so every score stays on --data's "
     "records: `treelens-train data build`'s output for training/annotations.jsonl (README)"
 )
-"""--train-data's help: finetune, evaluate (its baselines), all and crossval read it."""
+"""--train-data's help: pretrain (the trees only), finetune, evaluate (its baselines), all and crossval
+read it."""
 
 
 @dataclass
@@ -72,6 +73,7 @@ class PretrainConfig:
     tokenizer: Path = option(Path("runs/tokenizer/tokenizer.json"), "tokenizer.json from the tokenizer stage")
     data_dir: Path = option(DEFAULT_DATA_DIR, "folder with projects-*.jsonl(.gz) data files")
     data: list[Path] = option([], "data files (override --data-dir)")
+    train_data: list[Path] = option([], TRAIN_DATA_HELP)
     # data
     subtrees: bool = option(True, "add sub-trees of large repositories as extra samples")
     augment_drop: float = option(0.5, "chance a training text is shown with some files dropped, per epoch")
