@@ -87,6 +87,24 @@ def test_finetune_needs_a_pretrained_model(tmp_path, capsys):
     assert "no model/config.json or tokenizer.json; run the pretrain stage" in error
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--label-wide-weight", "gui=0.5"], "--label-wide-weight 'gui=0.5': expected LABEL=WEIGHT"),
+        (["--label-wide-weight", "cli=2"], "--label-wide-weight 'cli=2': expected LABEL=WEIGHT"),
+        (["--label-wide-weight", "cli"], "--label-wide-weight 'cli': expected LABEL=WEIGHT"),
+        (["--wide-weight", "0", "--label-wide-weight", "cli=0.5"], "--label-wide-weight needs a wide path"),
+    ],
+)
+def test_bad_label_wide_weights_are_refused(flags, message, tmp_path, capsys):
+    """Refused before anything is read, for finetune and crossval alike."""
+    finetune = ["finetune", "--preset", "tiny", "--output-dir", str(tmp_path / "f"), *flags]
+    assert message in fails(finetune, capsys)
+    if "--wide-weight" not in flags:
+        crossval = ["crossval", "--preset", "tiny", "--output-dir", str(tmp_path / "c"), *flags]
+        assert message in fails(crossval, capsys)
+
+
 def test_crossval_names_what_the_pretraining_lacks(tmp_path, capsys):
     """One check for every stage that reads a pretraining: --skip-model needs the tokenizer
     only; nothing is written for a folder that is refused."""

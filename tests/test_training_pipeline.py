@@ -253,6 +253,19 @@ def test_crossval_scores_every_system_on_the_same_folds(tiny_run, tiny_data, tmp
     assert again.returncode == 0 and again.stderr.count("already done") == 2, again.stderr[-3000:]
     rescored = json.loads((out / "crossval.json").read_text())["systems"]  # finished folds, a new mix
     assert rescored["wide+deep"]["macro_f1"]["folds"] == rescored["wide"]["macro_f1"]["folds"]
+    cli_deep = subprocess.run(
+        [*command, "--wide-weight", "1", "--label-wide-weight", "cli=0"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert cli_deep.returncode == 0, cli_deep.stderr[-3000:]
+    assert json.loads((out / "crossval.json").read_text())["label_wide_weight"] == {"cli": 0.0}
+    assert "at wide weight 1, cli 0." in (out / "crossval.md").read_text()
+    for line in (out / "predictions.jsonl").read_text().splitlines():
+        probs = json.loads(line)["probabilities"]
+        assert probs["wide+deep"]["cli"] == pytest.approx(probs["model"]["cli"], abs=2e-4)
+        assert probs["wide+deep"]["backend"] == pytest.approx(probs["wide"]["backend"], abs=2e-4)
 
 
 def test_crossval_fold_runs_one_fold_that_a_full_run_keeps(tiny_run, tiny_data, tmp_path):

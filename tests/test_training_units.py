@@ -186,6 +186,54 @@ def test_wide_path_weighs_tokens_by_how_they_tell_a_label_apart(tiny_run):
     assert all(path.coef[0, i] == 0 for i in shared) and all(path.coef[0, i] > 0 for i in only_cli)
 
 
+def test_a_label_wide_weight_mixes_that_label_alone(tiny_run, tmp_path):
+    """--label-wide-weight cli=0.2: cli's logits mix at 0.2, every other label's at the
+    default, the same in numpy (finetune, evaluate) and in the exported torch graph; the
+    weights survive saving, and a wide.npz with one weight loads as that weight per label."""
+    import torch
+
+    from treelens.model.tokenizer import PAD, encode_batch, load_tokenizer
+    from treelens.training import wide
+
+    weights = wide.label_weights(0.9, {"cli": 0.2})
+    cli = LABELS.index("cli")
+    assert weights[cli] == pytest.approx(0.2) and np.delete(weights, cli) == pytest.approx(0.9)
+    mixed = wide.mix_logits(np.zeros((2, len(LABELS))), np.ones((2, len(LABELS))), weights)
+    assert mixed[:, cli] == pytest.approx(0.2) and np.delete(mixed, cli, axis=1) == pytest.approx(0.9)
+
+    tokenizer = load_tokenizer(tiny_run / "tokenizer" / "tokenizer.json")
+    texts = [
+        f"# tree\n{name}/main.py\n# project: {name}\n# facts: none\n" for name in ("cmd", "web", "lib", "app")
+    ]
+    ids = encode_batch(tokenizer, texts, 256)
+    y = np.array(
+        [
+            [1, 0, 1, 0, 1, 0, 1, 0],
+            [0, 1, 0, 1, 0, 1, 0, 1],
+            [1, 1, 0, 0, 1, 1, 0, 0],
+            [0, 0, 1, 1, 0, 0, 1, 1],
+        ]
+    )
+    path = wide.WidePath(tokenizer).fit(ids, y)
+    wide.save(tmp_path, path, weights)
+    head, loaded = wide.load(tmp_path)
+    assert loaded == pytest.approx(weights)
+
+    class Deep(torch.nn.Module):
+        def forward(self, input_ids, attention_mask):
+            return torch.zeros(input_ids.shape[0], len(LABELS))
+
+    longest = max(map(len, ids))
+    tensor = torch.tensor([row + [tokenizer.token_to_id(PAD)] * (longest - len(row)) for row in ids])
+    mask = torch.tensor([[1] * len(row) + [0] * (longest - len(row)) for row in ids])
+    got = wide.WideAndDeep(Deep(), head, loaded)(tensor, mask).detach().numpy()
+    expected = wide.mix_logits(np.zeros_like(got), wide.head_logits(head, ids), weights)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+    np.savez(tmp_path / wide.WIDE_FILE, **path.weights(), wide_weight=np.float32(0.9))
+    assert wide.load(tmp_path)[1] == pytest.approx([0.9] * len(LABELS))
+
+
 def test_an_older_runs_tfidf_wide_path_is_refused_with_what_to_do(tmp_path):
     """A wide.npz from before NB-LR (idf, no ``counted``) cannot be exported as this graph."""
     from treelens.training import wide

@@ -58,9 +58,9 @@ from treelens.training.longformer_fast import fast_longformer
 from treelens.training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
 from treelens.training.options import StageError, build_config, prepare_output_dir, to_json
 from treelens.training.run_layout import MODEL_DIR, TOKENIZER_FILE, check_pretrained
-from treelens.training.stage_configs import PROBE, CrossvalConfig, FinetuneConfig
+from treelens.training.stage_configs import PROBE, CrossvalConfig, FinetuneConfig, parse_label_weights
 from treelens.training.texts import load_records, render, train_only_records
-from treelens.training.wide import WidePath, mix, sigmoid, to_logits
+from treelens.training.wide import WidePath, label_weights, mix, sigmoid, to_logits
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ def quick_fold(
     }
 
 
-def with_mix(probs: dict[str, np.ndarray], wide_weight: float) -> dict[str, np.ndarray]:
+def with_mix(probs: dict[str, np.ndarray], wide_weight: float | np.ndarray) -> dict[str, np.ndarray]:
     """A fold's probabilities with wide+deep mixed from the saved model and wide ones (so a
     finished fold is scored at any weight without training again). The mix takes its
     thresholds from the wide path's out-of-fold probabilities, as finetune does."""
@@ -238,11 +238,14 @@ def with_mix(probs: dict[str, np.ndarray], wide_weight: float) -> dict[str, np.n
 
 
 def score_fold(
-    y: np.ndarray, split: tuple[list, list, list], probs: dict[str, np.ndarray], wide_weight: float
+    y: np.ndarray,
+    split: tuple[list, list, list],
+    probs: dict[str, np.ndarray],
+    wide_weight: float | np.ndarray,
 ) -> dict:
-    """Test-fold metrics per system (wide+deep at ``wide_weight``). Thresholds are tuned on
-    out-of-fold probabilities over the training + validation records where a system has
-    them, else (the Longformer alone) on the validation records."""
+    """Test-fold metrics per system (wide+deep at ``wide_weight``, one or one per label).
+    Thresholds are tuned on out-of-fold probabilities over the training + validation
+    records where a system has them, else (the Longformer alone) on the validation records."""
     train, val, test = split
     probs = with_mix(probs, wide_weight)
     scores = {}
@@ -317,7 +320,7 @@ def markdown(
     samples: int,
     train_only: int,
     sweep: dict[str, dict],
-    wide_weight: float,
+    mixed_at: str,
     model: str,
 ) -> str:
     title = f"{config.folds}-fold cross-validation"
@@ -330,7 +333,7 @@ def markdown(
     lines = [
         f"# {title} ({samples} labelled projects, mean ± std over folds)",
         "",
-        f"model: {model}; wide+deep mixes the logits at wide weight {wide_weight:g}.",
+        f"model: {model}; wide+deep mixes the logits at wide weight {mixed_at}.",
         "",
         "| system | macro-F1 | micro-F1 | exact match | label accuracy |",
         "|---|---|---|---|---|",
@@ -348,7 +351,8 @@ def markdown(
     if sweep:
         lines += [
             "",
-            "wide+deep macro-F1 by the wide path's weight (0: Longformer alone, 1: wide alone):",
+            "wide+deep macro-F1 by the wide path's weight, the same for every label (0: Longformer alone, "
+            "1: wide alone):",
             "",
         ]
         lines += ["| wide weight | " + " | ".join(sweep) + " |", "|---" * (len(sweep) + 1) + "|"]
@@ -396,6 +400,10 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
     pad_id = tokenizer.token_to_id(PAD)
     fine = finetune_config(config, preset, config.output_dir)
     wide_weight = fine.wide_weight if config.wide_weight is None else config.wide_weight
+    overrides = parse_label_weights(
+        fine.label_wide_weight if config.label_wide_weight is None else config.label_wide_weight
+    )
+    weights = label_weights(wide_weight, overrides)
     probing = config.probe or (fine.pooling == PROBE and not config.skip_model)
     max_tokens = pretrained_max_tokens(config.pretrained)
     texts = render([r.tree for r in fitted], max_tokens, line_counter(tokenizer))
@@ -426,11 +434,11 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
             deep = fold_longformer(k, fitted, split, pad_id, ids, config, preset)
         probs = {**deep, **quick_fold(fitted, split, tokenizer, ids, texts, seed)}
         fold_probs.append(probs)
-        scores = score_fold(y, split, probs, wide_weight)
+        scores = score_fold(y, split, probs, weights)
         for system, m in scores.items():
             log.info("crossval: fold %d %-16s macro-F1 %.3f", k + 1, system, m["macro_f1"])
         per_fold.append(scores)
-        for name, p in with_mix(probs, wide_weight).items():
+        for name, p in with_mix(probs, weights).items():
             if name.endswith("/test"):
                 for row, i in enumerate(split[2]):
                     oof.setdefault((k // config.folds, i), {"fold": k})[name.removesuffix("/test")] = p[row]
@@ -447,12 +455,14 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
         "systems": systems,
         "model": model,
         "wide_weight": wide_weight,
+        "label_wide_weight": overrides,
         "wide_weight_sweep": sweep,
         "config": to_json(config),
         "preset": str(preset) if preset else None,
     }
     (config.output_dir / "crossval.json").write_text(json.dumps(result, indent=2) + "\n")
-    report = markdown(systems, config, len(records), len(train_only), sweep, wide_weight, model)
+    mixed_at = f"{wide_weight:g}" + "".join(f", {name} {w:g}" for name, w in overrides.items())
+    report = markdown(systems, config, len(records), len(train_only), sweep, mixed_at, model)
     (config.output_dir / "crossval.md").write_text(report)
     write_predictions(config.output_dir / "predictions.jsonl", records, oof)
     for name, s in systems.items():

@@ -387,7 +387,7 @@ def run(config: ExportConfig) -> Path:
         "thresholds": thresholds,
         "architecture": {
             **model.config.to_diff_dict(),
-            "wide_weight": wide_path[1] if wide_path else 0.0,
+            "wide_weight": dict(zip(LABELS, wide_path[1].tolist(), strict=True)) if wide_path else 0.0,
         },
         "training": {
             "data": json.loads(summary_path.read_text()) if summary_path.is_file() else {},

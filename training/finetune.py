@@ -51,7 +51,7 @@ from treelens.training.run_layout import (
     save_hf_files,
     write_metrics,
 )
-from treelens.training.stage_configs import PROBE, FinetuneConfig
+from treelens.training.stage_configs import PROBE, FinetuneConfig, parse_label_weights
 from treelens.training.summary import Summary
 from treelens.training.texts import epoch_views, labelled_splits, load_records, render, train_only_records
 
@@ -363,10 +363,11 @@ def fit(
             # out-of-fold wide logits with the Longformer's, so validation stays unseen.
             wide_path = wide.WidePath(tokenizer, seed=config.seed)
             oof = wide_path.fit_out_of_fold([*train_ids, *val_ids], y_all)
-            wide.save(config.output_dir, wide_path, config.wide_weight)
+            weights = wide.label_weights(config.wide_weight, parse_label_weights(config.label_wide_weight))
+            wide.save(config.output_dir, wide_path, weights)
             thresholds = tune_thresholds(y_all, wide.sigmoid(oof))
-            train_probs = wide.mix(wide.to_logits(train_probs), oof[: len(train_ids)], config.wide_weight)
-            val_probs = wide.mix(wide.to_logits(val_probs), oof[len(train_ids) :], config.wide_weight)
+            train_probs = wide.mix(wide.to_logits(train_probs), oof[: len(train_ids)], weights)
+            val_probs = wide.mix(wide.to_logits(val_probs), oof[len(train_ids) :], weights)
         else:
             thresholds = tune_thresholds(y_val, val_probs)
         cut = [thresholds[name] for name in LABELS]

@@ -6,6 +6,7 @@ without importing torch. training/options.py turns these into flags and reads pr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from treelens.model.bundle import DEFAULT_BUNDLE_DIR
 from treelens.model.devices import DEFAULT_DEVICE, DEVICES
 from treelens.model.errors import UsageError
 from treelens.model.input import DEFAULT_MAX_TOKENS
+from treelens.model.labels import LABELS
 from treelens.training.options import DEFAULT_DATA_DIR, option
 
 SPLIT_CHOICES = ["test", "validation", "train", "all"]
@@ -43,6 +45,30 @@ TRAIN_DATA_HELP = (
 )
 """--train-data's help: pretrain (the trees only), finetune, evaluate (its baselines), all and crossval
 read it."""
+
+
+LABEL_WIDE_WEIGHT_HELP = (
+    "LABEL=WEIGHT, the wide path's weight for that label's logits instead of --wide-weight "
+    "(cli=0.5: where the Longformer alone reads a label better than the wide path); one or more"
+)
+
+
+def parse_label_weights(items: Sequence[str]) -> dict[str, float]:
+    """``["cli=0.5"]`` -> ``{"cli": 0.5}``, or a UsageError naming the bad item."""
+    weights = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = -1.0
+        if name not in LABELS or not 0 <= weight <= 1:
+            raise UsageError(
+                f"--label-wide-weight {item!r}: expected LABEL=WEIGHT with a label of "
+                f"{', '.join(LABELS)} and a weight from 0 to 1 (cli=0.5)"
+            )
+        weights[name] = weight
+    return weights
 
 
 @dataclass
@@ -179,6 +205,7 @@ class FinetuneConfig:
         "weight of the wide path (logistic regression on token counts, in the same graph) in the "
         "mixed logits; 0: the Longformer alone",
     )
+    label_wide_weight: list[str] = option([], LABEL_WIDE_WEIGHT_HELP)
     pooling: str = option(
         "cls",
         "what the head reads: 'cls' the [CLS] state alone, 'segments' also the mean of each segment's "
@@ -231,6 +258,9 @@ class FinetuneConfig:
             )
         if not 0 <= self.wide_weight < 1:
             raise UsageError(f"--wide-weight must be at least 0 and below 1, got {self.wide_weight}")
+        if self.label_wide_weight and self.wide_weight == 0:
+            raise UsageError("--label-wide-weight needs a wide path: pass --wide-weight above 0 too")
+        parse_label_weights(self.label_wide_weight)
         if self.pooling == PROBE:
             check_probe(self)
         if not 0 <= self.distill_weight <= 1:
@@ -349,6 +379,9 @@ class CrossvalConfig:
         "weight of the wide path's logits in wide+deep (0: deep only); default: the preset's "
         "finetune --wide-weight, the mix the bundle ships",
     )
+    label_wide_weight: list[str] | None = option(
+        None, LABEL_WIDE_WEIGHT_HELP + "; default: the preset's finetune --label-wide-weight"
+    )
     skip_model: bool = option(False, "score the baselines and the wide path only (no finetuning)")
     probe: bool = option(
         False,
@@ -381,5 +414,6 @@ class CrossvalConfig:
             raise UsageError(f"--train-share must be above 0 and at most 1, got {self.train_share}")
         if self.wide_weight is not None and not 0 <= self.wide_weight <= 1:
             raise UsageError(f"--wide-weight must be between 0 and 1, got {self.wide_weight}")
+        parse_label_weights(self.label_wide_weight or [])
         if self.probe and self.skip_model:
             raise UsageError("--probe scores the pretrained model and --skip-model leaves it out: pass one")

@@ -11,7 +11,7 @@ teaches quickly; the Longformer adds order and context on top.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,6 +21,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from tokenizers import Tokenizer
 
+from treelens.model.labels import LABELS
 from treelens.model.tokenizer import SEP, SPECIAL_TOKENS
 from treelens.training.metrics import inner_folds
 from treelens.training.options import StageError
@@ -207,9 +208,10 @@ def out_of_fold_probabilities(
     return sigmoid(WidePath(tokenizer, seed=seed).out_of_fold_logits(ids, y, folds))
 
 
-def mix_logits(deep_logits: T, wide_logits: T, wide_weight: float) -> T:
-    """The wide-and-deep logits: the weighted mean of both paths' logits (numpy or torch),
-    the one formula finetune, evaluate, the export graph and the benchmarks share."""
+def mix_logits(deep_logits: T, wide_logits: T, wide_weight: float | T) -> T:
+    """The wide-and-deep logits: the weighted mean of both paths' logits (numpy or torch;
+    ``wide_weight`` one number or one per label), the one formula finetune, evaluate, the
+    export graph and the benchmarks share."""
     return (1.0 - wide_weight) * deep_logits + wide_weight * wide_logits
 
 
@@ -217,7 +219,7 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits))
 
 
-def mix(deep_logits: np.ndarray, wide_logits: np.ndarray, wide_weight: float) -> np.ndarray:
+def mix(deep_logits: np.ndarray, wide_logits: np.ndarray, wide_weight: float | np.ndarray) -> np.ndarray:
     """Probabilities of the wide-and-deep model."""
     return sigmoid(mix_logits(deep_logits, wide_logits, wide_weight))
 
@@ -227,12 +229,20 @@ def to_logits(probabilities: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def save(folder: Path, wide: WidePath, wide_weight: float) -> None:
-    np.savez(folder / WIDE_FILE, **wide.weights(), wide_weight=np.float32(wide_weight))
+def label_weights(wide_weight: float, overrides: Mapping[str, float]) -> np.ndarray:
+    """The wide path's weight per label, in LABELS order: ``wide_weight`` for every label but
+    those ``overrides`` names (``{"cli": 0.5}``: where the Longformer alone reads a label
+    better than the wide path, its logits count for more)."""
+    return np.array([overrides.get(name, wide_weight) for name in LABELS], dtype=np.float32)
 
 
-def load(folder: Path) -> tuple[WideHead, float] | None:
-    """The wide path saved beside a finetuned model and its weight, or None (deep only)."""
+def save(folder: Path, wide: WidePath, wide_weights: np.ndarray) -> None:
+    np.savez(folder / WIDE_FILE, **wide.weights(), wide_weight=np.asarray(wide_weights, dtype=np.float32))
+
+
+def load(folder: Path) -> tuple[WideHead, np.ndarray] | None:
+    """The wide path saved beside a finetuned model and its weight per label, or None (deep
+    only). A single weight (saved before per-label weights) applies to every label."""
     path = folder / WIDE_FILE
     if not path.is_file():
         return None
@@ -245,7 +255,7 @@ def load(folder: Path) -> tuple[WideHead, float] | None:
     head = WideHead(
         saved["counted"], saved["segment_weights"], int(saved["sep_id"]), saved["coef"], saved["intercept"]
     )
-    return head, float(saved["wide_weight"])
+    return head, np.broadcast_to(saved["wide_weight"].astype(np.float32), (len(LABELS),)).copy()
 
 
 def head_logits(head: WideHead, ids: Sequence[Sequence[int]]) -> np.ndarray:
@@ -259,9 +269,10 @@ class WideAndDeep(torch.nn.Module):
     """Logits of a deep model (``deep(input_ids, attention_mask) -> logits``) mixed with the
     wide path's: ``(1 - w) * deep + w * wide``; the graph the bundle ships."""
 
-    def __init__(self, deep: torch.nn.Module, wide: WideHead, wide_weight: float) -> None:
+    def __init__(self, deep: torch.nn.Module, wide: WideHead, wide_weights: np.ndarray) -> None:
         super().__init__()
-        self.deep, self.wide, self.wide_weight = deep, wide, wide_weight
+        self.deep, self.wide = deep, wide
+        self.register_buffer("wide_weight", torch.as_tensor(np.asarray(wide_weights, dtype=np.float32)))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         deep = self.deep(input_ids, attention_mask)
