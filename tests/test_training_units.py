@@ -129,6 +129,12 @@ def test_length_batches_group_lengths_and_split_ranks():
     assert few[0] == few[1] == [[0, 1, 2]]  # one batch: both ranks run it, neither waits forever
 
 
+FOUR_PROJECTS_LABELS = np.array(
+    [[1, 0, 1, 0, 1, 0, 1, 0], [0, 1, 0, 1, 0, 1, 0, 1], [1, 1, 0, 0, 1, 1, 0, 0], [0, 0, 1, 1, 0, 0, 1, 1]]
+)
+"""Labels of four toy projects, each label held by two: every label has both classes to fit."""
+
+
 def test_wide_head_computes_the_wide_path_per_segment(tiny_run):
     """The graph's WideHead gives the logits of the scikit-learn WidePath it was made from,
     segment by segment: a fact that moves from the text into the facts segment changes them."""
@@ -146,15 +152,7 @@ def test_wide_head_computes_the_wide_path_per_segment(tiny_run):
         ]
     ]
     ids = encode_batch(tokenizer, texts, 256)
-    y = np.array(
-        [
-            [1, 0, 1, 0, 1, 0, 1, 0],
-            [0, 1, 0, 1, 0, 1, 0, 1],
-            [1, 1, 0, 0, 1, 1, 0, 0],
-            [0, 0, 1, 1, 0, 0, 1, 1],
-        ]
-    )
-    path = wide.WidePath(tokenizer).fit(ids, y)
+    path = wide.WidePath(tokenizer).fit(ids, FOUR_PROJECTS_LABELS)
     head = wide.WideHead(**path.weights())
     np.testing.assert_allclose(wide.head_logits(head, ids), path.logits(ids), atol=1e-4)
     moved = encode_batch(
@@ -206,15 +204,7 @@ def test_a_label_wide_weight_mixes_that_label_alone(tiny_run, tmp_path):
         f"# tree\n{name}/main.py\n# project: {name}\n# facts: none\n" for name in ("cmd", "web", "lib", "app")
     ]
     ids = encode_batch(tokenizer, texts, 256)
-    y = np.array(
-        [
-            [1, 0, 1, 0, 1, 0, 1, 0],
-            [0, 1, 0, 1, 0, 1, 0, 1],
-            [1, 1, 0, 0, 1, 1, 0, 0],
-            [0, 0, 1, 1, 0, 0, 1, 1],
-        ]
-    )
-    path = wide.WidePath(tokenizer).fit(ids, y)
+    path = wide.WidePath(tokenizer).fit(ids, FOUR_PROJECTS_LABELS)
     wide.save(tmp_path, path, weights)
     head, loaded = wide.load(tmp_path)
     assert loaded == pytest.approx(weights)
