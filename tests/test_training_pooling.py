@@ -233,3 +233,31 @@ def test_probe_refuses_options_that_train_the_longformer(
     done = finetune_cli(tiny_run, tiny_data, tmp_path / "finetune", "--pooling", "probe", *flag)
     assert done.returncode != 0
     assert flag[0] in done.stderr and "pooling" in done.stderr
+
+
+def test_probe_mix_takes_thresholds_from_its_own_out_of_fold_probabilities(
+    probe_run: Path, tiny_run: Path, tiny_data: Path
+):
+    """The probe with the wide path: the saved thresholds are tuned on the mix of both paths'
+    out-of-fold probabilities over the training + validation records, not the wide path's."""
+    from treelens.model.tokenizer import PAD, encode_batch, line_counter, load_tokenizer
+    from treelens.training import modeling, probe, wide
+    from treelens.training.metrics import tune_thresholds
+    from treelens.training.texts import labelled_splits, load_records, render
+
+    splits = labelled_splits(load_records([tiny_data], tiny_data.parent))
+    records = splits["train"] + splits["validation"]
+    tokenizer = load_tokenizer(tiny_run / "pretrain" / "tokenizer.json")
+    ids = encode_batch(tokenizer, render([r.tree for r in records], 512, line_counter(tokenizer)), 512)
+    y = np.array([r.labels for r in records], dtype=np.float32)
+    x = probe.frozen_features(
+        tiny_run / "pretrain" / "model", ids, tokenizer.token_to_id(PAD), modeling.setup_run("cpu", 1)
+    )
+    _, probe_oof = probe.fit(x, y, seed=0)
+    wide_oof = wide.WidePath(tokenizer, seed=0).fit_out_of_fold(ids, y)
+    results = json.loads((probe_run / "finetune" / "all_results.json").read_text())
+    weight = results["history"]["config"]["wide_weight"]
+    mixed = wide.mix(wide.to_logits(probe_oof), wide_oof, weight)
+    saved = json.loads((probe_run / "finetune" / "thresholds.json").read_text())
+    assert saved == pytest.approx(tune_thresholds(y, mixed), abs=1e-6)
+    assert saved != pytest.approx(tune_thresholds(y, wide.sigmoid(wide_oof)), abs=1e-6)

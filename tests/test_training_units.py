@@ -76,6 +76,15 @@ def test_thresholds_tuned_per_label():
     assert thresholds["cli"] == 0.5  # no positives: left alone
 
 
+def test_a_threshold_below_every_probability_stays_above_zero():
+    """Every project positive, one at 1e-9: the best cut lies under 0.0001, which rounding to
+    4 decimals would turn into 0, a threshold no bundle accepts."""
+    y = np.ones((3, len(LABELS)), dtype=int)
+    probs = np.tile([[1e-9], [0.4], [0.6]], (1, len(LABELS)))
+    thresholds = tune_thresholds(y, probs)
+    assert all(0 < t <= 1e-9 for t in thresholds.values())
+
+
 def test_thresholds_reach_the_best_f1_scikit_learn_finds():
     """The counting shortcut gives every label the F1 a threshold sweep scored by
     scikit-learn finds best, ties in probability included."""
@@ -255,3 +264,20 @@ def test_wide_path_out_of_fold_logits_then_a_fit_on_all(tiny_run):
         np.testing.assert_allclose(oof[score], inner.logits([ids[i] for i in score]), rtol=1e-5, atol=1e-5)
     assert not np.allclose(oof, path.logits(ids), atol=1e-3)
     np.testing.assert_allclose(path.logits(ids), wide.WidePath(tokenizer).fit(ids, y).logits(ids))
+
+
+def test_crossvals_mix_takes_thresholds_from_its_own_out_of_fold_probabilities():
+    """With the probe's out-of-fold probabilities (model/oof) the mix is tuned on the mix of
+    both paths' (a label at its own weight needs its own threshold); a finetuned Longformer
+    has none, and the mix takes the wide path's."""
+    from treelens.training import crossval, wide
+
+    rng = np.random.default_rng(0)
+    probs = {key: rng.uniform(0.01, 0.99, size=(6, len(LABELS))) for key in ("model/test", "wide/test")}
+    probs |= {key: rng.uniform(0.01, 0.99, size=(20, len(LABELS))) for key in ("model/oof", "wide/oof")}
+    weights = wide.label_weights(0.9, {"cli": 0.5})
+    mixed = crossval.with_mix(probs, weights)
+    expected = wide.mix(wide.to_logits(probs["model/oof"]), wide.to_logits(probs["wide/oof"]), weights)
+    np.testing.assert_allclose(mixed["wide+deep/oof"], expected, rtol=1e-6)
+    finetuned = crossval.with_mix({k: v for k, v in probs.items() if k != "model/oof"}, weights)
+    assert finetuned["wide+deep/oof"] is probs["wide/oof"]

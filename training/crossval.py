@@ -229,12 +229,17 @@ def quick_fold(
 
 def with_mix(probs: dict[str, np.ndarray], wide_weight: float | np.ndarray) -> dict[str, np.ndarray]:
     """A fold's probabilities with wide+deep mixed from the saved model and wide ones (so a
-    finished fold is scored at any weight without training again). The mix takes its
-    thresholds from the wide path's out-of-fold probabilities, as finetune does."""
+    finished fold is scored at any weight without training again). As in finetune, the mix
+    takes its thresholds from its own out-of-fold probabilities where the model has them (the
+    probe's inner folds), else from the wide path's."""
     if "model/test" not in probs:
         return probs
     mixed = mix(to_logits(probs["model/test"]), to_logits(probs["wide/test"]), wide_weight)
-    return {**probs, "wide+deep/test": mixed, "wide+deep/oof": probs["wide/oof"]}
+    if "model/oof" in probs:
+        oof = mix(to_logits(probs["model/oof"]), to_logits(probs["wide/oof"]), wide_weight)
+    else:
+        oof = probs["wide/oof"]
+    return {**probs, "wide+deep/test": mixed, "wide+deep/oof": oof}
 
 
 def score_fold(

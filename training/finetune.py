@@ -357,17 +357,19 @@ def fit(
             val_probs = modeling.predict(classifier, val_ids, pad_id, config.batch_size, ctx)
             train_probs = modeling.predict(classifier, train_ids, pad_id, config.batch_size, ctx)
         if config.wide_weight > 0:
-            # The wide path, fit on training + validation records. The thresholds come from its
-            # out-of-fold logits on all of them (the Longformer has no out-of-fold predictions:
-            # that would take a finetune per inner fold); the metrics below mix each record's
-            # out-of-fold wide logits with the Longformer's, so validation stays unseen.
+            # The wide path, fit on training + validation records; the metrics below mix each
+            # record's out-of-fold wide logits with the Longformer's, so validation stays unseen.
             wide_path = wide.WidePath(tokenizer, seed=config.seed)
             oof = wide_path.fit_out_of_fold([*train_ids, *val_ids], y_all)
             weights = wide.label_weights(config.wide_weight, parse_label_weights(config.label_wide_weight))
             wide.save(config.output_dir, wide_path, weights)
-            thresholds = tune_thresholds(y_all, wide.sigmoid(oof))
             train_probs = wide.mix(wide.to_logits(train_probs), oof[: len(train_ids)], weights)
             val_probs = wide.mix(wide.to_logits(val_probs), oof[len(train_ids) :], weights)
+            # Thresholds on out-of-fold predictions over all of them: with the probe, the mix's own
+            # (both paths out of fold; a label mixed at its own weight needs its own threshold);
+            # a finetuned Longformer has none (a finetune per inner fold), so the wide path's.
+            mixed_oof = np.concatenate([train_probs, val_probs])
+            thresholds = tune_thresholds(y_all, mixed_oof if probe_oof is not None else wide.sigmoid(oof))
         else:
             thresholds = tune_thresholds(y_val, val_probs)
         cut = [thresholds[name] for name in LABELS]

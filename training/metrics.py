@@ -61,7 +61,8 @@ def tune_thresholds(
     F1; the middle of the widest one keeps every validation project as far from its
     decision boundary as possible, so small perturbations (int8 quantization, a file
     more or less) do not flip it. Ties go to the gap nearer 0.5; a label without
-    positives here keeps 0.5.
+    positives here keeps 0.5. Thresholds are rounded to 4 decimals unless that reaches 0
+    or 1 (a gap below 0.0001: a bundle's thresholds lie strictly between 0 and 1).
     """
     y_true = np.asarray(y_true, dtype=int)
     chosen = {}
@@ -75,7 +76,8 @@ def tune_thresholds(
         scores = _f1_at_cuts(y_true[:, i], probabilities[:, i], cuts)
         best = np.flatnonzero(scores >= scores.max() - 1e-9)
         pick = max(best, key=lambda k: (round(float(gaps[k]), 6), -abs(float(cuts[k]) - 0.5)))
-        chosen[name] = round(float(cuts[pick]), 4)
+        rounded = round(float(cuts[pick]), 4)
+        chosen[name] = rounded if 0 < rounded < 1 else float(cuts[pick])
     return chosen
 
 
