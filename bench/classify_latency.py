@@ -144,8 +144,8 @@ def main() -> int:
         with torch.no_grad():
             logits = eager(input_ids=input_ids, attention_mask=mask).logits
             if wide_path is not None:
-                head, weight = wide_path
-                logits = wide.mix_logits(logits, head(input_ids, mask), weight)
+                head, weight = wide_path  # weight: one per label, in numpy
+                logits = wide.mix_logits(logits, head(input_ids, mask), torch.as_tensor(weight))
         return torch.sigmoid(logits)[0].numpy()
 
     engines = {"onnx-int8": onnx_run(int8), "onnx-fp32": onnx_run(fp32), "pytorch-eager": eager_run}
