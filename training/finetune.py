@@ -368,8 +368,10 @@ def fit(
             # Thresholds on out-of-fold predictions over all of them: with the probe, the mix's own
             # (both paths out of fold; a label mixed at its own weight needs its own threshold);
             # a finetuned Longformer has none (a finetune per inner fold), so the wide path's.
-            mixed_oof = np.concatenate([train_probs, val_probs])
-            thresholds = tune_thresholds(y_all, mixed_oof if probe_oof is not None else wide.sigmoid(oof))
+            if probe_oof is not None:
+                thresholds = tune_thresholds(y_all, np.concatenate([train_probs, val_probs]))
+            else:
+                thresholds = tune_thresholds(y_all, wide.sigmoid(oof))
         else:
             thresholds = tune_thresholds(y_val, val_probs)
         cut = [thresholds[name] for name in LABELS]
