@@ -105,6 +105,21 @@ def test_bad_label_wide_weights_are_refused(flags, message, tmp_path, capsys):
         assert message in fails(crossval, capsys)
 
 
+def test_label_wide_weight_alone_clears_the_presets(tmp_path):
+    """The default preset mixes cli at 0.5; `--wide-weight 0 --label-wide-weight` (no value)
+    is a deep-only finetune, not a refusal, and crossval's flag alone mixes no label apart."""
+    from treelens.training.cli import build_parser
+
+    finetune = ["finetune", "--preset", "default", "--output-dir", str(tmp_path / "f")]
+    args = build_parser().parse_args([*finetune, "--wide-weight", "0", "--label-wide-weight"])
+    config = build_config(FinetuneConfig, "finetune", args, "default")
+    assert config.label_wide_weight == [] and config.wide_weight == 0
+    preset_only = build_config(FinetuneConfig, "finetune", build_parser().parse_args(finetune), "default")
+    assert preset_only.label_wide_weight == ["cli=0.5"]
+    crossval = build_parser().parse_args(["crossval", "--label-wide-weight"])
+    assert crossval.label_wide_weight == []
+
+
 def test_crossval_names_what_the_pretraining_lacks(tmp_path, capsys):
     """One check for every stage that reads a pretraining: --skip-model needs the tokenizer
     only; nothing is written for a folder that is refused."""

@@ -243,6 +243,7 @@ def test_probe_mix_takes_thresholds_from_its_own_out_of_fold_probabilities(
     from treelens.model.tokenizer import PAD, encode_batch, line_counter, load_tokenizer
     from treelens.training import modeling, probe, wide
     from treelens.training.metrics import tune_thresholds
+    from treelens.training.stage_configs import parse_label_weights
     from treelens.training.texts import labelled_splits, load_records, render
 
     splits = labelled_splits(load_records([tiny_data], tiny_data.parent))
@@ -255,9 +256,9 @@ def test_probe_mix_takes_thresholds_from_its_own_out_of_fold_probabilities(
     )
     _, probe_oof = probe.fit(x, y, seed=0)
     wide_oof = wide.WidePath(tokenizer, seed=0).fit_out_of_fold(ids, y)
-    results = json.loads((probe_run / "finetune" / "all_results.json").read_text())
-    weight = results["history"]["config"]["wide_weight"]
-    mixed = wide.mix(wide.to_logits(probe_oof), wide_oof, weight)
+    config = json.loads((probe_run / "finetune" / "all_results.json").read_text())["history"]["config"]
+    weights = wide.label_weights(config["wide_weight"], parse_label_weights(config["label_wide_weight"]))
+    mixed = wide.mix(wide.to_logits(probe_oof), wide_oof, weights)
     saved = json.loads((probe_run / "finetune" / "thresholds.json").read_text())
     assert saved == pytest.approx(tune_thresholds(y, mixed), abs=1e-6)
     assert saved != pytest.approx(tune_thresholds(y, wide.sigmoid(wide_oof)), abs=1e-6)

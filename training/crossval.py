@@ -14,7 +14,8 @@ scored alone, its thresholds). Nothing is tuned on the test fold. Per fold it sc
   fit on training + validation with thresholds from inner 5-fold out-of-fold predictions
   over them, as finetune ships it (the TF-IDF baseline is treated the same way);
 - ``wide+deep``: the two mixed as the bundle mixes them (the preset's finetune wide weight,
-  or ``--wide-weight``), with the wide path's thresholds;
+  or ``--wide-weight``), with thresholds from the mix's own out-of-fold predictions where
+  the model has them (the probe), else the wide path's, as finetune tunes them;
 - ``tf-idf baseline`` and ``rules baseline`` (training/baselines.py).
 
 Writes ``crossval.json`` (per system: mean, std and per-fold values of macro/micro F1, exact

@@ -8,9 +8,9 @@ time: train with BCEWithLogitsLoss, evaluate on validation, check for overfittin
 early, checkpoint (with ``--head-epochs N`` the first N epochs train the head alone; with
 ``--pooling probe`` there are no epochs: the head is a logistic regression fit on the frozen
 pretrained states of training + validation records, training/probe.py) -> tune per-label
-thresholds (on the wide path's out-of-fold predictions over training + validation
-records, or on validation without a wide path) -> save. Runs unchanged under ``torchrun
---nproc_per_node N``; a killed run resumes from its last epoch.
+thresholds (on out-of-fold predictions over training + validation records: with the probe
+the mix's own, else the wide path's; on validation without a wide path) -> save. Runs
+unchanged under ``torchrun --nproc_per_node N``; a killed run resumes from its last epoch.
 """
 
 from __future__ import annotations

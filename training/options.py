@@ -36,7 +36,8 @@ class StageError(TreelensError, RuntimeError):
 
 
 def option(default: Any, help: str, **kwargs: Any) -> Any:
-    """A config field with its help text (list defaults are copied per instance)."""
+    """A config field with its help text (list defaults are copied per instance; a list flag
+    takes one or more values unless ``nargs`` says otherwise)."""
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata={"help": help, **kwargs})
     return dataclasses.field(default=default, metadata={"help": help, **kwargs})
@@ -97,7 +98,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         if kind is bool:
             kwargs.update(type=_parse_bool, nargs="?", const=True, metavar="BOOL")
         elif is_list:
-            kwargs.update(type=kind, nargs="+")
+            kwargs.update(type=kind, nargs=item.metadata.get("nargs", "+"))
         else:
             kwargs["type"] = kind
         parser.add_argument(flag_name(item.name), **kwargs)

@@ -49,7 +49,8 @@ read it."""
 
 LABEL_WIDE_WEIGHT_HELP = (
     "LABEL=WEIGHT, the wide path's weight for that label's logits instead of --wide-weight "
-    "(cli=0.5: where the Longformer alone reads a label better than the wide path); one or more"
+    "(cli=0.5: where the Longformer alone reads a label better than the wide path); one or more, "
+    "or the flag alone for none (it clears the preset's)"
 )
 
 
@@ -205,7 +206,7 @@ class FinetuneConfig:
         "weight of the wide path (logistic regression on token counts, in the same graph) in the "
         "mixed logits; 0: the Longformer alone",
     )
-    label_wide_weight: list[str] = option([], LABEL_WIDE_WEIGHT_HELP)
+    label_wide_weight: list[str] = option([], LABEL_WIDE_WEIGHT_HELP, nargs="*")
     pooling: str = option(
         "cls",
         "what the head reads: 'cls' the [CLS] state alone, 'segments' also the mean of each segment's "
@@ -259,7 +260,10 @@ class FinetuneConfig:
         if not 0 <= self.wide_weight < 1:
             raise UsageError(f"--wide-weight must be at least 0 and below 1, got {self.wide_weight}")
         if self.label_wide_weight and self.wide_weight == 0:
-            raise UsageError("--label-wide-weight needs a wide path: pass --wide-weight above 0 too")
+            raise UsageError(
+                "--label-wide-weight needs a wide path: pass --wide-weight above 0 too, or "
+                "--label-wide-weight alone to clear the preset's"
+            )
         parse_label_weights(self.label_wide_weight)
         if self.pooling == PROBE:
             check_probe(self)
@@ -380,7 +384,7 @@ class CrossvalConfig:
         "finetune --wide-weight, the mix the bundle ships",
     )
     label_wide_weight: list[str] | None = option(
-        None, LABEL_WIDE_WEIGHT_HELP + "; default: the preset's finetune --label-wide-weight"
+        None, LABEL_WIDE_WEIGHT_HELP + "; default: the preset's finetune --label-wide-weight", nargs="*"
     )
     skip_model: bool = option(False, "score the baselines and the wide path only (no finetuning)")
     probe: bool = option(
