@@ -131,6 +131,8 @@ def main() -> int:
     fp32 = Classifier.load(fp32_dir, device="cpu", threads=THREADS)
     eager = load_classifier(torch_dir).eval()
     wide_path = wide.load(torch_dir.parent)  # the wide path beside the Longformer, when it has one
+    if wide_path is not None:  # its weights (one per label, numpy) as torch, once, outside the timing
+        wide_path = (wide_path[0], torch.as_tensor(wide_path[1]))
     thresholds = np.array([int8.thresholds[name] for name in int8.labels])
 
     def onnx_run(classifier: Classifier) -> Callable[[list[int]], np.ndarray]:
@@ -144,8 +146,8 @@ def main() -> int:
         with torch.no_grad():
             logits = eager(input_ids=input_ids, attention_mask=mask).logits
             if wide_path is not None:
-                head, weight = wide_path  # weight: one per label, in numpy
-                logits = wide.mix_logits(logits, head(input_ids, mask), torch.as_tensor(weight))
+                head, weight = wide_path
+                logits = wide.mix_logits(logits, head(input_ids, mask), weight)
         return torch.sigmoid(logits)[0].numpy()
 
     engines = {"onnx-int8": onnx_run(int8), "onnx-fp32": onnx_run(fp32), "pytorch-eager": eager_run}
