@@ -113,6 +113,7 @@ def test_the_wheel_installs_only_the_treelens_package(dists: dict[str, Path]) ->
         assert f"treelens/model/assets/default/{file}" in names
     assert "treelens/training/annotations.jsonl" in names  # `data build`'s default annotations
     assert "treelens/training/annotations-2.jsonl" in names  # the second batch
+    assert "treelens/training/annotations-3.jsonl" in names  # the third batch
 
 
 def test_the_sdist_carries_the_model_bundle(dists: dict[str, Path]) -> None:
