@@ -90,6 +90,23 @@ def test_only_the_segments_head_exports_the_whole_last_layer(
     assert any("/layer.1/" in name for name in names) == runs_last_layer_whole
 
 
+@pytest.mark.parametrize("pooling", ["segments", "probe"])
+def test_int8_keeps_the_head_in_fp32(pooling: str, tmp_path: Path):
+    """The head's Linear exports as a Gemm, which the quantizer turns into a MatMul before
+    it quantizes: the head stays fp32 all the same (the probe's head, whose weights are the
+    regression's divided by each feature's spread, is the one int8 hurts most)."""
+    import onnx
+
+    from treelens.training.export import export_graph, quantize
+
+    export_graph(ClassifierGraph(two_layer_classifier(pooling)), tmp_path / "g.onnx", 128, 1, 0)
+    quantize(tmp_path / "g.onnx", tmp_path / "q.onnx")
+    nodes = onnx.load(str(tmp_path / "q.onnx")).graph.node
+    quantized = [n.name for n in nodes if n.op_type == "MatMulInteger"]
+    assert any("/layer.0/" in name for name in quantized)
+    assert not [name for name in quantized if "classifier" in name]
+
+
 @pytest.fixture(scope="module")
 def segments_run(tiny_run: Path, tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny finetune with --pooling segments, then its export (parity checks included)."""
