@@ -107,6 +107,31 @@ def test_int8_keeps_the_head_in_fp32(pooling: str, tmp_path: Path):
     assert not [name for name in quantized if "classifier" in name]
 
 
+def test_unknown_node_names_stop_the_export_even_with_a_gemm_head(tmp_path: Path):
+    """The head's Gemm is always found by name, so it must not count as having found the
+    [CLS] path: a graph whose MatMuls are all scoped to layers still stops the export."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from treelens.training.export import cls_path_nodes
+    from treelens.training.options import StageError
+
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [2, 2], [1.0, 0.0, 0.0, 1.0])
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["h"], name="/deep/layer.0/renamed/MatMul"),
+            helper.make_node("Gemm", ["h", "w"], ["y"], name="/deep/classifier/out_proj/Gemm"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [weight],
+    )
+    onnx.save(helper.make_model(graph), str(tmp_path / "g.onnx"))
+    with pytest.raises(StageError, match="cannot tell the \\[CLS\\] path"):
+        cls_path_nodes(tmp_path / "g.onnx")
+
+
 @pytest.fixture(scope="module")
 def segments_run(tiny_run: Path, tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny finetune with --pooling segments, then its export (parity checks included)."""

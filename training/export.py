@@ -115,12 +115,11 @@ def cls_path_nodes(graph_path: Path) -> list[str]:
     nodes = onnx.load(str(graph_path)).graph.node
     names = [n.name for n in nodes if n.op_type == "MatMul"]
     found = [n for n in names if "/layer." not in n or "query_global" in n]
-    found += [f"{n.name}_MatMul" for n in nodes if n.op_type == "Gemm"]
     if not found:
         raise StageError(
             f"{graph_path}: cannot tell the [CLS] path from its node names; check export.cls_path_nodes"
         )
-    return found
+    return found + [f"{n.name}_MatMul" for n in nodes if n.op_type == "Gemm"]
 
 
 def quantize(fp32: Path, int8: Path) -> None:
