@@ -1,6 +1,7 @@
 """``finetune --pooling segments`` (and ``segments-below``): the head reads [CLS] and the mean
 of each segment (of the last layer, or of the one below); ``--pooling probe``: one linear
-layer on the segment means, fit as a logistic regression. The segments are the wide path's,
+layer on the segment means (``probe-cls``: and the last [CLS] state), fit as a logistic
+regression. The segments are the wide path's,
 the export graph computes what the eager model computes, and a model trained so is loaded,
 exported and run with the head it was trained with."""
 
@@ -50,7 +51,7 @@ def two_layer_classifier(pooling: str) -> SegmentPooledClassifier:
     return SegmentPooledClassifier(config).eval()
 
 
-@pytest.mark.parametrize("pooling", ["segments", "segments-below", "probe"])
+@pytest.mark.parametrize("pooling", ["segments", "segments-below", "probe", "probe-cls"])
 def test_export_graph_computes_what_the_eager_model_computes(pooling: str):
     """The segments head runs the whole last layer in the export graph (the [CLS]-only
     shortcut would drop the tokens it reads); segments-below reads the layer below and runs
@@ -73,7 +74,8 @@ def test_export_graph_computes_what_the_eager_model_computes(pooling: str):
 
 
 @pytest.mark.parametrize(
-    ("pooling", "runs_last_layer_whole"), [("segments", True), ("segments-below", False), ("probe", True)]
+    ("pooling", "runs_last_layer_whole"),
+    [("segments", True), ("segments-below", False), ("probe", True), ("probe-cls", True)],
 )
 def test_only_the_segments_head_exports_the_whole_last_layer(
     pooling: str, runs_last_layer_whole: bool, tmp_path: Path
@@ -90,7 +92,7 @@ def test_only_the_segments_head_exports_the_whole_last_layer(
     assert any("/layer.1/" in name for name in names) == runs_last_layer_whole
 
 
-@pytest.mark.parametrize("pooling", ["segments", "probe"])
+@pytest.mark.parametrize("pooling", ["segments", "probe", "probe-cls"])
 def test_int8_keeps_the_head_in_fp32(pooling: str, tmp_path: Path):
     """The head's Linear exports as a Gemm, which the quantizer turns into a MatMul before
     it quantizes: the head stays fp32 all the same (the probe's head, whose weights are the
@@ -189,14 +191,16 @@ def test_segments_below_exports_a_cls_only_last_layer(tiny_run: Path, tiny_data:
     assert set(result.probabilities) == set(classifier.labels)
 
 
-def test_the_probe_head_computes_the_fitted_regression():
+@pytest.mark.parametrize("pooling", ["probe", "probe-cls"])
+def test_the_probe_head_computes_the_fitted_regression(pooling: str):
     """``fit_head`` folds the scaler into the regressions: the classifier's own logits give
     the probabilities scikit-learn's pipeline gives on the same features; a label with no
-    positive record gets a constant, near-zero probability."""
+    positive record gets a constant, near-zero probability. ``probe-cls`` reads the last
+    [CLS] state after the segment means."""
     from treelens.training import modeling, probe
 
     torch.manual_seed(0)
-    model = two_layer_classifier("probe")
+    model = two_layer_classifier(pooling)
     rng = np.random.default_rng(0)
     ids = [
         [0, *rng.integers(5, 60, size=int(n)).tolist(), SEP_ID, 9, SEP_ID] for n in rng.integers(20, 200, 40)
@@ -206,6 +210,17 @@ def test_the_probe_head_computes_the_fitted_regression():
     ctx = modeling.setup_run("cpu", 1)
     oof = probe.fit_head(model, ids, y, 1, 0, ctx)
     x = probe.head_features(model, ids, 1, ctx)
+    reads_cls = pooling == "probe-cls"
+    assert x.shape == (40, (SEGMENTS + reads_cls) * 32)
+    if reads_cls:
+        first = torch.tensor([ids[0]])
+        with torch.no_grad():
+            states = model.longformer(
+                input_ids=first,
+                attention_mask=torch.ones_like(first),
+                global_attention_mask=(torch.arange(first.shape[1]) == 0).long()[None],
+            ).last_hidden_state
+        np.testing.assert_allclose(x[0, -32:], states[0, 0].numpy(), atol=1e-5)
     fitted, _ = probe.fit(x, y, 0)
     own = modeling.predict(model, ids, 1, 8, ctx)
     np.testing.assert_allclose(own, fitted.predict_proba(x), atol=1e-4)
@@ -213,16 +228,24 @@ def test_the_probe_head_computes_the_fitted_regression():
     assert own[:, 7].max() < 1e-6
 
 
-@pytest.fixture(scope="module")
-def probe_run(tiny_run: Path, tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny finetune with --pooling probe, then its export (parity checks included)."""
-    out = tmp_path_factory.mktemp("probe")
-    done = finetune_cli(tiny_run, tiny_data, out / "finetune", "--pooling", "probe")
+@pytest.fixture(scope="module", params=["probe", "probe-cls"])
+def probe_run(
+    request: pytest.FixtureRequest, tiny_run: Path, tiny_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A tiny finetune with --pooling probe (and probe-cls), then its export (parity checks
+    included; probe-cls in fp32, as the default preset ships it)."""
+    out = tmp_path_factory.mktemp(request.param)
+    done = finetune_cli(tiny_run, tiny_data, out / "finetune", "--pooling", request.param)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "fitting the head on the frozen states of 7 texts" in done.stderr
-    done = export_cli(tiny_data, out / "finetune", out / "export")
+    assert f"--pooling {request.param}: fitting the head on the frozen states of 7 texts" in done.stderr
+    precision = ["--precision", "fp32"] if request.param == "probe-cls" else []
+    done = export_cli(tiny_data, out / "finetune", out / "export", *precision)
     assert done.returncode == 0, done.stderr[-3000:]
     return out
+
+
+def pooling_of_run(run: Path) -> str:
+    return json.loads((run / "finetune" / "model" / "config.json").read_text())[CONFIG_KEY]
 
 
 def test_finetune_probe_is_the_probe_crossval_fits(probe_run: Path, tiny_run: Path, tiny_data: Path):
@@ -242,11 +265,12 @@ def test_finetune_probe_is_the_probe_crossval_fits(probe_run: Path, tiny_run: Pa
 
     fit_on, test = ids(splits["train"] + splits["validation"]), ids(splits["test"])
     ctx = modeling.setup_run("cpu", 1)
-    x = probe.frozen_features(tiny_run / "pretrain" / "model", fit_on + test, pad, ctx)
+    pooling = pooling_of_run(probe_run)
+    x = probe.frozen_features(tiny_run / "pretrain" / "model", fit_on + test, pad, ctx, pooling)
     y = np.array([r.labels for r in splits["train"] + splits["validation"]], dtype=np.float32)
     expected = probe.fold_probabilities(x, y, list(range(len(fit_on))), list(range(len(fit_on), len(x))), 0)
     model = load_classifier(probe_run / "finetune" / "model")
-    assert getattr(model.config, CONFIG_KEY) == "probe"
+    assert getattr(model.config, CONFIG_KEY) == pooling
     np.testing.assert_allclose(modeling.predict(model, test, pad, 4, ctx), expected["model/test"], atol=1e-4)
     pretrained = LongformerForMaskedLM.from_pretrained(tiny_run / "pretrain" / "model").longformer
     torch.testing.assert_close(model.longformer.state_dict(), pretrained.state_dict())
@@ -255,15 +279,26 @@ def test_finetune_probe_is_the_probe_crossval_fits(probe_run: Path, tiny_run: Pa
 def test_probe_finetune_runs_again_in_its_folder(probe_run: Path, tiny_run: Path, tiny_data: Path):
     """A probe keeps no checkpoint: the same command again (``all`` after the install gate
     refused, say) fits it again instead of refusing the non-empty folder."""
-    done = finetune_cli(tiny_run, tiny_data, probe_run / "finetune", "--pooling", "probe")
+    pooling = pooling_of_run(probe_run)
+    done = finetune_cli(tiny_run, tiny_data, probe_run / "finetune", "--pooling", pooling)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "the probe (out of fold)" in done.stderr
 
 
 def test_probe_bundle_classifies(probe_run: Path):
+    """The bundle runs; ``--precision fp32`` (probe-cls here) ships the graph unquantized: the
+    fp32 bundle's graph, checked to 1e-4, with no int8 parity to report."""
     classifier = Classifier.load(probe_run / "export" / "bundle", device="cpu", threads=1)
     result = classifier.classify(ProjectTree([FileEntry("app/main.py", 10, "file")], {}))
     assert set(result.probabilities) == set(classifier.labels)
+    manifest = classifier.bundle.manifest
+    if pooling_of_run(probe_run) == "probe":
+        assert manifest["precision"] == "int8" and set(manifest["parity"]) == {"fp32", "int8"}
+        return
+    assert manifest["precision"] == "fp32" and set(manifest["parity"]) == {"fp32"}
+    shipped = (probe_run / "export" / "bundle" / "model-fp32.onnx").read_bytes()
+    assert shipped == (probe_run / "export" / "bundle-fp32" / "model-fp32.onnx").read_bytes()
+    assert not (probe_run / "export" / "graphs" / "model-int8.onnx").exists()
 
 
 @pytest.mark.parametrize(
@@ -294,7 +329,11 @@ def test_probe_mix_takes_thresholds_from_its_own_out_of_fold_probabilities(
     ids = encode_batch(tokenizer, render([r.tree for r in records], 512, line_counter(tokenizer)), 512)
     y = np.array([r.labels for r in records], dtype=np.float32)
     x = probe.frozen_features(
-        tiny_run / "pretrain" / "model", ids, tokenizer.token_to_id(PAD), modeling.setup_run("cpu", 1)
+        tiny_run / "pretrain" / "model",
+        ids,
+        tokenizer.token_to_id(PAD),
+        modeling.setup_run("cpu", 1),
+        pooling_of_run(probe_run),
     )
     _, probe_oof = probe.fit(x, y, seed=0)
     wide_oof = wide.WidePath(tokenizer, seed=0).fit_out_of_fold(ids, y)

@@ -83,12 +83,13 @@ def finetune_cli(run: Path, data: Path, output_dir: Path, *flags: str) -> subpro
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
-def export_cli(data: Path, model: Path, output_dir: Path) -> subprocess.CompletedProcess[str]:
+def export_cli(data: Path, model: Path, output_dir: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     """``treelens-train export`` with the tiny preset of a finetune folder (parity checks
     included), in a subprocess."""
     command = [
         *(sys.executable, "-m", "treelens.training.cli", "export", "--preset", PRESET),
         *("--data", str(data), "--model", str(model), "--output-dir", str(output_dir)),
+        *flags,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=600)
 

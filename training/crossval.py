@@ -59,7 +59,7 @@ from treelens.training.longformer_fast import fast_longformer
 from treelens.training.metrics import apply_thresholds, multilabel_metrics, tune_thresholds
 from treelens.training.options import StageError, build_config, prepare_output_dir, to_json
 from treelens.training.run_layout import MODEL_DIR, TOKENIZER_FILE, check_pretrained
-from treelens.training.stage_configs import PROBE, CrossvalConfig, FinetuneConfig, parse_label_weights
+from treelens.training.stage_configs import PROBE, PROBES, CrossvalConfig, FinetuneConfig, parse_label_weights
 from treelens.training.texts import load_records, render, train_only_records
 from treelens.training.wide import WidePath, label_weights, mix, sigmoid, to_logits
 
@@ -150,11 +150,12 @@ def deep_probabilities(
         return {name: modeling.predict(model, x, pad_id, 8, ctx) for name, x in ids.items()}
 
 
-def probe_features(config: CrossvalConfig, ids: list[list[int]], pad_id: int) -> np.ndarray:
-    """The frozen pretrained Longformer's segment means of every record (the probe's features)."""
+def probe_features(config: CrossvalConfig, ids: list[list[int]], pad_id: int, pooling: str) -> np.ndarray:
+    """The frozen pretrained Longformer's features of every record that a probe of ``pooling``
+    reads."""
     log.info("crossval: the probe: reading %d texts with the frozen pretrained Longformer", len(ids))
     ctx = modeling.setup_run(config.device, config.threads)
-    return probe.frozen_features(config.pretrained / MODEL_DIR, ids, pad_id, ctx)
+    return probe.frozen_features(config.pretrained / MODEL_DIR, ids, pad_id, ctx, pooling)
 
 
 def fold_longformer(
@@ -312,10 +313,11 @@ def model_description(config: CrossvalConfig, fine: FinetuneConfig) -> str:
     """What the report's ``model`` row is."""
     if config.probe:
         return "a linear probe on the frozen pretrained Longformer's segment means (--probe)"
-    if fine.pooling == PROBE:
+    if fine.pooling in PROBES:
+        what = "segment means" if fine.pooling == PROBE else "[CLS] state and segment means"
         return (
-            "the preset's finetune, a linear probe on the frozen pretrained Longformer's segment means "
-            "(--pooling probe: features read once, the probe fit on each fold)"
+            f"the preset's finetune, a linear probe on the frozen pretrained Longformer's {what} "
+            f"(--pooling {fine.pooling}: features read once, the probe fit on each fold)"
         )
     return "the Longformer finetuned on each fold"
 
@@ -410,7 +412,8 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
         fine.label_wide_weight if config.label_wide_weight is None else config.label_wide_weight
     )
     weights = label_weights(wide_weight, overrides)
-    probing = config.probe or (fine.pooling == PROBE and not config.skip_model)
+    probing = config.probe or (fine.pooling in PROBES and not config.skip_model)
+    probe_pooling = PROBE if config.probe else fine.pooling
     max_tokens = pretrained_max_tokens(config.pretrained)
     texts = render([r.tree for r in fitted], max_tokens, line_counter(tokenizer))
     ids = encode_batch(tokenizer, texts, max_tokens)
@@ -424,7 +427,7 @@ def run(config: CrossvalConfig, preset: str | Path | None) -> dict:
         fold_longformer(config.fold, fitted, splits[config.fold], pad_id, ids, config, preset)
         log.info("crossval: fold %d saved; a run without --fold scores every system", config.fold + 1)
         return {"fold": config.fold}
-    frozen = probe_features(config, ids, pad_id) if probing else None
+    frozen = probe_features(config, ids, pad_id, probe_pooling) if probing else None
     per_fold, oof, fold_probs = [], {}, []
     for k, split in enumerate(splits):
         seed = fold_seed(config, k)

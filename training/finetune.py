@@ -51,7 +51,7 @@ from treelens.training.run_layout import (
     save_hf_files,
     write_metrics,
 )
-from treelens.training.stage_configs import PROBE, FinetuneConfig, parse_label_weights
+from treelens.training.stage_configs import PROBES, FinetuneConfig, parse_label_weights
 from treelens.training.summary import Summary
 from treelens.training.texts import epoch_views, labelled_splits, load_records, render, train_only_records
 
@@ -125,7 +125,7 @@ def fit(
     pretrained_model = config.pretrained / MODEL_DIR
     tokenizer_path = config.pretrained / TOKENIZER_FILE
     check_pretrained(config.pretrained)
-    probing = config.pooling == PROBE
+    probing = config.pooling in PROBES
     # a probe keeps no checkpoint (it takes a minute): run again, it is fit again in its folder;
     # a folder with another run's checkpoint still resumes, and refuses the other pooling
     fresh = config.overwrite_output_dir or (probing and not (config.output_dir / CHECKPOINT_FILE).is_file())
@@ -250,7 +250,10 @@ def fit(
 
     probe_oof = None
     if probing:
-        log.info("finetune: --pooling probe: fitting the head on the frozen states of %d texts", len(y_all))
+        log.info(
+            "finetune: --pooling %s: fitting the head on the frozen states of %d texts",
+            config.pooling, len(y_all),
+        )  # fmt: skip
         classifier = modeling.unwrap(model)
         probe_oof = probe.fit_head(classifier, [*train_ids, *val_ids], y_all, pad_id, config.seed, ctx)
         best_state = copy.deepcopy(classifier.state_dict())

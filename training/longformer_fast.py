@@ -28,7 +28,7 @@ from transformers import LongformerForSequenceClassification
 from transformers.models.longformer.modeling_longformer import LongformerSelfAttention
 
 from treelens.training.pooling import pooling_of
-from treelens.training.stage_configs import PROBE
+from treelens.training.stage_configs import PROBES
 
 _STOCK_FORWARD = LongformerSelfAttention.forward
 
@@ -137,7 +137,7 @@ class ClassifierGraph(nn.Module):
     length buckets). [CLS] gets global attention, as the classifier gives it. With the stock
     head the last layer computes only the [CLS] row, the only one the head reads; so it does
     with a ``segments-below`` head, whose segment means come from the layer below; a
-    ``segments`` or ``probe`` head (training/pooling.py) reads every token, so the last layer
+    ``segments`` or probe head (training/pooling.py) reads every token, so the last layer
     runs whole.
     """
 
@@ -155,7 +155,7 @@ class ClassifierGraph(nn.Module):
         hidden = longformer.embeddings(input_ids=input_ids)
         layers = longformer.encoder.layer
         pooling = pooling_of(self.model.config)
-        whole = pooling in ("segments", PROBE)
+        whole = pooling in ("segments", *PROBES)
         with fast_longformer():
             for layer in layers if whole else layers[:-1]:
                 hidden = layer(

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def run(config: AllConfig, preset: str | Path | None) -> Path:
-    """Run the stages; returns the int8 bundle folder."""
+    """Run the stages; returns the bundle folder."""
     if config.pretrained is not None:
         check_pretrained(config.pretrained)
     root = config.output_dir

@@ -9,7 +9,8 @@ segment keeps each in view, as the wide path weighs each segment apart.
 ``segments-below`` takes those means from the layer below the last: the last layer is then
 needed for [CLS] alone, so the export graph computes that layer for one token, as it does
 for ``cls``. ``probe`` reads the last layer's segment means alone, through one linear layer
-fit as a logistic regression on the frozen pretrained model (training/probe.py). The choice
+fit as a logistic regression on the frozen pretrained model (training/probe.py);
+``probe-cls`` reads the last layer's [CLS] state beside them. The choice
 is stored in the model's config (``treelens_pooling``), so every loader gets the head the
 model was trained with (``load_classifier``).
 """
@@ -24,7 +25,7 @@ from transformers import LongformerConfig, LongformerForSequenceClassification
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from treelens.model.input import SEGMENT_HEADS
-from treelens.training.stage_configs import PROBE
+from treelens.training.stage_configs import PROBE_CLS, PROBES
 from treelens.training.wide import segment_ids
 
 SEGMENTS = len(SEGMENT_HEADS) + 1  # the tree, then one segment per head line (project, facts)
@@ -75,19 +76,23 @@ class SegmentHead(nn.Module):
 
 
 class ProbeHead(nn.Module):
-    """The mean of each segment's last hidden states -> labels: one linear layer, whose
-    weights ``probe.fit_head`` sets from a logistic regression on standardised features."""
+    """The mean of each segment's last hidden states (``probe-cls``: beside the last [CLS]
+    state) -> labels: one linear layer, whose weights ``probe.fit_head`` sets from a logistic
+    regression on standardised features."""
 
     def __init__(self, config: LongformerConfig) -> None:
         super().__init__()
         self.sep_id = config.sep_token_id
-        self.out_proj = nn.Linear(SEGMENTS * config.hidden_size, config.num_labels)
+        self.reads_cls = pooling_of(config) == PROBE_CLS
+        self.out_proj = nn.Linear((SEGMENTS + self.reads_cls) * config.hidden_size, config.num_labels)
 
     def features(
         self, cls: torch.Tensor, states: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> torch.Tensor:
-        """The segment means of ``states`` ([CLS] is read through the tree segment's mean)."""
-        return segment_means(states, input_ids, attention_mask, self.sep_id)
+        """The segment means of ``states``, then [CLS] for ``probe-cls`` (``probe`` reads [CLS]
+        through the tree segment's mean alone)."""
+        means = segment_means(states, input_ids, attention_mask, self.sep_id)
+        return torch.cat([means, cls], dim=-1) if self.reads_cls else means
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.out_proj(features)
@@ -95,7 +100,7 @@ class ProbeHead(nn.Module):
 
 class SegmentPooledClassifier(LongformerForSequenceClassification):
     """LongformerForSequenceClassification whose head reads every segment (``SegmentHead``,
-    or ``ProbeHead`` for the probe).
+    or ``ProbeHead`` for a probe).
 
     [CLS] keeps its global attention; loss and labels are the trainer's business (finetune
     computes BCE itself), so ``forward`` returns the logits and, as its one hidden state,
@@ -104,7 +109,7 @@ class SegmentPooledClassifier(LongformerForSequenceClassification):
 
     def __init__(self, config: LongformerConfig) -> None:
         super().__init__(config)
-        self.classifier = ProbeHead(config) if pooling_of(config) == PROBE else SegmentHead(config)
+        self.classifier = ProbeHead(config) if pooling_of(config) in PROBES else SegmentHead(config)
         self.post_init()
 
     def forward(

@@ -1,8 +1,9 @@
 """The linear probe: a logistic regression on the frozen pretrained Longformer's segment means
-(tree, project, facts: ``pooling.segment_means`` of the last layer).
+(tree, project, facts: ``pooling.segment_means`` of the last layer; ``--pooling probe-cls``:
+the last layer's [CLS] state beside them).
 
 It is two things. ``crossval --probe`` scores a pretraining with it in minutes instead of an
-hour of finetuning per fold. And ``finetune --pooling probe`` ships it: the regression,
+hour of finetuning per fold. And ``finetune --pooling probe`` ships it (or ``probe-cls``): the regression,
 its standardisation folded in, becomes the classifier's one linear layer (``fit_head``), so
 the exported graph computes it. Finetuning the whole model on 552 records lost part of what
 pretraining had put in (README, "The model": over ten folds the finetuned Longformer scored
@@ -32,19 +33,21 @@ CONSTANT_LOGIT = 20.0
 
 
 def frozen_features(
-    model_dir: Path, ids: Sequence[list[int]], pad_id: int, ctx: modeling.RunContext
+    model_dir: Path, ids: Sequence[list[int]], pad_id: int, ctx: modeling.RunContext, pooling: str = PROBE
 ) -> np.ndarray:
-    """The probe's features of every text (``head_features``) from the pretrained Longformer in
-    ``model_dir`` (its MLM head left out), one row per text."""
-    classifier = new_classifier(model_dir, PROBE, **modeling.classifier_labels())
+    """The features of every text (``head_features``) that a probe of ``pooling`` (``probe``
+    or ``probe-cls``) reads from the pretrained Longformer in ``model_dir`` (its MLM head left
+    out), one row per text."""
+    classifier = new_classifier(model_dir, pooling, **modeling.classifier_labels())
     return head_features(classifier.to(ctx.device), ids, pad_id, ctx)
 
 
 def head_features(
     classifier: SegmentPooledClassifier, ids: Sequence[list[int]], pad_id: int, ctx: modeling.RunContext
 ) -> np.ndarray:
-    """What a probe classifier's head reads: the mean of each segment's last hidden states,
-    [CLS] attending globally as in the classifier and its export (eval mode, no gradients)."""
+    """What a probe classifier's head reads: the mean of each segment's last hidden states
+    (and, for ``probe-cls``, the last [CLS] state), [CLS] attending globally as in the
+    classifier and its export (eval mode, no gradients)."""
 
     def features(input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return classifier(input_ids=input_ids, attention_mask=mask).hidden_states[0]

@@ -29,8 +29,8 @@ def check_augmentation(config: PretrainConfig | FinetuneConfig) -> None:
 
 
 def check_probe(config: FinetuneConfig) -> None:
-    """``--pooling probe`` trains no Longformer weights: options that shape that training are
-    refused rather than silently ignored."""
+    """A probe pooling (``probe``, ``probe-cls``) trains no Longformer weights: options that
+    shape that training are refused rather than silently ignored."""
     for name, unset in (("distill_weight", 0.0), ("head_epochs", 0), ("encoder_learning_rate", None)):
         if getattr(config, name) != unset:
             raise UsageError(
@@ -158,7 +158,11 @@ SEGMENT_POOLINGS = ("segments", "segments-below")
 """The poolings whose head reads the segment means (training/pooling.py ``SegmentHead``)."""
 PROBE = "probe"
 """The pooling whose head is a linear probe fit on the frozen pretrained states (training/probe.py)."""
-POOLINGS = ("cls", *SEGMENT_POOLINGS, PROBE)
+PROBE_CLS = "probe-cls"
+"""The same probe reading the last layer's [CLS] state beside the segment means."""
+PROBES = (PROBE, PROBE_CLS)
+"""The poolings fit as a linear probe (no epochs)."""
+POOLINGS = ("cls", *SEGMENT_POOLINGS, *PROBES)
 """What the classifier head reads (training/pooling.py); chosen by ``finetune --pooling``."""
 
 
@@ -213,7 +217,8 @@ class FinetuneConfig:
         "last hidden states (tree, project, facts; training/pooling.py), 'segments-below' those of the "
         "layer below the last (the export then runs the last layer for [CLS] alone: faster), 'probe' a "
         "logistic regression on the frozen pretrained model's last-layer segment means (no epochs: the "
-        "Longformer is not trained, the optimizer and augmentation options do not apply; training/probe.py)",
+        "Longformer is not trained, the optimizer and augmentation options do not apply; training/probe.py), "
+        "'probe-cls' that probe reading the last layer's [CLS] state too",
         choices=list(POOLINGS),
     )
     distill_weight: float = option(
@@ -265,7 +270,7 @@ class FinetuneConfig:
                 "--label-wide-weight alone to clear the preset's"
             )
         parse_label_weights(self.label_wide_weight)
-        if self.pooling == PROBE:
+        if self.pooling in PROBES:
             check_probe(self)
         if not 0 <= self.distill_weight <= 1:
             raise UsageError(f"--distill-weight must be between 0 and 1, got {self.distill_weight}")
@@ -303,7 +308,7 @@ class EvaluateConfig:
 
 @dataclass
 class ExportConfig:
-    output_dir: Path = option(Path("runs/export"), "folder for bundle/ (int8) and bundle-fp32/")
+    output_dir: Path = option(Path("runs/export"), "folder for bundle/ (--precision) and bundle-fp32/")
     overwrite_output_dir: bool = option(False, "write into a non-empty --output-dir")
     model: Path = option(Path("runs/finetune"), "output folder of the finetune stage")
     metrics: Path | None = option(None, "metrics.json of the evaluate stage, recorded in the manifest")
@@ -313,12 +318,18 @@ class ExportConfig:
     data: list[Path] = option([], "data files (override --data-dir)")
     buckets: list[int] = option([512, 1024, 2048, 4096], "lengths the runtime pads to; each is checked")
     max_parity_samples: int = option(64, "validation texts checked per bucket")
+    precision: str = option(
+        "int8",
+        "what bundle/ holds (and --install installs): 'int8' dynamic quantization of the MatMul weights "
+        "(checked within 0.01 of PyTorch) or 'fp32' the graph as exported (within 1e-4)",
+        choices=["int8", "fp32"],
+    )
     max_eval_samples: int | None = option(None, "alias of --max-parity-samples for smoke runs")
     name: str = option("treelens-longformer", "model name in the manifest")
     version: str | None = option(None, "model version (default: date and graph hash)")
     install: bool = option(
         False,
-        f"also install the int8 bundle to {DEFAULT_BUNDLE_DIR}, unless it scores lower macro-F1 than "
+        f"also install bundle/ to {DEFAULT_BUNDLE_DIR}, unless it scores lower macro-F1 than "
         "the installed one on the test split",
     )
     install_dir: Path = option(DEFAULT_BUNDLE_DIR, "where --install puts the bundle")
@@ -341,7 +352,7 @@ class AllConfig:
     train_data: list[Path] = option([], TRAIN_DATA_HELP)
     install: bool = option(
         False,
-        "install the int8 bundle to --install-dir at the end, unless it scores lower macro-F1 than "
+        "install the bundle to --install-dir at the end, unless it scores lower macro-F1 than "
         "the installed one on the test split",
     )
     install_dir: Path = option(DEFAULT_BUNDLE_DIR, "where --install puts the bundle")
