@@ -109,3 +109,41 @@ def test_pretrain_summary_reads_segments_of_the_unmasked_text(tiny_run: Path):
         misread = objective.summary(segment_means(hidden, masked, mask, sep)).pow(2).mean()
     assert float(mse) == pytest.approx(float(expected), rel=1e-5)
     assert abs(float(expected) - float(misread)) > 1e-6  # the test would see the difference
+
+
+@pytest.mark.parametrize("summary_cls", [False, True])
+def test_summary_cls_trains_the_global_projections(tiny_run: Path, summary_cls: bool):
+    """Masked tokens give [CLS] no global attention, so the global projections a probe-cls
+    head reads through get no gradient; with ``summary_cls`` the summary reads [CLS], which
+    attends globally, and they do."""
+    from transformers import LongformerForMaskedLM
+
+    from treelens.training.pretrain import MaskedLMObjective
+
+    torch.manual_seed(0)
+    model = LongformerForMaskedLM.from_pretrained(tiny_run / "pretrain" / "model")
+    objective = MaskedLMObjective(model, 4, summary_cls=summary_cls)
+    sep = model.config.sep_token_id
+    ids = torch.tensor([[0, 40, 41, 42, sep, 43, 44, sep, 45, sep] + [46] * 54])
+    labels = torch.full_like(ids, -100)
+    labels[0, 3] = ids[0, 3]
+    mlm, mse = objective(ids, torch.ones_like(ids), labels, torch.ones(1, 4))
+    (mlm + mse).backward()
+    assert objective.summary.weight.shape[1] == (3 + summary_cls) * model.config.hidden_size
+    grad = model.longformer.encoder.layer[-1].attention.self.query_global.weight.grad
+    assert (grad is not None and bool(grad.abs().sum() > 0)) == summary_cls
+
+
+def test_pretrain_with_summary_cls_through_the_cli(tiny_run: Path, tiny_data: Path, tmp_path: Path):
+    """The summary layer reads [CLS] beside the three segments; a resume that disagrees about
+    it, or the flag without a summary loss, is refused with what to do."""
+    out = tmp_path / "pre"
+    done = pretrain_cli(tiny_run, tiny_data, out, "--summary-weight", "1.0", "--summary-cls")
+    assert done.returncode == 0, done.stderr
+    checkpoint = torch.load(out / CHECKPOINT_FILE, weights_only=False)
+    assert checkpoint["summary_head"]["weight"].shape[1] == 4 * checkpoint["model_args"]["hidden"]
+    again = pretrain_cli(tiny_run, tiny_data, out, "--summary-weight", "1.0")
+    assert again.returncode != 0 and "Traceback" not in again.stderr
+    assert "was written with --summary-cls" in again.stderr
+    alone = pretrain_cli(tiny_run, tiny_data, tmp_path / "alone", "--summary-cls")
+    assert alone.returncode != 0 and "--summary-cls needs --summary-weight" in alone.stderr

@@ -301,14 +301,21 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def check_summary_layer(state: dict[str, Any], path: Path, summary_weight: float) -> None:
+def check_summary_layer(
+    state: dict[str, Any], path: Path, summary_weight: float, summary_cls: bool = False
+) -> None:
     """Refuse a resume whose checkpoint disagrees about the summary layer (``--summary-weight``
-    on one side only): its weights and optimizer state would not fit the run."""
-    saved = state.get("config", {}).get("summary_weight", 0.0)
+    or ``--summary-cls`` on one side only): its weights and optimizer state would not fit the run."""
+    saved = state.get("config", {})
     if ("summary_head" in state) != (summary_weight > 0):
         raise StageError(
-            f"{path} was written with --summary-weight {saved:g}, not {summary_weight:g}; pass the "
-            "same --summary-weight, or --overwrite-output-dir to start over"
+            f"{path} was written with --summary-weight {saved.get('summary_weight', 0.0):g}, not "
+            f"{summary_weight:g}; pass the same --summary-weight, or --overwrite-output-dir to start over"
+        )
+    if saved.get("summary_cls", False) != summary_cls:
+        raise StageError(
+            f"{path} was written with{'out' if summary_cls else ''} --summary-cls; pass the same, or "
+            "--overwrite-output-dir to start over"
         )
 
 

@@ -148,13 +148,19 @@ class MaskedLMObjective(torch.nn.Module):
     With ``summary_dimensions``, a linear layer (``summary``, trained here and never saved
     with the model) reads the mean of each segment's states and predicts the text's
     summary; ``forward`` then also returns that mean squared error (0 without targets).
+    With ``summary_cls`` [CLS] attends globally, as the classifier has it attend, and the
+    layer reads its state too: masked tokens alone never train the global projections that
+    a ``probe-cls`` head reads through.
     """
 
-    def __init__(self, model: LongformerForMaskedLM, summary_dimensions: int = 0) -> None:
+    def __init__(
+        self, model: LongformerForMaskedLM, summary_dimensions: int = 0, summary_cls: bool = False
+    ) -> None:
         super().__init__()
         self.model = model
-        hidden = model.config.hidden_size
-        self.summary = torch.nn.Linear(SEGMENTS * hidden, summary_dimensions) if summary_dimensions else None
+        self.summary_cls = summary_cls
+        width = (SEGMENTS + summary_cls) * model.config.hidden_size
+        self.summary = torch.nn.Linear(width, summary_dimensions) if summary_dimensions else None
 
     def forward(
         self,
@@ -164,7 +170,11 @@ class MaskedLMObjective(torch.nn.Module):
         summary: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(masked-token cross-entropy, summary mean squared error)."""
-        hidden = self.model.longformer(input_ids=input_ids, attention_mask=attention_mask)[0]
+        global_mask = torch.zeros_like(input_ids)
+        global_mask[:, 0] = int(self.summary_cls)
+        hidden = self.model.longformer(
+            input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_mask
+        )[0]
         masked = labels != -100
         if masked.any():
             logits = self.model.lm_head(hidden[masked])
@@ -176,6 +186,8 @@ class MaskedLMObjective(torch.nn.Module):
         # segments from the unmasked text: a masked position's random replacement may be a [SEP]
         original = torch.where(masked, labels, input_ids)
         pooled = segment_means(hidden, original, attention_mask, self.model.config.sep_token_id)
+        if self.summary_cls:
+            pooled = torch.cat([pooled, hidden[:, 0]], dim=-1)
         return mlm, torch.nn.functional.mse_loss(self.summary(pooled).float(), summary)
 
 
@@ -213,15 +225,18 @@ def _run(config: PretrainConfig) -> Path:
         else build_architecture(config, tokenizer.get_vocab_size())
     )
     mlm = LongformerForMaskedLM(architecture.longformer_config(tokenizer))
-    objective = MaskedLMObjective(mlm, text_summary.dimensions if text_summary else 0).to(ctx.device)
+    objective = MaskedLMObjective(mlm, text_summary.dimensions if text_summary else 0, config.summary_cls).to(
+        ctx.device
+    )
     if state:
-        modeling.check_summary_layer(state, checkpoint_path, config.summary_weight)
+        modeling.check_summary_layer(state, checkpoint_path, config.summary_weight, config.summary_cls)
         mlm.load_state_dict(state["model"])
         if objective.summary is not None:
             objective.summary.load_state_dict(state["summary_head"])
     model: torch.nn.Module = objective
     if ctx.distributed:
-        # MLM gives no token global attention, so the global projections get no gradient
+        # MLM gives no token global attention (but --summary-cls does), so the global
+        # projections may get no gradient
         model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
 
     # optimizer and schedule ---------------------------------------------------------------

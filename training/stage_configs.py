@@ -116,6 +116,11 @@ class PretrainConfig:
         "weight of a second loss beside the masked tokens: the mean of each segment's states also "
         "predicts the text's TF-IDF summary (64 SVD dimensions; training/summary.py); 0: off",
     )
+    summary_cls: bool = option(
+        False,
+        "[CLS] attends globally (as in the classifier) and the summary also reads its state: trains the "
+        "global projections a --pooling probe-cls head reads; needs --summary-weight",
+    )
     max_train_samples: int | None = option(None, "use at most this many training texts (smoke runs)")
     max_eval_samples: int | None = option(None, "use at most this many evaluation texts")
     # model
@@ -152,6 +157,8 @@ class PretrainConfig:
             raise UsageError(f"--hidden {self.hidden} must be a multiple of --heads {self.heads}")
         if self.summary_weight < 0:
             raise UsageError(f"--summary-weight must be at least 0, got {self.summary_weight}")
+        if self.summary_cls and self.summary_weight == 0:
+            raise UsageError("--summary-cls needs --summary-weight above 0: it trains [CLS] by that loss")
 
 
 SEGMENT_POOLINGS = ("segments", "segments-below")
