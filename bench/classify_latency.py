@@ -3,16 +3,19 @@
 Times, in the same run and on the same model texts (real projects of the data set,
 rendered within each budget by the bundle's own tokenizer):
 
-- ONNX int8: the shipped bundle, run by Treelens' runtime (tokenize, pad to the bucket,
-  ONNX Runtime, sigmoid) exactly as the daemon runs it;
-- ONNX fp32: the same export before quantization (``<run>/export/bundle-fp32``);
+- the shipped bundle (``onnx-int8`` or ``onnx-fp32``, as its manifest says), run by
+  Treelens' runtime (tokenize, pad to the bucket, ONNX Runtime, sigmoid) exactly as the
+  daemon runs it;
+- for an int8 bundle, ONNX fp32: the same export before quantization
+  (``<run>/export/bundle-fp32``);
 - PyTorch eager: the same weights in stock transformers (``<run>/finetune/model``, plus
   the wide path of ``<run>/finetune/wide.npz`` in torch when the model has one),
   tokenize + forward, the baseline the budget is stated against.
 
 Prints median and p95 milliseconds per classification, the speed-ups against eager,
-and whether the three give identical labels (max |Δprob| too). Budget (DESIGN.md):
-<= 100 ms median at 4,096 tokens for int8, >= 4x faster than eager, identical labels.
+and whether they give identical labels (max |Δprob| too). Budget (DESIGN.md):
+<= 100 ms median at 4,096 tokens for the shipped bundle, >= 4x faster than eager, identical
+labels.
 The fp32 bundle and PyTorch weights come from the training run that exported the
 shipped bundle (runs/ is not committed: retrain with `treelens-train all` to get one).
 
@@ -104,7 +107,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--bundle", type=Path, default=DEFAULT_BUNDLE_DIR, help="the int8 bundle (shipped one)"
+        "--bundle", type=Path, default=DEFAULT_BUNDLE_DIR, help="the bundle (the shipped one)"
     )
     parser.add_argument(
         "--run-dir", type=Path, default=Path("runs/default"), help="the training run that made it"
@@ -124,16 +127,16 @@ def main() -> int:
     transformers_logging.set_verbosity_error()
     torch.set_num_threads(THREADS)
     fp32_dir, torch_dir = args.run_dir / "export" / "bundle-fp32", args.run_dir / "finetune" / "model"
-    int8_bundle, fp32_bundle = load_bundle(args.bundle), load_bundle(fp32_dir)
-    if int8_bundle.manifest["training"] != fp32_bundle.manifest["training"]:
+    shipped, fp32_bundle = load_bundle(args.bundle), load_bundle(fp32_dir)
+    if shipped.manifest["training"] != fp32_bundle.manifest["training"]:
         raise SystemExit(f"{fp32_dir} was not exported with {args.bundle}: different training runs")
-    int8 = Classifier.load(args.bundle, device="cpu", threads=THREADS)
-    fp32 = Classifier.load(fp32_dir, device="cpu", threads=THREADS)
+    precision = shipped.manifest.get("precision", "int8")
+    classifier = Classifier.load(args.bundle, device="cpu", threads=THREADS)
     eager = load_classifier(torch_dir).eval()
     wide_path = wide.load(torch_dir.parent)  # the wide path beside the Longformer, when it has one
     if wide_path is not None:  # its weights (one per label, numpy) as torch, once, outside the timing
         wide_path = (wide_path[0], torch.as_tensor(wide_path[1]))
-    thresholds = np.array([int8.thresholds[name] for name in int8.labels])
+    thresholds = np.array([classifier.thresholds[name] for name in classifier.labels])
 
     def onnx_run(classifier: Classifier) -> Callable[[list[int]], np.ndarray]:
         def run(ids: list[int]) -> np.ndarray:
@@ -150,15 +153,25 @@ def main() -> int:
                 logits = wide.mix_logits(logits, head(input_ids, mask), weight)
         return torch.sigmoid(logits)[0].numpy()
 
-    engines = {"onnx-int8": onnx_run(int8), "onnx-fp32": onnx_run(fp32), "pytorch-eager": eager_run}
-    results: dict = {"machine": machine(), "bundle": str(args.bundle), "version": int8.version, "lengths": {}}
+    engines = {f"onnx-{precision}": onnx_run(classifier)}
+    if precision != "fp32":
+        engines["onnx-fp32"] = onnx_run(Classifier.load(fp32_dir, device="cpu", threads=THREADS))
+    engines["pytorch-eager"] = eager_run
+    onnx_engines = [name for name in engines if name.startswith("onnx-")]
+    results: dict = {
+        "machine": machine(),
+        "bundle": str(args.bundle),
+        "version": classifier.version,
+        "precision": precision,
+        "lengths": {},
+    }
     results["machine"]["onnxruntime"], results["machine"]["torch"] = (
         onnxruntime.__version__,
         torch.__version__,
     )
     print(HEADER)
     for length in args.lengths:
-        texts = model_texts(int8, length, TEXTS_PER_LENGTH)
+        texts = model_texts(classifier, length, TEXTS_PER_LENGTH)
         row: dict = {"tokens": round(statistics.mean(len(t) for t in texts)), "engines": {}}
         outputs = {}
         for name, run in engines.items():
@@ -168,10 +181,10 @@ def main() -> int:
                 "p95_ms": round(percentile(times, 0.95), 2),
             }
         base = row["engines"]["pytorch-eager"]["median_ms"]
-        for name in ("onnx-int8", "onnx-fp32"):
+        for name in onnx_engines:
             row["engines"][name]["speedup_vs_eager"] = round(base / row["engines"][name]["median_ms"], 2)
         reference = np.stack(outputs["pytorch-eager"])
-        for name in ("onnx-int8", "onnx-fp32"):
+        for name in onnx_engines:
             got = np.stack(outputs[name])
             row["engines"][name]["max_abs_dprob_vs_eager"] = float(np.abs(got - reference).max())
             row["engines"][name]["identical_labels"] = bool(
