@@ -8,8 +8,9 @@ scored alone, its thresholds). Nothing is tuned on the test fold. Per fold it sc
 - ``model``: the Longformer finetuned from ``--pretrained`` with the preset's finetune
   settings (the shipped configuration); with ``--probe``, a linear probe on the frozen
   pretrained Longformer instead (training/probe.py: minutes, to judge a pretraining). When
-  the preset's finetune is that probe (``--pooling probe``), the two are one computation:
-  the frozen features are read once and the probe fit per fold, as finetune fits it;
+  the preset's finetune is a probe (``--pooling probe`` or ``probe-cls``), the two are one
+  computation: the frozen features are read once and the probe fit per fold, as finetune
+  fits it;
 - ``wide``: NB-LR on which token ids the model text holds (training/wide.py),
   fit on training + validation with thresholds from inner 5-fold out-of-fold predictions
   over them, as finetune ships it (the TF-IDF baseline is treated the same way);

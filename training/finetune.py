@@ -6,8 +6,9 @@ global attention) -> optimizer and schedule (the report's epoch rule) -> one epo
 time: train with BCEWithLogitsLoss, evaluate on validation, check for overfitting
 (validation loss > 5x training loss), keep the best epoch by validation macro-F1, stop
 early, checkpoint (with ``--head-epochs N`` the first N epochs train the head alone; with
-``--pooling probe`` there are no epochs: the head is a logistic regression fit on the frozen
-pretrained states of training + validation records, training/probe.py) -> tune per-label
+a probe pooling, ``probe`` or ``probe-cls``, there are no epochs: the head is a logistic
+regression fit on the frozen pretrained states of training + validation records,
+training/probe.py) -> tune per-label
 thresholds (on out-of-fold predictions over training + validation records: with the probe
 the mix's own, else the wide path's; on validation without a wide path) -> save. Runs
 unchanged under ``torchrun --nproc_per_node N``; a killed run resumes from its last epoch.

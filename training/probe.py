@@ -3,9 +3,9 @@
 the last layer's [CLS] state beside them).
 
 It is two things. ``crossval --probe`` scores a pretraining with it in minutes instead of an
-hour of finetuning per fold. And ``finetune --pooling probe`` ships it (or ``probe-cls``): the regression,
-its standardisation folded in, becomes the classifier's one linear layer (``fit_head``), so
-the exported graph computes it. Finetuning the whole model on 552 records lost part of what
+hour of finetuning per fold. And ``finetune --pooling probe`` (or ``probe-cls``) ships it:
+the regression, its standardisation folded in, becomes the classifier's one linear layer
+(``fit_head``), so the exported graph computes it. Finetuning the whole model on 552 records lost part of what
 pretraining had put in (README, "The model": over ten folds the finetuned Longformer scored
 0.719 macro-F1, the probe on the same pretraining 0.751); the probe keeps all of it.
 """
