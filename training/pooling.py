@@ -37,6 +37,14 @@ def pooling_of(config: LongformerConfig) -> str:
     return getattr(config, CONFIG_KEY, "cls")
 
 
+def cls_global_mask(input_ids: torch.Tensor) -> torch.Tensor:
+    """Longformer's global attention mask as the classifier runs it: [CLS] (position 0)
+    attends globally, every other token locally."""
+    mask = torch.zeros_like(input_ids)
+    mask[:, 0] = 1
+    return mask
+
+
 def segment_means(
     hidden: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, sep_id: int
 ) -> torch.Tensor:
@@ -115,13 +123,11 @@ class SegmentPooledClassifier(LongformerForSequenceClassification):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: object
     ) -> SequenceClassifierOutput:
-        global_mask = torch.zeros_like(input_ids)
-        global_mask[:, 0] = 1
         below = pooling_of(self.config) == "segments-below"
         output = self.longformer(
             input_ids=input_ids,
             attention_mask=attention_mask,
-            global_attention_mask=global_mask,
+            global_attention_mask=cls_global_mask(input_ids),
             output_hidden_states=below,
         )
         hidden = output.last_hidden_state

@@ -37,7 +37,7 @@ from treelens.training import modeling
 from treelens.training.longformer_fast import fast_longformer
 from treelens.training.modeling import Architecture, RunContext, count
 from treelens.training.options import to_json
-from treelens.training.pooling import SEGMENTS, segment_means
+from treelens.training.pooling import SEGMENTS, cls_global_mask, segment_means
 from treelens.training.run_layout import (
     HF_SPECIAL_TOKENS,
     MODEL_DIR,
@@ -170,8 +170,7 @@ class MaskedLMObjective(torch.nn.Module):
         summary: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(masked-token cross-entropy, summary mean squared error)."""
-        global_mask = torch.zeros_like(input_ids)
-        global_mask[:, 0] = int(self.summary_cls)
+        global_mask = cls_global_mask(input_ids) if self.summary_cls else None
         hidden = self.model.longformer(
             input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_mask
         )[0]
