@@ -36,6 +36,7 @@ def test_summary_is_standardised_and_follows_the_text(tiny_run: Path):
     other = summary.targets(_ids(5, seed=1))
     assert not np.allclose(other[0], other[1]), "different texts got the same summary"
     assert np.allclose(summary.targets([train[3]])[0], targets[3], atol=1e-5)
+    assert Summary(tokenizer, train, seed=0, dimensions=5).targets(train).shape == (120, 5)
 
 
 def test_finetune_with_a_summary_target_through_the_cli(tiny_run: Path, tiny_data: Path, tmp_path: Path):
@@ -81,6 +82,23 @@ def test_pretrain_with_a_summary_target_through_the_cli(tiny_run: Path, tiny_dat
     again = pretrain_cli(tiny_run, tiny_data, out)
     assert again.returncode != 0 and "Traceback" not in again.stderr
     assert "was written with --summary-weight 1, not 0" in again.stderr
+
+
+def test_pretrain_summary_dimensions_through_the_cli(tiny_run: Path, tiny_data: Path, tmp_path: Path):
+    """``--summary-dimensions`` sizes the summary layer; a resume with another size is refused
+    with what to do, and a size below 1 is refused before anything runs."""
+    out = tmp_path / "pre"
+    done = pretrain_cli(tiny_run, tiny_data, out, "--summary-weight", "1.0", "--summary-dimensions", "3")
+    assert done.returncode == 0, done.stderr
+    checkpoint = torch.load(out / CHECKPOINT_FILE, weights_only=False)
+    assert checkpoint["summary_head"]["weight"].shape[0] == 3
+    again = pretrain_cli(tiny_run, tiny_data, out, "--summary-weight", "1.0", "--summary-dimensions", "2")
+    assert again.returncode != 0 and "Traceback" not in again.stderr
+    assert "was written with a 3-dimension summary, not 2; pass the same --summary-dimensions" in again.stderr
+    zero = pretrain_cli(
+        tiny_run, tiny_data, tmp_path / "zero", "--summary-weight", "1.0", "--summary-dimensions", "0"
+    )
+    assert zero.returncode != 0 and "--summary-dimensions must be at least 1, got 0" in zero.stderr
 
 
 def test_pretrain_summary_reads_segments_of_the_unmasked_text(tiny_run: Path):

@@ -302,10 +302,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def check_summary_layer(
-    state: dict[str, Any], path: Path, summary_weight: float, summary_cls: bool = False
+    state: dict[str, Any],
+    path: Path,
+    summary_weight: float,
+    summary_cls: bool = False,
+    summary_dimensions: int | None = None,
 ) -> None:
     """Refuse a resume whose checkpoint disagrees about the summary layer (``--summary-weight``
-    or ``--summary-cls`` on one side only): its weights and optimizer state would not fit the run."""
+    or ``--summary-cls`` on one side only, or another number of summary dimensions, when the
+    run names one): its weights and optimizer state would not fit the run."""
     saved = state.get("config", {})
     if ("summary_head" in state) != (summary_weight > 0):
         raise StageError(
@@ -316,6 +321,12 @@ def check_summary_layer(
         raise StageError(
             f"{path} was written with{'out' if summary_cls else ''} --summary-cls; pass the same, or "
             "--overwrite-output-dir to start over"
+        )
+    written = state["summary_head"]["weight"].shape[0] if "summary_head" in state else None
+    if summary_dimensions is not None and written is not None and written != summary_dimensions:
+        raise StageError(
+            f"{path} was written with a {written}-dimension summary, not {summary_dimensions}; pass the same "
+            "--summary-dimensions, or --overwrite-output-dir to start over"
         )
 
 

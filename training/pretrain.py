@@ -209,7 +209,11 @@ def _run(config: PretrainConfig) -> Path:
     train_ids = encode_batch(tokenizer, render(train_trees, config.max_tokens, counter), config.max_tokens)
     eval_ids = encode_batch(tokenizer, eval_texts, config.max_tokens)
     lengths = [len(x) for x in train_ids]
-    text_summary = Summary(tokenizer, train_ids, seed=config.seed) if config.summary_weight > 0 else None
+    text_summary = (
+        Summary(tokenizer, train_ids, seed=config.seed, dimensions=config.summary_dimensions)
+        if config.summary_weight > 0
+        else None
+    )
     collator = DataCollatorForLanguageModeling(
         hf_tokenizer(config.tokenizer),
         mlm_probability=config.mlm_probability_start,
@@ -228,7 +232,13 @@ def _run(config: PretrainConfig) -> Path:
         ctx.device
     )
     if state:
-        modeling.check_summary_layer(state, checkpoint_path, config.summary_weight, config.summary_cls)
+        modeling.check_summary_layer(
+            state,
+            checkpoint_path,
+            config.summary_weight,
+            config.summary_cls,
+            text_summary.dimensions if text_summary else None,
+        )
         mlm.load_state_dict(state["model"])
         if objective.summary is not None:
             objective.summary.load_state_dict(state["summary_head"])

@@ -114,7 +114,11 @@ class PretrainConfig:
     summary_weight: float = option(
         0.0,
         "weight of a second loss beside the masked tokens: the mean of each segment's states also "
-        "predicts the text's TF-IDF summary (64 SVD dimensions; training/summary.py); 0: off",
+        "predicts the text's TF-IDF summary (--summary-dimensions SVD dimensions; training/summary.py); "
+        "0: off",
+    )
+    summary_dimensions: int = option(
+        64, "how many truncated-SVD dimensions of the text's TF-IDF the summary loss predicts"
     )
     summary_cls: bool = option(
         False,
@@ -157,6 +161,8 @@ class PretrainConfig:
             raise UsageError(f"--hidden {self.hidden} must be a multiple of --heads {self.heads}")
         if self.summary_weight < 0:
             raise UsageError(f"--summary-weight must be at least 0, got {self.summary_weight}")
+        if self.summary_dimensions < 1:
+            raise UsageError(f"--summary-dimensions must be at least 1, got {self.summary_dimensions}")
         if self.summary_cls and self.summary_weight == 0:
             raise UsageError("--summary-cls needs --summary-weight above 0: it trains [CLS] by that loss")
 

@@ -4,8 +4,9 @@ A linear probe on the pretrained Longformer's states scores no better than finet
 (README, "Levers measured"), while 64 numbers of the TF-IDF's truncated SVD carry as much
 as the whole bag of tokens. So the states lack that summary, not room for it. This target
 asks the classifier's pooled features to predict those 64 numbers (standardised) beside
-the labels: a label-free signal, 64 values per text instead of 8, recomputed for every
-augmented view. Fit on the training texts alone; nothing of it ships.
+the labels: a label-free signal, 64 values per text instead of 8 (`pretrain
+--summary-dimensions` sets another number), recomputed for every augmented view. Fit on
+the training texts alone; nothing of it ships.
 """
 
 from __future__ import annotations
@@ -58,10 +59,12 @@ class Summary:
     """Per segment TF-IDF of the token ids -> truncated SVD -> each dimension standardised
     over the training texts."""
 
-    def __init__(self, tokenizer: Tokenizer, ids: Sequence[Sequence[int]], seed: int = 0) -> None:
+    def __init__(
+        self, tokenizer: Tokenizer, ids: Sequence[Sequence[int]], seed: int = 0, dimensions: int = DIMENSIONS
+    ) -> None:
         self.tfidf = SegmentTfidf(tokenizer)
         features = self.tfidf.features(ids, fit=True)
-        dimensions = min(DIMENSIONS, features.shape[0] - 1, features.shape[1] - 1)
+        dimensions = min(dimensions, features.shape[0] - 1, features.shape[1] - 1)
         self.svd = TruncatedSVD(dimensions, random_state=seed).fit(features)
         reduced = self.svd.transform(features)
         self.mean, self.scale = reduced.mean(axis=0), reduced.std(axis=0) + 1e-6
