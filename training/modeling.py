@@ -322,8 +322,10 @@ def check_summary_layer(
             f"{path} was written with{'out' if summary_cls else ''} --summary-cls; pass the same, or "
             "--overwrite-output-dir to start over"
         )
-    written = state["summary_head"]["weight"].shape[0] if "summary_head" in state else None
-    if summary_dimensions is not None and written is not None and written != summary_dimensions:
+    if summary_dimensions is None or "summary_head" not in state:
+        return
+    written = state["summary_head"]["weight"].shape[0]
+    if written != summary_dimensions:
         raise StageError(
             f"{path} was written with a {written}-dimension summary, not {summary_dimensions}; pass the same "
             "--summary-dimensions, or --overwrite-output-dir to start over"

@@ -19,6 +19,9 @@ from treelens.training.options import DEFAULT_DATA_DIR, option
 
 SPLIT_CHOICES = ["test", "validation", "train", "all"]
 
+SUMMARY_DIMENSIONS = 64
+"""How many truncated-SVD dimensions the summary loss predicts by default (training/summary.py)."""
+
 
 def check_augmentation(config: PretrainConfig | FinetuneConfig) -> None:
     """The view settings are chances and shares: each between 0 and 1."""
@@ -118,7 +121,7 @@ class PretrainConfig:
         "0: off",
     )
     summary_dimensions: int = option(
-        64, "how many truncated-SVD dimensions of the text's TF-IDF the summary loss predicts"
+        SUMMARY_DIMENSIONS, "how many truncated-SVD dimensions of the text's TF-IDF the summary loss predicts"
     )
     summary_cls: bool = option(
         False,

@@ -19,9 +19,8 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from tokenizers import Tokenizer
 
+from treelens.training.stage_configs import SUMMARY_DIMENSIONS
 from treelens.training.wide import SEGMENT_WEIGHTS, split_segments, vocabulary_ids
-
-DIMENSIONS = 64
 
 
 class SegmentTfidf:
@@ -60,7 +59,11 @@ class Summary:
     over the training texts."""
 
     def __init__(
-        self, tokenizer: Tokenizer, ids: Sequence[Sequence[int]], seed: int = 0, dimensions: int = DIMENSIONS
+        self,
+        tokenizer: Tokenizer,
+        ids: Sequence[Sequence[int]],
+        seed: int = 0,
+        dimensions: int = SUMMARY_DIMENSIONS,
     ) -> None:
         self.tfidf = SegmentTfidf(tokenizer)
         features = self.tfidf.features(ids, fit=True)
