@@ -152,7 +152,7 @@ def test_the_shipped_annotations_are_well_formed() -> None:
     later = (DEFAULT_ANNOTATIONS.with_name(f"annotations-{n}.jsonl") for n in (2, 3, 4, 5))
     files = [DEFAULT_ANNOTATIONS, *later]
     batches = [[row for _, row in read_annotations(path)] for path in files]
-    assert [len(batch) for batch in batches] == [329, 311, 360, 446, 434]  # the shipped bundle: the first four
+    assert [len(batch) for batch in batches] == [329, 311, 360, 446, 434]  # shipped: the first four
     rows = [row for batch in batches for row in batch]
     ids = [row["id"].lower() for row in rows]
     assert len(set(ids)) == len(ids)
